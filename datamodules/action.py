@@ -1,0 +1,158 @@
+"""`ActionDataModule`: real and synthetic action clips for every phase of a task protocol.
+
+One label space (a label CSV) is shared by all sources. Which clips train the model is switched per
+phase by the task runner (`set_phase`): the synthetic manifest for pre-training, a real annotation list
+(e.g. `train1_few_shot_4.txt`) for fine-tuning. Validation and test always read real annotation lists.
+All paths are checked in `setup`, before any training step, with errors that name the missing path and
+the option that sets it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from datamodules.annotations import read_labels
+from datamodules.datasets import Clip, VideoDataset, clips_from_list, clips_from_manifest
+from datamodules.transforms import VideoTransform
+
+Source = Literal["real", "synthetic"]
+
+
+class ActionDataModule(L.LightningDataModule):
+    """Action clips from annotation lists (real) and a generated manifest (synthetic).
+
+    Args:
+        label_file: CSV `id,name` defining the label space; class names are read from it.
+        video_root: folder that the paths in the annotation lists are relative to.
+        split_dir: folder holding the annotation lists; list names below are relative to it.
+        train_list: real training list (a task sets it per phase).
+        val_list: real list validated on during fine-tuning; None to skip validation.
+        test_list: real list the final model is tested on.
+        synthetic_manifest: manifest.jsonl of generated clips (from `python -m generation render`).
+        train_source: what trains the model: `real` (train_list) or `synthetic` (the manifest).
+        num_frames: frames per clip (TSN segments).
+        image_size: crop size in pixels.
+        test_views: temporal views per test clip; softmax scores are summed over views.
+        batch_size: clips per batch per device.
+        num_workers: DataLoader worker processes.
+        pin_memory: pin host memory for faster host-to-GPU copies.
+    """
+
+    def __init__(
+        self,
+        label_file: str,
+        video_root: str | None = None,
+        split_dir: str | None = None,
+        train_list: str | None = None,
+        val_list: str | None = None,
+        test_list: str | None = None,
+        synthetic_manifest: str | None = None,
+        train_source: Source = "real",
+        num_frames: int = 8,
+        image_size: int = 224,
+        test_views: int = 2,
+        batch_size: int = 8,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.label_file = label_file
+        self.video_root = video_root
+        self.split_dir = split_dir
+        self.train_list = train_list
+        self.val_list = val_list
+        self.test_list = test_list
+        self.synthetic_manifest = synthetic_manifest
+        self.train_source = train_source
+        self.num_frames = num_frames
+        self.image_size = image_size
+        self.test_views = test_views
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self._class_names: list[str] | None = None
+        self.datasets: dict[str, VideoDataset] = {}
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names indexed by label id, from `label_file`."""
+        if self._class_names is None:
+            self._class_names = read_labels(self.label_file)
+        return self._class_names
+
+    def set_phase(self, train_source: Source, train_list: str | None = None) -> None:
+        """Select the training data of the next `fit` (called by the task runner between phases)."""
+        self.train_source = train_source
+        if train_list is not None:
+            self.train_list = train_list
+        self.datasets.pop("train", None)
+
+    def _list_path(self, name: str, option: str) -> Path:
+        if self.split_dir is None:
+            raise ValueError(f"`--data.split_dir` is not set; it must hold the list {name!r} ({option})")
+        split_dir = Path(self.split_dir)
+        if not split_dir.is_dir():
+            raise FileNotFoundError(
+                f"split folder not found: {split_dir}. Set `--data.split_dir` to the folder holding {name}."
+            )
+        return split_dir / name
+
+    def _real(self, name: str | None, option: str) -> list[Clip]:
+        if name is None:
+            raise ValueError(f"`--data.{option}` is not set; name the annotation list to use")
+        if self.video_root is None:
+            raise ValueError("`--data.video_root` is not set; it must be the folder the listed clips are in")
+        return clips_from_list(self._list_path(name, option), self.video_root, self.class_names)
+
+    def _train_clips(self) -> list[Clip]:
+        if self.train_source == "real":
+            return self._real(self.train_list, "train_list")
+        if self.synthetic_manifest is None:
+            raise ValueError("`--data.synthetic_manifest` is not set; synthetic training needs a manifest.jsonl")
+        return clips_from_manifest(self.synthetic_manifest, self.class_names)
+
+    def check(self, lists: list[str], synthetic: bool) -> None:
+        """Validate inputs before any model is built: label file, each real list (labels in range, every
+        listed clip present) and, if `synthetic`, the manifest. Raises with the path and the option to set."""
+        for name in lists:
+            self._real(name, "split_dir")
+        if synthetic:
+            self.set_phase("synthetic")
+            self._train_clips()
+
+    def _dataset(self, clips: list[Clip], train: bool) -> VideoDataset:
+        transform = VideoTransform(train=train, size=self.image_size)
+        return VideoDataset(clips, self.num_frames, transform, num_views=self.test_views)
+
+    def setup(self, stage: str) -> None:
+        """Build (and check) the datasets the stage needs."""
+        if stage == "fit" and "train" not in self.datasets:
+            self.datasets["train"] = self._dataset(self._train_clips(), train=True)
+        if stage in ("fit", "validate") and self.val_list is not None and "val" not in self.datasets:
+            self.datasets["val"] = self._dataset(self._real(self.val_list, "val_list"), train=False)
+        if stage == "test" and "test" not in self.datasets:
+            self.datasets["test"] = self._dataset(self._real(self.test_list, "test_list"), train=False)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("val", shuffle=False) if "val" in self.datasets else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

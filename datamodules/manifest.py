@@ -1,0 +1,127 @@
+"""The synthetic-video manifest: one JSON line per generated clip, shared by `generation` and training.
+
+`generation` writes it (prompt -> clip -> uncertainty score); the datamodules read it as a labelled video
+set. A row is appended only once its clip file is complete, so every row in a manifest points at a
+finished video. Paths are stored relative to the manifest's folder, so a generated set can be moved.
+
+Schema changes bump `MANIFEST_VERSION`; readers refuse rows from a newer version with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MANIFEST_VERSION = 1
+
+Strategy = Literal["basic", "env", "cha", "ie"]
+
+
+class ManifestRow(BaseModel):
+    """One generated clip and everything known about it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = MANIFEST_VERSION
+    row_id: str = Field(description="unique id of the clip within its manifest, e.g. 'c003-ie-0042'")
+    class_id: int = Field(ge=0, description="label id in the dataset's label CSV")
+    class_name: str
+    strategy: Strategy = Field(description="prompt strategy: basic | env | cha | ie (paper Table 6)")
+    prompt: str
+    seed: int
+    env_id: int | None = None
+    env_text: str | None = None
+    char_id: int | None = None
+    char_text: str | None = None
+    video: str = Field(description="clip path relative to the manifest's folder")
+    num_frames: int = Field(gt=0)
+    fps: float = Field(gt=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    backend: str = Field(description="renderer that made the clip: procedural | cogvideox")
+    # Filled in by `python -m generation score` (CLIP uncertainty); None until scored.
+    entropy: float | None = None
+    uncertainty: float | None = Field(default=None, ge=0.0, le=1.0)
+    clip_pred: int | None = None
+    clip_prob: float | None = None
+
+
+class ManifestError(ValueError):
+    """A manifest file that cannot be read as a list of `ManifestRow`s."""
+
+
+def read_manifest(path: str | Path) -> list[ManifestRow]:
+    """Read every row of a manifest, validating each.
+
+    Raises:
+        FileNotFoundError: the manifest does not exist.
+        ManifestError: a row is not JSON, fails the schema, comes from a newer schema version, or
+            repeats a `row_id`; the message names the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"manifest not found: {path}. Generate one with `python -m generation render ...` "
+            "or point the config at an existing manifest.jsonl."
+        )
+    rows: list[ManifestRow] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or delete this line") from e
+            version = data.get("schema_version", MANIFEST_VERSION) if isinstance(data, dict) else None
+            if isinstance(version, int) and version > MANIFEST_VERSION:
+                raise ManifestError(
+                    f"{path}:{lineno}: schema_version {version} is newer than this synthact "
+                    f"(reads <= {MANIFEST_VERSION}); upgrade synthact"
+                )
+            try:
+                row = ManifestRow.model_validate(data)
+            except ValidationError as e:
+                problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+                raise ManifestError(f"{path}:{lineno}: invalid manifest row ({problems})") from e
+            if row.row_id in seen:
+                raise ManifestError(
+                    f"{path}:{lineno}: row_id {row.row_id!r} already appears on line {seen[row.row_id]}"
+                )
+            seen[row.row_id] = lineno
+            rows.append(row)
+    return rows
+
+
+def append_manifest_rows(path: str | Path, rows: list[ManifestRow]) -> None:
+    """Append rows durably: each row is one complete line, flushed and fsynced before returning.
+
+    Call it only after the rows' clip files are complete and renamed into place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(row.model_dump_json() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def repair_torn_tail(path: str | Path) -> bool:
+    """Drop a trailing partial line left by a crash mid-append. Returns True if one was removed."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    keep = data[: data.rfind(b"\n") + 1]
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(keep)
+    os.replace(tmp, path)
+    return True

@@ -1,0 +1,310 @@
+"""Prompt rows for video generation: the label CSV reader, the `PromptRow` record and the `template` backend.
+
+`make_prompts` turns class names into one `PromptRow` per video to render, following the paper's
+prompt strategies: `basic` ("A person is waving."), `env` (adds where), `cha` (adds who) and `ie`
+(information enhancement: where + who, 4 environments x 16 characters per class by default). The
+`template` backend is offline and deterministic: it assembles sentences from `generation.vocab`, so
+the same labels and counts always give byte-identical `prompts.jsonl`. Seeds depend only on
+(class_id, index), so clip i of a class has the same motion parameters under every strategy.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from datamodules.manifest import Strategy
+from generation import vocab
+
+STRATEGIES: tuple[str, ...] = ("basic", "env", "cha", "ie")
+BACKENDS: tuple[str, ...] = ("template",)
+
+
+class PromptError(ValueError):
+    """Bad prompt-generation input (label file, counts, prompts.jsonl)."""
+
+
+class PromptRow(BaseModel):
+    """One video to render: its class, strategy, environment/character and prompt text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    class_id: int = Field(ge=0)
+    class_name: str
+    strategy: Strategy
+    env_id: int | None = None
+    env_text: str | None = None
+    char_id: int | None = None
+    char_text: str | None = None
+    prompt: str
+    seed: int = Field(ge=0)
+    row_id: str
+
+
+@dataclass(frozen=True)
+class Label:
+    """One line of a label CSV."""
+
+    id: int
+    name: str
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def stable_hash(text: str, bits: int = 63) -> int:
+    """Process-independent hash (blake2b) of `text`, as a non-negative int below 2**bits."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> (64 - bits)
+
+
+def slug(name: str, max_len: int = 48) -> str:
+    """Safe, unique directory name for a class name: lowercase ASCII `[a-z0-9_-]`.
+
+    Names that survive unchanged (`"waving"`, `"long_jump"`) map to themselves; any lossy change
+    (case, spaces, unicode, '/', '..', truncation) appends `-` and 8 hex digits of a hash of the
+    original name, so distinct names never collide.
+    """
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    body = re.sub(r"[^a-z0-9_-]+", "-", ascii_name.lower()).strip("-_")[:max_len].strip("-_")
+    if body == name and body:
+        return body
+    suffix = hashlib.blake2b(name.encode("utf-8"), digest_size=4).hexdigest()
+    return f"{body}-{suffix}" if body else f"c-{suffix}"
+
+
+def read_label_csv(path: str | Path) -> list[Label]:
+    """Read a label CSV of `id,name` lines (an `id,name` header line is optional).
+
+    Returns the labels sorted by id.
+
+    Raises:
+        FileNotFoundError: no such file.
+        PromptError: a malformed line (wrong field count, non-integer or negative id, empty name),
+            a duplicate id or name, or no labels at all; the message names the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label CSV not found: {path}. Pass a file of `id,name` lines with --labels.")
+    labels: dict[int, Label] = {}
+    lines_of: dict[str, int] = {}
+    with path.open(encoding="utf-8", newline="") as f:
+        for lineno, fields in enumerate(csv.reader(f), start=1):
+            if not fields or all(not x.strip() for x in fields):
+                continue
+            if lineno == 1 and [x.strip().lower() for x in fields] == ["id", "name"]:
+                continue
+            where = f"{path}:{lineno}"
+            if len(fields) != 2:
+                raise PromptError(
+                    f"{where}: expected 2 fields `id,name`, got {len(fields)} ({','.join(fields)!r}); "
+                    "quote names that contain commas"
+                )
+            raw_id, name = fields[0].strip(), fields[1].strip()
+            try:
+                class_id = int(raw_id)
+            except ValueError:
+                raise PromptError(f"{where}: id {raw_id!r} is not an integer") from None
+            if class_id < 0:
+                raise PromptError(f"{where}: id {class_id} is negative; ids must be >= 0")
+            if not name:
+                raise PromptError(f"{where}: empty class name for id {class_id}")
+            if class_id in labels:
+                raise PromptError(f"{where}: id {class_id} already used for {labels[class_id].name!r}")
+            if name in lines_of:
+                raise PromptError(f"{where}: class name {name!r} already on line {lines_of[name]}")
+            labels[class_id] = Label(class_id, name)
+            lines_of[name] = lineno
+    if not labels:
+        raise PromptError(f"{path}: no labels found; expected lines `id,name`")
+    return [labels[k] for k in sorted(labels)]
+
+
+def write_label_csv(path: str | Path, labels: list[Label]) -> None:
+    """Write labels as an `id,name` CSV (with header), atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["id", "name"])
+        for label in labels:
+            writer.writerow([label.id, label.name])
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def clip_seed(class_id: int, index: int) -> int:
+    """Seed of clip `index` of class `class_id` (same for every strategy)."""
+    return stable_hash(f"synthact-clip/{class_id}/{index}", bits=31)
+
+
+def find_action(class_name: str) -> vocab.Action | None:
+    """The demo action a class name refers to (by name or keyword), if any."""
+    words = set(re.findall(r"[a-z]+", class_name.lower()))
+    for action in vocab.ACTIONS:
+        if class_name.lower() == action.name or words & set(action.keywords):
+            return action
+    return None
+
+
+def _class_words(class_name: str) -> str:
+    """'ApplyEyeMakeup' / 'apply_eye_makeup' -> 'apply eye makeup'."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", class_name).replace("_", " ")
+    return " ".join(spaced.split()).lower()
+
+
+def _capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def compose_prompt(class_name: str, strategy: str, env: vocab.Environment | None, char: vocab.Character | None) -> str:
+    """Assemble the template prompt for one class/strategy/environment/character."""
+    action = find_action(class_name)
+    if action is not None:
+        ing, detail = action.ing, action.detail
+    else:
+        ing, detail = f"performing {_class_words(class_name)}", vocab.GENERIC_DETAIL
+    if strategy == "basic":
+        return f"A person is {ing}."
+    subject = char.text if char is not None else "a person"
+    where = f" {env.text}" if env is not None else ""
+    parts = [f"{_capitalise(subject)} is {ing}{where}, {detail}."]
+    if env is not None:
+        parts.append(env.scene)
+    if char is not None:
+        parts.append(char.detail)
+    parts.append(vocab.CAMERA_SENTENCE)
+    return " ".join(parts)
+
+
+def _pick(n_wanted: int, n_available: int, class_id: int, what: str) -> list[int]:
+    """A class-specific, deterministic choice of `n_wanted` vocabulary indices."""
+    if not 1 <= n_wanted <= n_available:
+        raise PromptError(
+            f"--num-{what} {n_wanted} is out of range: the template backend has {n_available} {what}; "
+            f"choose 1..{n_available}"
+        )
+    order = sorted(range(n_available), key=lambda i: stable_hash(f"{what}/{class_id}/{i}"))
+    return order[:n_wanted]
+
+
+# ------------------------------------------------------------------------------------------ public
+
+
+def make_prompts(
+    labels: list[Label],
+    strategy: str = "ie",
+    *,
+    videos_per_class: int = 128,
+    num_envs: int = 4,
+    num_chars: int = 16,
+    backend: str = "template",
+) -> list[PromptRow]:
+    """One `PromptRow` per video to render, for every class in `labels`.
+
+    Args:
+        labels: classes (from `read_label_csv`).
+        strategy: basic | env | cha | ie.
+        videos_per_class: videos per class; index i cycles through the env x char combinations.
+        num_envs: environments per class (paper: 4).
+        num_chars: characters per class (paper: 16).
+        backend: prompt writer; only the offline `template` backend lives here.
+    """
+    if backend not in BACKENDS:
+        raise PromptError(f"unknown prompt backend {backend!r}; available here: {', '.join(BACKENDS)}")
+    if strategy not in STRATEGIES:
+        raise PromptError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if videos_per_class < 1:
+        raise PromptError(f"--videos-per-class must be >= 1, got {videos_per_class}")
+    slugs: dict[str, str] = {}
+    rows: list[PromptRow] = []
+    for label in labels:
+        s = slug(label.name)
+        if s in slugs:  # only possible for two names that hash-collide; refuse rather than overwrite
+            raise PromptError(f"class names {slugs[s]!r} and {label.name!r} map to the same folder {s!r}")
+        slugs[s] = label.name
+        envs = _pick(num_envs, len(vocab.ENVIRONMENTS), label.id, "envs") if strategy in ("env", "ie") else []
+        chars = _pick(num_chars, len(vocab.CHARACTERS), label.id, "chars") if strategy in ("cha", "ie") else []
+        for i in range(videos_per_class):
+            env_id = char_id = None
+            if strategy == "env":
+                env_id = envs[i % len(envs)]
+            elif strategy == "cha":
+                char_id = chars[i % len(chars)]
+            elif strategy == "ie":
+                # k -> (env, char) is a bijection on E*C combos that spreads chars across the first few
+                # clips: env = k % E, char shifted by env * (C // E).
+                e, c = len(envs), len(chars)
+                k = i % (e * c)
+                env_id = envs[k % e]
+                char_id = chars[(k // e + (k % e) * max(1, c // e)) % c]
+            env = vocab.ENVIRONMENTS[env_id] if env_id is not None else None
+            char = vocab.CHARACTERS[char_id] if char_id is not None else None
+            rows.append(
+                PromptRow(
+                    class_id=label.id,
+                    class_name=label.name,
+                    strategy=strategy,
+                    env_id=env_id,
+                    env_text=env.text if env else None,
+                    char_id=char_id,
+                    char_text=char.text if char else None,
+                    prompt=compose_prompt(label.name, strategy, env, char),
+                    seed=clip_seed(label.id, i),
+                    row_id=f"{s}-{strategy}-{i:04d}",
+                )
+            )
+    return rows
+
+
+def write_prompts(path: str | Path, rows: list[PromptRow]) -> None:
+    """Write rows as prompts.jsonl atomically (temp file in the same folder, fsync, os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    with tmp.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(row.model_dump_json() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_prompts(path: str | Path) -> list[PromptRow]:
+    """Read and validate prompts.jsonl.
+
+    Raises:
+        FileNotFoundError: no such file.
+        PromptError: a line that is not JSON or not a valid `PromptRow`, or a repeated row_id
+            (message names the file and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prompts file not found: {path}. Make one with `python -m generation prompts ...`.")
+    rows: list[PromptRow] = []
+    seen: dict[str, int] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = PromptRow.model_validate(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise PromptError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            except ValidationError as e:
+                problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+                raise PromptError(f"{path}:{lineno}: invalid prompt row ({problems})") from None
+            if row.row_id in seen:
+                raise PromptError(f"{path}:{lineno}: row_id {row.row_id!r} already on line {seen[row.row_id]}")
+            seen[row.row_id] = lineno
+            rows.append(row)
+    return rows

@@ -1,0 +1,55 @@
+"""ViFi-CLIP: CLIP fine-tuned end to end on video by temporal mean pooling of frame features.
+
+Both towers are trained; the text side encodes every class name with the fixed prompt
+"a photo of a {}.". A video's feature is the mean of its frames' CLIP image features, so frame order
+is not seen (an action and its time-reversal look alike to this model).
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_modules.models.clip import create_clip
+
+
+def split_camel_case(name: str) -> str:
+    """UCF-101 style `ApplyEyeMakeup` -> `Apply Eye Makeup`; other names unchanged apart from `_`."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).replace("_", " ")
+
+
+class ViFiCLIP(nn.Module):
+    """Video-text model with temporally mean-pooled CLIP image features.
+
+    Args:
+        arch: open_clip architecture (`ViT-B-16` for the paper; `synthact-tiny` for tests and the demo).
+        pretrained: open_clip pretrained tag (`openai`), local weight file, or None for random weights.
+        prompt: text template filled with each class name.
+    """
+
+    def __init__(self, arch: str = "ViT-B-16", pretrained: str | None = "openai", prompt: str = "a photo of a {}."):
+        super().__init__()
+        self.clip, self.tokenizer = create_clip(arch, pretrained)
+        self.prompt = prompt
+
+    def tokenize(self, class_names: list[str]) -> torch.Tensor:
+        """Token ids (K, context_length) of the prompted class names."""
+        return self.tokenizer([self.prompt.format(split_camel_case(c)) for c in class_names])
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) frames -> (B, D) L2-normalised video features."""
+        b, t = video.shape[:2]
+        frames = self.clip.encode_image(video.flatten(0, 1))  # (B*T, D)
+        return F.normalize(frames.view(b, t, -1).mean(dim=1), dim=-1)  # (B, D)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(K, L) token ids -> (K, D) L2-normalised class features."""
+        return F.normalize(self.clip.encode_text(tokens), dim=-1)
+
+    def forward(self, video: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) video and (K, L) class tokens -> (B, K) logits."""
+        scale = self.clip.logit_scale.exp()
+        return scale * self.encode_video(video) @ self.encode_text(tokens).T

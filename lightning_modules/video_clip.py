@@ -1,0 +1,115 @@
+"""`VideoCLIPModule`: the LightningModule that trains and evaluates every video-text model.
+
+Classification is by cosine similarity between video features and the text features of the label
+space's class names (times the model's logit scale). The module owns the loop: loss, top-1/top-5
+metrics per stage, AdamW with cosine-after-warmup, and multi-view test aggregation (softmax scores summed
+over the temporal views of a clip). Networks are plain `nn.Module`s injected by config
+(`lightning_modules.models`); the class names come from the datamodule's label file.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+
+class VideoCLIPModule(L.LightningModule):
+    """Trains a video-text network as a classifier over class-name prompts.
+
+    Args:
+        net: the video-text network (e.g. `lightning_modules.models.ViFiCLIP`).
+        lr: peak learning rate of AdamW (a task phase may override it).
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas (TC-CLIP recipe: 0.9, 0.98).
+        warmup_epochs: linear warm-up length before the cosine decay, in (fractional) epochs.
+        label_smoothing: fixed label smoothing eps of the cross-entropy (0 = plain CE).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        lr: float = 2e-6,
+        weight_decay: float = 0.001,
+        betas: tuple[float, float] = (0.9, 0.98),
+        warmup_epochs: float = 5.0,
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
+        self.lr = lr
+        self.warmup_epochs = warmup_epochs
+        self.class_names: list[str] = []
+        self._tokens: torch.Tensor | None = None  # (K, L) class-prompt tokens, built in setup
+
+    def setup(self, stage: str) -> None:
+        """Read the label space from the datamodule and build one metric set per stage."""
+        names = list(self.trainer.datamodule.class_names)
+        if names != self.class_names:
+            self.class_names = names
+            self._tokens = self.net.tokenize(names)
+        k = len(self.class_names)
+        self.metrics = nn.ModuleDict(
+            {
+                s: nn.ModuleDict(
+                    {
+                        "top1": MulticlassAccuracy(num_classes=k, top_k=1, average="micro"),
+                        "top5": MulticlassAccuracy(num_classes=k, top_k=min(5, k), average="micro"),
+                    }
+                )
+                for s in ("train", "val", "test")
+            }
+        ).to(self.device)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> (B, K) logits over the current class names."""
+        return self.net(video, self._tokens.to(self.device))
+
+    def scores(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, V, T, C, H, W) multi-view clips -> (B, K) class scores, softmax summed over the V views."""
+        b, v = video.shape[:2]
+        probs = self(video.flatten(0, 1)).softmax(dim=-1)  # (B*V, K)
+        return probs.view(b, v, -1).sum(dim=1)  # (B, K)
+
+    def _step(self, batch: dict, stage: str) -> torch.Tensor | None:
+        video, labels = batch["video"], batch["label"]
+        if video.ndim == 6:  # (B, V, T, C, H, W): evaluation with temporal views
+            preds, loss = self.scores(video), None
+        else:
+            preds = self(video)
+            loss = F.cross_entropy(preds, labels, label_smoothing=self.hparams.label_smoothing)
+            self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=stage != "train")
+        for name, metric in self.metrics[stage].items():
+            metric(preds, labels)
+            self.log(f"{stage}/{name}", metric, prog_bar=name == "top1", batch_size=len(labels))
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        """AdamW; linear warm-up for `warmup_epochs`, then cosine decay to 0, stepped every batch."""
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.lr, betas=self.hparams.betas, weight_decay=self.hparams.weight_decay
+        )
+        total = max(1, self.trainer.estimated_stepping_batches)
+        warmup = round(total * self.warmup_epochs / max(1, self.trainer.max_epochs))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
