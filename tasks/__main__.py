@@ -1,0 +1,21 @@
+"""`python -m tasks report RUN_DIR...` (merge results into a table) and `python -m tasks list`."""
+
+import sys
+
+from tasks import get_task, list_tasks
+from tasks.report import main as report
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["report"]:
+        return report(argv[1:])
+    if argv[:1] == ["list"]:
+        for name in list_tasks():
+            print(f"{name:24s} {get_task(name).description}")
+        return 0
+    print("usage: python -m tasks {report RUN_DIR... | list}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
