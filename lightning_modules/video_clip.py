@@ -54,15 +54,11 @@ class VideoCLIPModule(L.LightningModule):
             self.class_names = names
             self._tokens = self.net.tokenize(names)
         k = len(self.class_names)
-        self.metrics = nn.ModuleDict(
+        self.metrics = nn.ModuleDict(  # "{stage}_{metric}" (a key "train" would clash with Module.train)
             {
-                s: nn.ModuleDict(
-                    {
-                        "top1": MulticlassAccuracy(num_classes=k, top_k=1, average="micro"),
-                        "top5": MulticlassAccuracy(num_classes=k, top_k=min(5, k), average="micro"),
-                    }
-                )
-                for s in ("train", "val", "test")
+                f"{stage}_{name}": MulticlassAccuracy(num_classes=k, top_k=top_k, average="micro")
+                for stage in ("train", "val", "test")
+                for name, top_k in (("top1", 1), ("top5", min(5, k)))
             }
         ).to(self.device)
 
@@ -84,7 +80,8 @@ class VideoCLIPModule(L.LightningModule):
             preds = self(video)
             loss = F.cross_entropy(preds, labels, label_smoothing=self.hparams.label_smoothing)
             self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=stage != "train")
-        for name, metric in self.metrics[stage].items():
+        for name in ("top1", "top5"):
+            metric = self.metrics[f"{stage}_{name}"]
             metric(preds, labels)
             self.log(f"{stage}/{name}", metric, prog_bar=name == "top1", batch_size=len(labels))
         return loss

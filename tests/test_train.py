@@ -1,0 +1,162 @@
+"""train.py end to end on the smoke config: every task YAML, resume, input errors, DDP."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from generation.demo import build_demo
+from tasks import get_task
+from train import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK_YAMLS = sorted((ROOT / "tasks").glob("*.yaml"))
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("smoke")
+    build_demo(out, preset="smoke")
+    return out
+
+
+def smoke_args(task_yaml: Path, data: Path, root: Path, *extra: str) -> list[str]:
+    return [
+        "fit", "--config", str(task_yaml), "--config", str(ROOT / "configs/smoke.yaml"),
+        "--data.label_file", str(data / "labels.csv"),
+        "--data.video_root", str(data / "real/videos"),
+        "--data.split_dir", str(data / "real/splits"),
+        "--data.synthetic_manifest", str(data / "synthetic/ie/manifest.jsonl"),
+        "--task.root", str(root), *extra,
+    ]  # fmt: skip
+
+
+def count_lines(path: Path) -> int:
+    return sum(1 for line in path.read_text().splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("task_yaml", TASK_YAMLS, ids=lambda p: p.stem)
+def test_every_task_runs_through_the_smoke_config(task_yaml, smoke_data, tmp_path):
+    main(smoke_args(task_yaml, smoke_data, tmp_path))
+    spec = get_task(task_yaml.stem)
+    run = tmp_path / spec.name
+    batch = 4  # configs/smoke.yaml
+    for phase in spec.phases:
+        record = json.loads((run / phase.name / "phase.json").read_text())
+        assert record["epochs"] == 1
+        listed = smoke_data / "synthetic/ie/manifest.jsonl" if phase.source == "synthetic" else None
+        listed = listed or smoke_data / "real/splits" / phase.train_list
+        assert record["steps"] == -(-count_lines(listed) // batch)  # one epoch = ceil(clips / batch) steps
+        assert list((run / phase.name).glob("events.out.tfevents.*")), "no TensorBoard events"
+        assert (run / phase.name / "checkpoints/last.ckpt").is_file()
+    results = json.loads((run / "results.json").read_text())
+    assert results["task"] == spec.name and results["test_list"] == "val1.txt"
+    assert 0.0 <= results["metrics"]["test/top1"] <= results["metrics"]["test/top5"] <= 1.0
+
+
+def test_rerun_skips_finished_phases_and_resumes_an_interrupted_one(smoke_data, tmp_path, capsys):
+    task_yaml = ROOT / "tasks/few_shot_k2.yaml"
+    main(smoke_args(task_yaml, smoke_data, tmp_path))
+    run = tmp_path / "few_shot_k2"
+    pretrain = (run / "pretrain/phase.json").read_text()
+    weights_mtime = (run / "pretrain/weights.pt").stat().st_mtime_ns
+    first = json.loads((run / "results.json").read_text())
+
+    # The fine-tune phase "crashed" after its last checkpoint but before it was marked finished.
+    (run / "finetune/phase.json").unlink()
+    (run / "finetune/weights.pt").unlink()
+    capsys.readouterr()
+    main(smoke_args(task_yaml, smoke_data, tmp_path))
+    out = capsys.readouterr()
+    log = out.out + out.err
+    assert "phase 'pretrain' already finished" in log
+    assert "resuming phase 'finetune'" in log
+    assert (run / "pretrain/phase.json").read_text() == pretrain
+    assert (run / "pretrain/weights.pt").stat().st_mtime_ns == weights_mtime
+    finetune = json.loads((run / "finetune/phase.json").read_text())
+    assert finetune["steps"] == -(-count_lines(smoke_data / "real/splits/train1_few_shot_2.txt") // 4)
+    assert json.loads((run / "results.json").read_text())["metrics"] == first["metrics"]  # same weights
+
+
+def test_test_subcommand_reloads_the_finished_run(smoke_data, tmp_path):
+    task_yaml = ROOT / "tasks/few_shot_k2.yaml"
+    main(smoke_args(task_yaml, smoke_data, tmp_path))
+    first = json.loads((tmp_path / "few_shot_k2/results.json").read_text())
+    (tmp_path / "few_shot_k2/results.json").unlink()
+    main(["test", *smoke_args(task_yaml, smoke_data, tmp_path)[1:]])
+    assert json.loads((tmp_path / "few_shot_k2/results.json").read_text())["metrics"] == first["metrics"]
+
+
+def test_test_before_fit_says_what_to_run(smoke_data, tmp_path):
+    with pytest.raises(FileNotFoundError, match="has not finished phase 'finetune'.*train.py fit"):
+        main(["test", *smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path)[1:]])
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "message"),
+    [
+        (("--data.video_root", "/nonexistent/videos"), FileNotFoundError, r"video root not found: /nonexistent/videos"),
+        (("--data.split_dir", "/nonexistent/splits"), FileNotFoundError, r"split folder not found: /nonexistent/splits"),
+        (("--data.synthetic_manifest", "/x/manifest.jsonl"), FileNotFoundError, r"manifest not found: /x/manifest"),
+    ],
+)
+def test_missing_inputs_fail_before_training(smoke_data, tmp_path, override, error, message):
+    started = time.time()
+    with pytest.raises(error, match=message):
+        main(smoke_args(ROOT / "tasks/few_shot_k4.yaml", smoke_data, tmp_path, *override))
+    assert not (tmp_path / "few_shot_k4").exists()  # nothing was trained or logged
+    assert time.time() - started < 10
+
+
+def test_bad_label_and_empty_list_are_reported_with_file_and_line(smoke_data, tmp_path):
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    for f in (smoke_data / "real/splits").iterdir():
+        (splits / f.name).write_text(f.read_text())
+    lines = (splits / "train1_few_shot_4.txt").read_text().splitlines()
+    lines[2] = lines[2].rsplit(" ", 1)[0] + " 99"
+    (splits / "train1_few_shot_4.txt").write_text("\n".join(lines) + "\n")
+    args = smoke_args(ROOT / "tasks/few_shot_k4.yaml", smoke_data, tmp_path / "runs", "--data.split_dir", str(splits))
+    with pytest.raises(ValueError, match=r"train1_few_shot_4\.txt:3: label 99 is outside the \d+ classes"):
+        main(args)
+    (splits / "train1_few_shot_4.txt").write_text("")
+    with pytest.raises(ValueError, match=r"train1_few_shot_4\.txt: the annotation list is empty"):
+        main(args)
+
+
+def test_unknown_config_key_is_rejected_by_the_parser(smoke_data, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(smoke_args(ROOT / "tasks/few_shot_k4.yaml", smoke_data, tmp_path, "--data.num_frame", "4"))
+    assert "num_frame" in capsys.readouterr().err
+
+
+def test_headline_command_without_data_fails_fast_naming_the_path(tmp_path):
+    started = time.time()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "fit", "--config", str(ROOT / "tasks/few_shot_k4.yaml")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "data/hmdb51/splits" in proc.stderr and "--data.split_dir" in proc.stderr
+    assert time.time() - started < 60
+
+
+def test_ddp_two_cpu_processes(smoke_data, tmp_path):
+    args = smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path, "--trainer.devices", "2",
+                      "--trainer.strategy", "ddp")  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "few_shot_k2"
+    record = json.loads((run / "finetune/phase.json").read_text())
+    clips = count_lines(smoke_data / "real/splits/train1_few_shot_2.txt")
+    per_rank = -(-clips // 2)  # DistributedSampler gives each of the 2 ranks ceil(N / 2) clips
+    assert record["steps"] == -(-per_rank // 4)
+    assert "test/top1" in json.loads((run / "results.json").read_text())["metrics"]
+    assert list((run / "finetune").glob("events.out.tfevents.*"))
+    assert torch.load(run / "finetune/weights.pt", weights_only=True)
