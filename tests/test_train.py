@@ -1,6 +1,7 @@
 """train.py end to end on the smoke config: every task YAML, resume, input errors, DDP."""
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -58,7 +59,7 @@ def test_every_task_runs_through_the_smoke_config(task_yaml, smoke_data, tmp_pat
     assert 0.0 <= results["metrics"]["test/top1"] <= results["metrics"]["test/top5"] <= 1.0
 
 
-def test_rerun_skips_finished_phases_and_resumes_an_interrupted_one(smoke_data, tmp_path, capsys):
+def test_rerun_skips_finished_phases_and_resumes_an_interrupted_one(smoke_data, tmp_path, caplog):
     task_yaml = ROOT / "tasks/few_shot_k2.yaml"
     main(smoke_args(task_yaml, smoke_data, tmp_path))
     run = tmp_path / "few_shot_k2"
@@ -69,10 +70,10 @@ def test_rerun_skips_finished_phases_and_resumes_an_interrupted_one(smoke_data, 
     # The fine-tune phase "crashed" after its last checkpoint but before it was marked finished.
     (run / "finetune/phase.json").unlink()
     (run / "finetune/weights.pt").unlink()
-    capsys.readouterr()
-    main(smoke_args(task_yaml, smoke_data, tmp_path))
-    out = capsys.readouterr()
-    log = out.out + out.err
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        main(smoke_args(task_yaml, smoke_data, tmp_path))
+    log = caplog.text
     assert "phase 'pretrain' already finished" in log
     assert "resuming phase 'finetune'" in log
     assert (run / "pretrain/phase.json").read_text() == pretrain
