@@ -1,0 +1,160 @@
+"""Build the embedded demo dataset: demo labels, a held-out "real" set and Basic / IE synthetic sets.
+
+Layout under `out`:
+
+    labels.csv                                  id,name (the demo actions, ids 0..K-1)
+    real/videos/<class-slug>_{train,val}_NNN.mp4   style="real" clips, own seeds
+    real/splits/train1_few_shot_{2,4,8,16}.txt  `<file>.mp4 <label>` lines, nested K-shot subsets
+    real/splits/val1.txt                        held-out real test clips, same format
+    synthetic/{basic,ie}/prompts.jsonl, manifest.jsonl, videos/<class-slug>/<row_id>.mp4
+    DONE.json                                   preset parameters; written last
+
+Real clips draw their environment and character from the whole vocabulary plus extra phrases the
+template backend never writes (`vocab.REAL_EXTRA_*`), in the real style. Every step is resumable:
+synthetic sets through `render_prompts`, real clips skipped when their file exists (written atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from generation import vocab
+from generation.procedural import render_clip
+from generation.prompts import Label, make_prompts, slug, stable_hash, write_label_csv, write_prompts
+from generation.render import render_prompts
+from generation.video_io import write_video
+
+SHOTS = (2, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """Sizes of a demo build."""
+
+    synthetic_per_class: int  # clips per class for each of Basic and IE
+    real_train_per_class: int  # real clips per class for few-shot lists (>= max shots)
+    real_val_per_class: int  # held-out real test clips per class
+    num_frames: int
+    size: int
+    fps: float = 8
+    num_envs: int = 4
+    num_chars: int = 16
+    strategies: tuple[str, ...] = ("basic", "ie")
+
+
+PRESETS: dict[str, DemoPreset] = {
+    "smoke": DemoPreset(synthetic_per_class=4, real_train_per_class=16, real_val_per_class=2, num_frames=8, size=32),
+    "demo": DemoPreset(synthetic_per_class=48, real_train_per_class=16, real_val_per_class=20, num_frames=16, size=64),
+}
+
+
+class DemoError(ValueError):
+    """A demo build that cannot proceed (unknown preset, folder holding another build)."""
+
+
+def demo_labels() -> list[Label]:
+    """The demo classes: one per `vocab.ACTIONS` entry."""
+    return [Label(i, a.name) for i, a in enumerate(vocab.ACTIONS)]
+
+
+def real_prompt(action: vocab.Action, split: str, index: int) -> tuple[str, int]:
+    """Prompt and seed of real clip `index` of `split` for `action` (deterministic)."""
+    rng = np.random.default_rng(stable_hash(f"real/{action.name}/{split}/{index}"))
+    envs = [e.text for e in vocab.ENVIRONMENTS] + list(vocab.REAL_EXTRA_ENVIRONMENTS)
+    chars = [c.text for c in vocab.CHARACTERS] + list(vocab.REAL_EXTRA_CHARACTERS)
+    env = envs[rng.integers(len(envs))]
+    char = chars[rng.integers(len(chars))]
+    seed = stable_hash(f"real-seed/{action.name}/{split}/{index}", bits=31)
+    return f"{char[0].upper()}{char[1:]} is {action.ing} {env}.", seed
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _build_real(out: Path, p: DemoPreset, progress: bool) -> dict[str, int]:
+    videos = out / "real" / "videos"
+    splits = out / "real" / "splits"
+    videos.mkdir(parents=True, exist_ok=True)
+    splits.mkdir(parents=True, exist_ok=True)
+    for stale in videos.glob(".*.partial"):
+        stale.unlink()
+    jobs = []  # (file, label, split, action, index)
+    for label, action in enumerate(vocab.ACTIONS):
+        for split, n in (("train", p.real_train_per_class), ("val", p.real_val_per_class)):
+            jobs += [(f"{slug(action.name)}_{split}_{i:03d}.mp4", label, split, action, i) for i in range(n)]
+    made = 0
+    for file, _, split, action, i in tqdm(jobs, unit="clip", desc="real", disable=not progress):
+        if (videos / file).exists():
+            continue
+        prompt, seed = real_prompt(action, split, i)
+        write_video(videos / file, render_clip(prompt, seed, num_frames=p.num_frames, size=p.size, style="real"),
+                    fps=p.fps)
+        made += 1
+    for k in SHOTS:  # nested: the K-shot list is the first K train clips of every class
+        lines = [f"{f} {lab}" for f, lab, split, _, i in jobs if split == "train" and i < k]
+        _write_text(splits / f"train1_few_shot_{k}.txt", "\n".join(lines) + "\n")
+    lines = [f"{f} {lab}" for f, lab, split, _, _ in jobs if split == "val"]
+    _write_text(splits / "val1.txt", "\n".join(lines) + "\n")
+    return {"real_clips": len(jobs), "real_rendered": made}
+
+
+def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) -> dict:
+    """Build (or finish building) the demo dataset under `out`; returns the DONE.json content.
+
+    Args:
+        out: output folder.
+        preset: "smoke" (seconds; for tests) or "demo" (about a minute on 2 CPU cores).
+        progress: show tqdm bars.
+
+    Raises:
+        DemoError: unknown preset, or `out` already holds a build with different parameters.
+    """
+    if preset not in PRESETS:
+        raise DemoError(f"unknown demo preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    out = Path(out)
+    params = {"preset": preset, **asdict(p)}
+    params["strategies"] = list(p.strategies)
+    done_path, plan_path = out / "DONE.json", out / "build.json"
+    if done_path.exists():
+        done = json.loads(done_path.read_text(encoding="utf-8"))
+        if done.get("params") == params:
+            return done
+    if plan_path.exists() and json.loads(plan_path.read_text(encoding="utf-8")) != params:
+        raise DemoError(
+            f"{out} already holds a demo build with other parameters ({plan_path}); "
+            "pass another --out or delete that folder"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(plan_path, json.dumps(params, indent=2) + "\n")
+    start = time.perf_counter()
+
+    labels = demo_labels()
+    write_label_csv(out / "labels.csv", labels)
+    counts = _build_real(out, p, progress)
+    for strategy in p.strategies:
+        folder = out / "synthetic" / strategy
+        rows = make_prompts(labels, strategy, videos_per_class=p.synthetic_per_class, num_envs=p.num_envs,
+                            num_chars=p.num_chars)
+        write_prompts(folder / "prompts.jsonl", rows)
+        summary = render_prompts(folder / "prompts.jsonl", folder, num_frames=p.num_frames, size=p.size, fps=p.fps,
+                                 progress=progress)
+        counts[f"synthetic_{strategy}_clips"] = summary.total_rows
+
+    done = {"params": params, "classes": [label.name for label in labels], "counts": counts,
+            "seconds": round(time.perf_counter() - start, 2)}
+    _write_text(done_path, json.dumps(done, indent=2) + "\n")
+    return done
