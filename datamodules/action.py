@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from datamodules.annotations import read_labels
@@ -39,7 +40,7 @@ class ActionDataModule(L.LightningDataModule):
         test_views: temporal views per test clip; softmax scores are summed over views.
         batch_size: clips per batch per device.
         num_workers: DataLoader worker processes.
-        pin_memory: pin host memory for faster host-to-GPU copies.
+        pin_memory: pin host memory for faster host-to-GPU copies (only when CUDA is available).
     """
 
     def __init__(
@@ -144,7 +145,7 @@ class ActionDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
         )
 

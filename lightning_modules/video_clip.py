@@ -10,10 +10,13 @@ over the temporal views of a clip). Networks are plain `nn.Module`s injected by 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+import torchvision
+from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -46,6 +49,8 @@ class VideoCLIPModule(L.LightningModule):
         self.warmup_epochs = warmup_epochs
         self.class_names: list[str] = []
         self._tokens: torch.Tensor | None = None  # (K, L) class-prompt tokens, built in setup
+        # Normalisation of the input frames, undone to display clips in TensorBoard (CLIP's by default).
+        self.display_mean, self.display_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
     def setup(self, stage: str) -> None:
         """Read the label space from the datamodule and build one metric set per stage."""
@@ -87,7 +92,23 @@ class VideoCLIPModule(L.LightningModule):
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if batch_idx == 0 and self.current_epoch == 0:
+            self._log_clips(batch)
         return self._step(batch, "train")
+
+    def _log_clips(self, batch: dict, max_clips: int = 8) -> None:
+        """Show the first training clips (rows) and their frames (columns) in TensorBoard, labelled."""
+        experiment = getattr(self.logger, "experiment", None)
+        if not self.trainer.is_global_zero or not hasattr(experiment, "add_image"):
+            return
+        video = batch["video"][:max_clips].detach().float().cpu()  # (N, T, C, H, W), normalised
+        mean = video.new_tensor(self.display_mean).view(1, 1, 3, 1, 1)
+        std = video.new_tensor(self.display_std).view(1, 1, 3, 1, 1)
+        frames = (video * std + mean).clamp(0, 1).flatten(0, 1)  # (N*T, C, H, W)
+        grid = torchvision.utils.make_grid(frames, nrow=video.shape[1], padding=1)
+        names = ", ".join(self.class_names[i] for i in batch["label"][:max_clips].tolist())
+        experiment.add_image("train/clips", grid, self.global_step)
+        experiment.add_text("train/clip_labels", names, self.global_step)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "val")
@@ -102,11 +123,12 @@ class VideoCLIPModule(L.LightningModule):
         )
         total = max(1, self.trainer.estimated_stepping_batches)
         warmup = round(total * self.warmup_epochs / max(1, self.trainer.max_epochs))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, warmup=warmup, total=total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """LR factor: linear warm-up over `warmup` steps to 1, then cosine decay to 0 at step `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
