@@ -1,0 +1,152 @@
+"""Clip-level augmentation for video classifiers: one random crop, flip and colour change per clip.
+
+`VideoTransform` turns a decoded uint8 clip `(T, H, W, 3)` into a normalised float tensor `(T, 3, size,
+size)`. Training uses the TSN multi-scale crop and a horizontal flip; test uses a resize plus centre crop.
+Every random choice is drawn once per clip and applied to all of its frames, from torch's global RNG (so
+DataLoader's per-worker seeding applies) or from a generator passed to the call.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms.v2 import functional as F
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# TSN multi-scale crop: crop sides are these fractions of the short side, height and width at most one
+# step apart (TSN's max_distort=1), so aspect ratios stay between 0.66 / 0.875 and 0.875 / 0.66.
+CROP_SCALES = (1.0, 0.875, 0.75, 0.66)
+# Colour-jitter strengths (torchvision ColorJitter semantics), used with probability `color_jitter`.
+BRIGHTNESS, CONTRAST, SATURATION, HUE = 0.4, 0.4, 0.4, 0.1
+
+
+class VideoTransform:
+    """Crop, flip and normalise a clip; the same geometry and colour change for every frame.
+
+    Args:
+        train: random multi-scale crop, flip and optional colour jitter/greyscale if True; resize and
+            centre crop if False.
+        size: side of the square output frames.
+        short_side: the clip's shorter side is resized to this before cropping; default
+            `round(size * 256 / 224)` (256 for size 224).
+        mean: per-channel RGB mean in [0, 1], subtracted after scaling to [0, 1] (default: CLIP's).
+        std: per-channel RGB std in [0, 1] (default: CLIP's).
+        flip: flip the clip horizontally with probability 0.5 in training.
+        color_jitter: probability of a random brightness/contrast/saturation/hue change in training.
+        grayscale: probability of converting the clip to greyscale (3 equal channels) in training.
+    """
+
+    def __init__(
+        self,
+        train: bool,
+        size: int = 224,
+        short_side: int | None = None,
+        mean: tuple[float, float, float] = CLIP_MEAN,
+        std: tuple[float, float, float] = CLIP_STD,
+        flip: bool = True,
+        color_jitter: float = 0.0,
+        grayscale: float = 0.0,
+    ) -> None:
+        if short_side is None:
+            short_side = round(size * 256 / 224)
+        if short_side < size:
+            raise ValueError(f"short_side ({short_side}) must be >= size ({size}) to crop a {size}px square")
+        for name, p in (("color_jitter", color_jitter), ("grayscale", grayscale)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1], got {p}")
+        self.train = train
+        self.size = size
+        self.short_side = short_side
+        self.mean = list(mean)
+        self.std = list(std)
+        self.flip = flip
+        self.color_jitter = color_jitter
+        self.grayscale = grayscale
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(train={self.train}, size={self.size}, short_side={self.short_side}, "
+            f"flip={self.flip}, color_jitter={self.color_jitter}, grayscale={self.grayscale})"
+        )
+
+    def __call__(self, clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Transform one clip.
+
+        Args:
+            clip: uint8 tensor (T, H, W, 3), RGB.
+            generator: source of randomness; torch's global RNG if None.
+
+        Returns:
+            float32 tensor (T, 3, size, size), normalised with mean/std.
+        """
+        if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[-1] != 3:
+            raise ValueError(f"expected a uint8 (T, H, W, 3) clip, got {clip.dtype} {tuple(clip.shape)}")
+        x = clip.permute(0, 3, 1, 2)  # (T, H, W, 3) -> (T, 3, H, W)
+        height, width = x.shape[-2:]
+
+        # 1. Crop box in the frame resized to `short_side`, mapped back to input pixels: one resize only.
+        scale = self.short_side / min(height, width)
+        if self.train:
+            top, left, box_h, box_w = self._random_box(round(height * scale), round(width * scale), generator)
+        else:
+            top = (round(height * scale) - self.size) // 2
+            left = (round(width * scale) - self.size) // 2
+            box_h = box_w = self.size
+        x = F.resized_crop(
+            x,
+            top=round(top / scale),
+            left=round(left / scale),
+            height=max(1, round(box_h / scale)),
+            width=max(1, round(box_w / scale)),
+            size=[self.size, self.size],
+            antialias=True,
+        )  # (T, 3, size, size) uint8
+
+        # 2. Flip and colour, one draw per clip.
+        if self.train:
+            if self.flip and self._coin(0.5, generator):
+                x = F.horizontal_flip(x)
+            if self._coin(self.color_jitter, generator):
+                x = self._jitter(x, generator)
+            if self._coin(self.grayscale, generator):
+                x = F.rgb_to_grayscale(x, num_output_channels=3)
+
+        # 3. Normalise.
+        x = F.to_dtype(x, torch.float32, scale=True)  # [0, 255] -> [0, 1]
+        return F.normalize(x, mean=self.mean, std=self.std)
+
+    def _random_box(
+        self, height: int, width: int, generator: torch.Generator | None
+    ) -> tuple[int, int, int, int]:
+        """TSN multi-scale crop box (top, left, h, w) inside a height x width frame."""
+        base = min(height, width)
+        sides = [max(1, int(base * s)) for s in CROP_SCALES]
+        pairs = [(h, w) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= 1]
+        box_h, box_w = pairs[self._randint(len(pairs), generator)]
+        top = self._randint(height - box_h + 1, generator)
+        left = self._randint(width - box_w + 1, generator)
+        return top, left, box_h, box_w
+
+    def _jitter(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Random brightness, contrast, saturation and hue change (fixed order), same for all frames."""
+
+        def factor(strength: float) -> float:
+            return 1.0 + strength * (2.0 * self._uniform(generator) - 1.0)
+
+        x = F.adjust_brightness(x, factor(BRIGHTNESS))
+        x = F.adjust_contrast(x, factor(CONTRAST))
+        x = F.adjust_saturation(x, factor(SATURATION))
+        return F.adjust_hue(x, HUE * (2.0 * self._uniform(generator) - 1.0))
+
+    @staticmethod
+    def _uniform(generator: torch.Generator | None) -> float:
+        return torch.rand((), generator=generator).item()
+
+    @classmethod
+    def _coin(cls, p: float, generator: torch.Generator | None) -> bool:
+        return p > 0 and cls._uniform(generator) < p
+
+    @staticmethod
+    def _randint(high: int, generator: torch.Generator | None) -> int:
+        return int(torch.randint(high, (), generator=generator).item())
+

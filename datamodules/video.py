@@ -1,0 +1,367 @@
+"""Read action-recognition clips: TSN segment sampling plus PyAV decoding of only the frames it picks.
+
+`sample_indices` splits a clip into equal segments and picks one frame per segment (random in training,
+evenly staggered positions for each test view). `decode_frames` decodes just those frames: it seeks to
+the keyframe before a wanted frame, decodes forward, and seeks again when the container index shows a
+keyframe between the last decoded frame and the next wanted one (or, without an index, when that frame
+is over 2 s ahead), so 16 frames from a 3-minute video cost a few GOPs, not the whole file. Frame folders (one
+jpg/png per frame, sorted by name) are read the same way. `read_clip` ties the two together and returns
+`(num_views, T, H, W, 3)` uint8 RGB. Every failure to read a file raises `VideoDecodeError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+# Seek when the container index shows a keyframe at least this many frames past the last decoded frame
+# (and at or before the next wanted one): jumping there skips that many frames of decoding.
+MIN_SEEK_SKIP_FRAMES = 8
+# Where the index does not (yet) reach: seek when the next wanted frame is this far ahead.
+SEEK_AHEAD_SECONDS = 2.0
+# Containers whose packets carry real presentation timestamps, so a frame's index can be computed from
+# its pts after a seek. AVI stores decode-order counters (wrong with packed B-frames, e.g. HMDB-51) and
+# raw elementary streams (m4v, h264) have no index; those are decoded forward from the start, counting
+# frames, which is exact and cheap for the short clips these formats hold.
+_SEEKABLE_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
+_ERRORS = (av.FFmpegError, OSError, UnicodeDecodeError, EOFError)
+
+
+class VideoDecodeError(RuntimeError):
+    """A video file or frame folder could not be read; the message names the path and the cause."""
+
+
+def _decode_error(path: str | Path, cause: str) -> VideoDecodeError:
+    return VideoDecodeError(
+        f"cannot read video {str(path)!r}: {cause}. Check that it exists and plays (e.g. `ffprobe` it); "
+        "re-download or re-extract it, or drop it from the split list."
+    )
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a clip claims about itself (container metadata; frame folders: 0.0 fps = unknown)."""
+
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+
+# --------------------------------------------------------------------------------------- sampling
+
+
+def sample_indices(
+    num_frames: int,
+    num_segments: int,
+    *,
+    train: bool,
+    rng: np.random.Generator | None = None,
+    view: int = 0,
+    num_views: int = 1,
+) -> np.ndarray:
+    """TSN sampling: one frame index from each of `num_segments` equal segments of `[0, num_frames)`.
+
+    Train: a uniformly random frame inside each segment, drawn from `rng` (default: a generator seeded
+    from NumPy's global state, which DataLoader workers and `seed_everything` seed). Test: the frame at
+    relative position `(view + 0.5) / num_views` inside each segment, so one view takes segment centres
+    and several views are evenly staggered. A clip shorter than `num_segments` repeats frames: the result
+    is always monotone non-decreasing, of length `num_segments`, with values in `[0, num_frames)`.
+
+    Returns:
+        int64 array of shape (num_segments,).
+    """
+    if num_frames <= 0 or num_segments <= 0:
+        raise ValueError(f"need num_frames > 0 and num_segments > 0, got {num_frames} and {num_segments}")
+    if not 0 <= view < num_views:
+        raise ValueError(f"view must be in [0, num_views={num_views}), got {view}")
+    seg_len = num_frames / num_segments
+    k = np.arange(num_segments)
+    if train:
+        if rng is None:
+            rng = np.random.default_rng(np.random.randint(2**31 - 1))
+        start = np.floor(seg_len * k).astype(np.int64)
+        end = np.maximum(np.floor(seg_len * (k + 1)).astype(np.int64), start + 1)  # exclusive
+        idx = rng.integers(start, end)
+    else:
+        idx = np.floor(seg_len * (k + (view + 0.5) / num_views)).astype(np.int64)
+    return np.clip(idx, 0, num_frames - 1).astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------- metadata
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise _decode_error(folder, f"folder holds no {'/'.join(IMAGE_SUFFIXES)} frames")
+    return files
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.is_file():
+        raise _decode_error(path, "file not found")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except _ERRORS as exc:
+        raise _decode_error(path, f"{type(exc).__name__}: {exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise _decode_error(path, "no video stream")
+    return container
+
+
+def _stream_fps(stream: av.video.stream.VideoStream) -> Fraction:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            return Fraction(rate)
+    return Fraction(0)
+
+
+def video_info(path: str | Path) -> VideoInfo:
+    """Frame count, fps and size of a video file or frame folder, from metadata (no decoding).
+
+    The frame count is `stream.frames`, else the stream duration times its average rate, else the number
+    of video packets found by demuxing. It is what the container claims: `decode_frames` clamps indices
+    past the frames that really decode.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = _frame_files(path)
+        try:
+            with Image.open(files[0]) as im:
+                width, height = im.size
+        except OSError as exc:
+            raise _decode_error(files[0], f"{type(exc).__name__}: {exc}") from exc
+        return VideoInfo(num_frames=len(files), fps=0.0, width=width, height=height)
+
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        fps = _stream_fps(stream)
+        num_frames = stream.frames
+        if num_frames <= 0 and stream.duration and fps:
+            num_frames = round(stream.duration * stream.time_base * fps)
+        if num_frames <= 0:  # e.g. raw m4v or some mkv: count packets, cheap next to decoding
+            num_frames = sum(1 for packet in container.demux(stream) if packet.size > 0)
+        width, height = stream.codec_context.width, stream.codec_context.height
+    except _ERRORS as exc:
+        raise _decode_error(path, f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        container.close()
+    if num_frames <= 0 or width <= 0 or height <= 0:
+        raise _decode_error(path, f"no usable video frames (frames={num_frames}, size={width}x{height})")
+    return VideoInfo(num_frames=num_frames, fps=float(fps), width=width, height=height)
+
+
+# --------------------------------------------------------------------------------------- decoding
+
+
+def _resized(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """(width, height) scaled so the shorter side is `short_side`, keeping the aspect ratio."""
+    if short_side is None:
+        return width, height
+    scale = short_side / min(width, height)
+    if width <= height:
+        return short_side, max(1, round(height * scale))
+    return max(1, round(width * scale)), short_side
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """Maps frame index <-> pts: index i is shown at start_pts + i / fps seconds."""
+
+    start_pts: int
+    time_base: Fraction
+    fps: Fraction
+
+    def pts(self, index: int) -> int:
+        return self.start_pts + round(index / (self.fps * self.time_base))
+
+    def index(self, pts: int) -> int:
+        return round((pts - self.start_pts) * self.time_base * self.fps)
+
+
+def _frames_from(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    clock: _Clock,
+    target: int | None,
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Yield (index, frame) in presentation order from the keyframe at or before `target`.
+
+    `target=None` decodes from the current position of a freshly opened container (its first frame).
+    After a seek only the first frame's index comes from its pts; later frames are counted, so streams
+    with unreliable per-frame timestamps still index correctly. If the seek lands past `target` (or on a
+    frame without pts), decoding restarts from the beginning of the stream.
+    """
+    if target is not None:
+        container.seek(clock.pts(target), stream=stream, backward=True)
+        frames = container.decode(stream)
+        first = next(frames, None)
+        if first is not None and first.pts is not None and clock.index(first.pts) <= target:
+            start = clock.index(first.pts)
+            yield start, first
+            yield from enumerate(frames, start + 1)
+            return
+        container.seek(clock.start_pts, stream=stream, backward=True)
+    yield from enumerate(container.decode(stream))
+
+
+class _KeyframeIndex:
+    """Approximate frame indices of the keyframes the container index knows about.
+
+    mp4 has its whole index at open; matroska reads its cues on the first seek and other demuxers add
+    entries as they read, so the index is re-read whenever it has grown. Index timestamps are decode
+    times (mp4) or keyframe pts (mkv); measured from the first entry they place each keyframe within a
+    frame or two, which is all the seek decision needs.
+    """
+
+    def __init__(self, stream: av.video.stream.VideoStream, clock: _Clock) -> None:
+        self.stream, self.clock = stream, clock
+        self.indices = np.empty(0, dtype=np.int64)
+        self._entries_seen = 0
+
+    def refresh(self) -> None:
+        entries = getattr(self.stream, "index_entries", None)  # PyAV >= 14
+        if entries is None or len(entries) == self._entries_seen:
+            return
+        self._entries_seen = len(entries)
+        first = entries[0].timestamp
+        start = self.clock.start_pts - first
+        keys = [self.clock.index(start + e.timestamp) for e in entries if e.is_keyframe]
+        self.indices = np.sort(np.array(keys, dtype=np.int64))
+
+    def worth_seeking(self, pos: int, target: int, fps: Fraction) -> bool:
+        """Whether seeking for `target` skips decoding, given the last decoded frame `pos`."""
+        self.refresh()
+        before = self.indices[self.indices <= target]  # a seek lands on the last of these
+        if before.size and before[-1] - pos >= MIN_SEEK_SKIP_FRAMES:
+            return True
+        # Past the last indexed keyframe the index may just not have been read yet: go by distance.
+        beyond_index = not self.indices.size or target > self.indices[-1]
+        return beyond_index and target - pos > SEEK_AHEAD_SECONDS * fps
+
+
+def _decode_video(
+    path: Path, wanted: list[int], short_side: int | None, thread_type: str
+) -> list[np.ndarray]:
+    """RGB frames for the sorted, unique indices `wanted`, each (H, W, 3) uint8."""
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = thread_type
+        fps = _stream_fps(stream)
+        clock = _Clock(stream.start_time or 0, stream.time_base or Fraction(1), fps)
+        seekable = container.format.name in _SEEKABLE_FORMATS and fps > 0 and stream.time_base is not None
+        keyframes = _KeyframeIndex(stream, clock)
+
+        out: list[np.ndarray] = []
+        frames = _frames_from(container, stream, clock, None)
+        pos, frame, exhausted = -1, None, False  # index and frame last decoded
+        size: tuple[int, int] | None = None  # output (width, height), fixed by the first frame
+        rgb, rgb_of = None, None  # last conversion, reused when several indices clamp to one frame
+        for target in wanted:
+            if not exhausted and pos < target:
+                if seekable and keyframes.worth_seeking(pos, target, fps):
+                    frames = _frames_from(container, stream, clock, target)
+                for pos, frame in frames:
+                    if pos >= target:
+                        break
+                else:  # fewer frames than claimed: later indices clamp to the last decoded frame
+                    exhausted = True
+            if frame is None:
+                raise _decode_error(path, "no decodable video frames")
+            if frame is not rgb_of:
+                size = size or _resized(frame.width, frame.height, short_side)
+                rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])  # (H, W, 3)
+                rgb_of = frame
+            out.append(rgb)
+        return out
+    except _ERRORS as exc:
+        raise _decode_error(path, f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        container.close()
+
+
+def _load_images(folder: Path, wanted: list[int], short_side: int | None) -> list[np.ndarray]:
+    files = _frame_files(folder)
+    out: list[np.ndarray] = []
+    for index in wanted:
+        file = files[min(index, len(files) - 1)]
+        try:
+            with Image.open(file) as im:
+                im = im.convert("RGB")
+                if short_side is not None:
+                    im = im.resize(_resized(*im.size, short_side), Image.BILINEAR)
+                out.append(np.asarray(im))  # (H, W, 3)
+        except OSError as exc:
+            raise _decode_error(file, f"{type(exc).__name__}: {exc}") from exc
+    return out
+
+
+def decode_frames(
+    path: str | Path,
+    indices: Sequence[int],
+    *,
+    short_side: int | None = None,
+    thread_type: str = "AUTO",
+) -> np.ndarray:
+    """Decode the frames at `indices` (any order, duplicates allowed) of a video file or frame folder.
+
+    Only the needed stretch of the video is decoded (see the module docstring). Indices past the frames
+    that actually decode take the last decoded frame.
+
+    Args:
+        path: video file, or a folder of jpg/png frames sorted by name.
+        indices: 0-based frame indices.
+        short_side: if given, each frame is resized so its shorter side has this length.
+        thread_type: PyAV decoder threading, "AUTO" (frame + slice threads) or "NONE".
+
+    Returns:
+        uint8 RGB array of shape (len(indices), H, W, 3), in the order of `indices`.
+    """
+    path = Path(path)
+    indices = [int(i) for i in indices]
+    if not indices or min(indices) < 0:
+        raise ValueError(f"indices must be a non-empty list of frame numbers >= 0, got {indices}")
+    wanted = sorted(set(indices))
+    if path.is_dir():
+        frames = _load_images(path, wanted, short_side)
+    else:
+        frames = _decode_video(path, wanted, short_side, thread_type)
+    by_index = dict(zip(wanted, frames))
+    return np.stack([by_index[i] for i in indices])  # (N, H, W, 3)
+
+
+def read_clip(
+    path: str | Path,
+    num_segments: int,
+    *,
+    train: bool,
+    rng: np.random.Generator | None = None,
+    num_views: int = 1,
+    short_side: int | None = None,
+    thread_type: str = "AUTO",
+) -> np.ndarray:
+    """Sample and decode one clip: (1, T, H, W, 3) in training, (num_views, T, H, W, 3) in test.
+
+    The test views' indices are decoded in one pass over the file. T = num_segments.
+    """
+    num_frames = video_info(path).num_frames
+    if train:
+        views = [sample_indices(num_frames, num_segments, train=True, rng=rng)]
+    else:
+        views = [
+            sample_indices(num_frames, num_segments, train=False, view=v, num_views=num_views)
+            for v in range(num_views)
+        ]
+    frames = decode_frames(path, np.concatenate(views), short_side=short_side, thread_type=thread_type)
+    return frames.reshape(len(views), num_segments, *frames.shape[1:])  # (V, T, H, W, 3)
