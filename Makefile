@@ -6,7 +6,7 @@ DEMO_DATA ?= data/demo
 DEMO_RUNS ?= runs/demo
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install test demo demo-data smoke-data clean
+.PHONY: install test demo demo-data smoke smoke-data clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ test: install
 
 smoke-data: install
 	$(PY) -m generation demo --out data/smoke --preset smoke
+
+# The headline command on tiny models and the demo world, in seconds.
+smoke: smoke-data
+	$(PY) train.py fit --config tasks/few_shot_k4.yaml --config configs/smoke.yaml
 
 demo-data: install
 	$(PY) -m generation demo --out $(DEMO_DATA) --preset demo

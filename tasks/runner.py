@@ -40,6 +40,8 @@ class TaskConfig:
         epochs: max epochs per phase name, e.g. {pretrain: 10, finetune: 50}; default trainer.max_epochs.
         lr: peak learning rate per phase name; default the model's `lr`.
         warmup_epochs: warm-up epochs per phase name; default the model's `warmup_epochs`.
+        accumulate_grad_batches: gradient accumulation per phase name, to reach the recipe's total batch
+            (total = data.batch_size x devices x accumulate); default trainer.accumulate_grad_batches.
     """
 
     name: str | None = None
@@ -47,6 +49,7 @@ class TaskConfig:
     epochs: dict[str, int] = field(default_factory=dict)
     lr: dict[str, float] = field(default_factory=dict)
     warmup_epochs: dict[str, float] = field(default_factory=dict)
+    accumulate_grad_batches: dict[str, int] = field(default_factory=dict)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -116,6 +119,8 @@ class TaskRunner:
         overrides = {"limit_val_batches": 0} if not validate else {}
         if phase.name in self.config.epochs:
             overrides["max_epochs"] = self.config.epochs[phase.name]
+        if phase.name in self.config.accumulate_grad_batches:
+            overrides["accumulate_grad_batches"] = self.config.accumulate_grad_batches[phase.name]
         trainer = self._trainer(phase.name, checkpoint, **overrides)
         last = phase_dir / "checkpoints" / "last.ckpt"
         if last.is_file():
