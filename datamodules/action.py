@@ -4,7 +4,8 @@ One label space (a label CSV) is shared by all sources. Which clips train the mo
 phase by the task runner (`set_phase`): the synthetic manifest for pre-training, a real annotation list
 (e.g. `train1_few_shot_4.txt`) for fine-tuning. Validation and test always read real annotation lists.
 All paths are checked in `setup`, before any training step, with errors that name the missing path and
-the option that sets it.
+the option that sets it. A clip that fails to decode during training raises or is skipped (`on_error`);
+skips are logged at the end of each epoch and counted by `skipped()`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ from typing import Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from datamodules.annotations import read_labels
-from datamodules.datasets import Clip, VideoDataset, clips_from_list, clips_from_manifest
+from datamodules.datasets import (
+    Clip,
+    OnError,
+    VideoDataLoader,
+    VideoDataset,
+    clips_from_list,
+    clips_from_manifest,
+    filter_uncertain,
+)
 from datamodules.transforms import VideoTransform
 
 Source = Literal["real", "synthetic"]
@@ -35,12 +45,18 @@ class ActionDataModule(L.LightningDataModule):
         test_list: real list the final model is tested on.
         synthetic_manifest: manifest.jsonl of generated clips (from `python -m generation render`).
         train_source: what trains the model: `real` (train_list) or `synthetic` (the manifest).
+        uncertainty_filter_quantile: UF (paper Table 7): keep only the synthetic clips whose CLIP uncertainty
+            is at most this quantile of the manifest's (0.8 drops the most uncertain 20%); None keeps all.
+            Needs a scored manifest (`python -m generation score`).
         num_frames: frames per clip (TSN segments).
         image_size: crop size in pixels.
         test_views: temporal views per test clip; softmax scores are summed over views.
         batch_size: clips per batch per device.
         num_workers: DataLoader worker processes.
         pin_memory: pin host memory for faster host-to-GPU copies (only when CUDA is available).
+        on_error: a clip that cannot be decoded: `raise` (an error naming the file and the cause) or
+            `skip` (serve the next clip of the list instead, so the epoch keeps its size; each failure is
+            counted, logged once per file, and the epoch's total is logged when the epoch ends).
     """
 
     def __init__(
@@ -53,12 +69,14 @@ class ActionDataModule(L.LightningDataModule):
         test_list: str | None = None,
         synthetic_manifest: str | None = None,
         train_source: Source = "real",
+        uncertainty_filter_quantile: float | None = None,
         num_frames: int = 8,
         image_size: int = 224,
         test_views: int = 2,
         batch_size: int = 8,
         num_workers: int = 4,
         pin_memory: bool = True,
+        on_error: OnError = "raise",
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -70,12 +88,16 @@ class ActionDataModule(L.LightningDataModule):
         self.test_list = test_list
         self.synthetic_manifest = synthetic_manifest
         self.train_source = train_source
+        self.uncertainty_filter_quantile = uncertainty_filter_quantile
         self.num_frames = num_frames
         self.image_size = image_size
         self.test_views = test_views
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"`--data.on_error` must be 'raise' or 'skip', got {on_error!r}")
+        self.on_error = on_error
         self._class_names: list[str] | None = None
         self.datasets: dict[str, VideoDataset] = {}
 
@@ -115,7 +137,30 @@ class ActionDataModule(L.LightningDataModule):
             return self._real(self.train_list, "train_list")
         if self.synthetic_manifest is None:
             raise ValueError("`--data.synthetic_manifest` is not set; synthetic training needs a manifest.jsonl")
-        return clips_from_manifest(self.synthetic_manifest, self.class_names)
+        clips = clips_from_manifest(self.synthetic_manifest, self.class_names)
+        if self.uncertainty_filter_quantile is None:
+            return clips
+        kept, threshold = filter_uncertain(clips, self.uncertainty_filter_quantile, self.synthetic_manifest)
+        rank_zero_info(
+            f"uncertainty filter: dropped {len(clips) - len(kept)} of {len(clips)} synthetic clips with "
+            f"uncertainty > {threshold:.4f} (quantile {self.uncertainty_filter_quantile})"
+        )
+        return kept
+
+    def check_uncertainty(self, loss: str) -> None:
+        """Raise unless the synthetic training clips carry the CLIP uncertainty that `loss` (ul/uw/uf) needs."""
+        if loss == "uf" and self.uncertainty_filter_quantile is None:
+            raise ValueError("loss 'uf' trains on a filtered synthetic set: set `--data.uncertainty_filter_quantile`")
+        if self.train_source != "synthetic":
+            return  # real clips carry no uncertainty: they are trained with eps = 0 / weight 1
+        clips = self.datasets["train"].clips if "train" in self.datasets else self._train_clips()
+        unscored = sum(c.uncertainty is None for c in clips)
+        if unscored:
+            raise ValueError(
+                f"loss {loss!r} needs CLIP uncertainty, but {unscored} of {len(clips)} clips of "
+                f"{self.synthetic_manifest} are unscored; run `python -m generation score --manifest "
+                f"{self.synthetic_manifest} --labels {self.label_file}` first"
+            )
 
     def check(self, lists: list[str], synthetic: bool) -> None:
         """Validate inputs before any model is built: label file, each real list (labels in range, every
@@ -128,7 +173,7 @@ class ActionDataModule(L.LightningDataModule):
 
     def _dataset(self, clips: list[Clip], train: bool) -> VideoDataset:
         transform = VideoTransform(train=train, size=self.image_size)
-        return VideoDataset(clips, self.num_frames, transform, num_views=self.test_views)
+        return VideoDataset(clips, self.num_frames, transform, num_views=self.test_views, on_error=self.on_error)
 
     def setup(self, stage: str) -> None:
         """Build (and check) the datasets the stage needs."""
@@ -139,8 +184,12 @@ class ActionDataModule(L.LightningDataModule):
         if stage == "test" and "test" not in self.datasets:
             self.datasets["test"] = self._dataset(self._real(self.test_list, "test_list"), train=False)
 
+    def skipped(self) -> dict[str, int]:
+        """Clip reads replaced because they failed to decode (on_error="skip"), per built split, all workers."""
+        return {split: dataset.skipped() for split, dataset in self.datasets.items()}
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
+        return VideoDataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
             shuffle=shuffle,

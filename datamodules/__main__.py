@@ -1,0 +1,29 @@
+"""`python -m datamodules`: dataset tools that need no model.
+
+    python -m datamodules validate --list L --labels C [--root R] [--frames T] [--json]
+    python -m datamodules splits {kshot,base-novel,long-tail} --list L ...
+
+`validate` checks a list against its label file and videos (exit code 1 on errors); `splits` writes
+seeded K-shot, base/novel and long-tailed lists in the input list's format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from datamodules import splits, validate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m datamodules", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    validate.add_parser(commands)
+    splits.add_parser(commands)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
