@@ -1,8 +1,11 @@
-"""Command line of the generation program: `python -m generation {prompts,render,demo} ...`.
+"""Command line of the generation program: `python -m generation {prompts,render,demo,score,analyze} ...`.
 
     python -m generation prompts --labels labels.csv --out prompts.jsonl --strategy ie
     python -m generation render --prompts prompts.jsonl --out data/synth --num-shards 4 --shard-index 0
     python -m generation demo --out data/demo --preset demo
+    python -m generation score --manifest data/synth/manifest.jsonl --labels labels.csv
+    python -m generation analyze --dataset synth=data/synth/manifest.jsonl --dataset real=val1.txt@videos \\
+        --reference real --labels labels.csv --out analysis/
 
 User errors (missing files, malformed inputs, bad arguments) print one `error: ...` line and exit 2.
 """
@@ -43,13 +46,54 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"demo dataset ({args.preset}) ready in {args.out}: {done['counts']}")
 
 
+def _score(args: argparse.Namespace) -> None:
+    from generation.score import score_manifest
+
+    s = score_manifest(args.manifest, args.labels, arch=args.arch, pretrained=_weights(args.pretrained),
+                       num_frames=args.frames, template=args.template, batch_size=args.batch_size,
+                       num_workers=args.num_workers, normalisation=args.normalisation, top=args.top,
+                       progress=not args.no_progress, tensorboard=args.tensorboard)
+    print(f"{s.rows} rows: {s.scored} scored now ({s.clips_per_s:.1f} clips/s), {s.already_scored} already scored; "
+          f"uncertainty re-normalised ({args.normalisation}) -> {args.manifest}")
+
+
+def _analyze(args: argparse.Namespace) -> None:
+    from generation.analyze import DatasetSpec, analyze_datasets
+
+    specs = [DatasetSpec.parse(d) for d in args.dataset]
+    report = analyze_datasets(specs, args.reference, args.out, labels=args.labels, arch=args.arch,
+                              pretrained=_weights(args.pretrained), num_frames=args.frames, template=args.template,
+                              batch_size=args.batch_size, max_clips=args.max_clips, tensorboard=args.tensorboard)
+    print(f"reference: {report['reference']}; RBF sigma = {report['rbf_sigma']:.4g} (median heuristic)")
+    print(f"{'dataset':<16}{'clips':>7}{'DB':>9}{'MMD2 lin':>12}{'MMD2 rbf':>12}{'MMD2 poly':>12}")
+    for name, d in report["datasets"].items():
+        m = d["mmd2"]
+        db = d["davies_bouldin"]
+        print(f"{name:<16}{d['clips']:>7}{db:>9.3f}{m['linear']:>12.4g}{m['rbf']:>12.4g}{m['poly']:>12.4g}")
+    print(f"-> {args.out}/analysis.json, {args.out}/tsne.png")
+
+
+def _weights(text: str) -> str | None:
+    return None if text.lower() in ("none", "") else text
+
+
+def _add_clip_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default="ViT-B-16", help="open_clip architecture (default ViT-B-16)")
+    p.add_argument("--pretrained", default="openai",
+                   help="open_clip tag, local weight file, or 'none' for random weights (default openai)")
+    p.add_argument("--frames", type=int, default=8, help="frames sampled uniformly per clip (default 8)")
+    p.add_argument("--template", default="a photo of a {}.", help="class-name prompt (default 'a photo of a {}.')")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default 16)")
+    p.add_argument("--tensorboard", default=None, help="also log the figures to this TensorBoard folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m generation",
         description="Make synthetic action videos: prompts from class names, clips from prompts, "
                     "or the whole offline demo dataset.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{prompts,render,demo}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{prompts,render,demo,score,analyze}")
 
     p = sub.add_parser("prompts", help="write prompts.jsonl (one row per video) from a label CSV",
                        description="Write one prompt row per video to render, for every class of a label CSV.")
@@ -86,6 +130,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="demo: the full demo (about a minute on 2 cores); smoke: tiny, for tests")
     d.add_argument("--no-progress", action="store_true", help="hide progress bars")
     d.set_defaults(func=_demo)
+
+    s = sub.add_parser("score", help="CLIP uncertainty of every clip of a manifest (resumable)",
+                       description="Add entropy, uncertainty (normalised over the set), clip_pred and clip_prob to "
+                                   "every row; writes score.json, uncertainty_hist.png and uncertain_clips.json "
+                                   "beside the manifest. Rows already scored are kept; re-running re-normalises.")
+    s.add_argument("--manifest", required=True, help="manifest.jsonl to score (rewritten atomically)")
+    s.add_argument("--labels", required=True, help="label CSV `id,name` of the training label space")
+    _add_clip_args(s)
+    s.add_argument("--num-workers", type=int, default=0, help="decoding processes (default 0)")
+    s.add_argument("--normalisation", choices=("minmax", "max_entropy"), default="minmax",
+                   help="minmax: (H - min) / (max - min) over the set (paper, default); max_entropy: H / log K")
+    s.add_argument("--top", type=int, default=10, help="most uncertain clips listed per class (default 10)")
+    s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    s.set_defaults(func=_score)
+
+    a = sub.add_parser("analyze", help="Davies-Bouldin, MMD and t-SNE of datasets in CLIP feature space",
+                       description="Compare datasets (manifests or annotation lists) in CLIP video-feature space: "
+                                   "Davies-Bouldin per dataset, unbiased MMD^2 (linear, RBF, polynomial) against "
+                                   "the reference, and a t-SNE plot.")
+    a.add_argument("--dataset", action="append", required=True, metavar="NAME=PATH",
+                   help="NAME=manifest.jsonl, or NAME=list.txt@VIDEO_ROOT for a `path label` list; repeat")
+    a.add_argument("--reference", required=True, help="NAME of the dataset the others are compared with")
+    a.add_argument("--labels", default=None, help="label CSV, for class names in the t-SNE legend")
+    a.add_argument("--out", default="analysis", help="output folder (default analysis)")
+    a.add_argument("--max-clips", type=int, default=None, help="seeded random subset per dataset (default all)")
+    _add_clip_args(a)
+    a.set_defaults(func=_analyze)
     return parser
 
 

@@ -1,5 +1,6 @@
-"""LightningModules (systems that own the training loop) and, under `models/`, the plain networks."""
+"""LightningModules (systems that own the training loop: `video_clip.VideoCLIPModule`), their losses
+(`losses`), and under `models/` the plain networks and the CLIP loader.
 
-from lightning_modules.video_clip import VideoCLIPModule
-
-__all__ = ["VideoCLIPModule"]
+Kept import-free so `generation` can share the model loader (`lightning_modules.models.clip`) without
+loading Lightning; import submodules directly.
+"""

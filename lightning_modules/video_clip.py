@@ -14,11 +14,12 @@ from functools import partial
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 import torchvision
 from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
+
+from lightning_modules.losses import UNCERTAINTY_LOSSES, LossConfig, action_loss
 
 
 class VideoCLIPModule(L.LightningModule):
@@ -30,7 +31,8 @@ class VideoCLIPModule(L.LightningModule):
         weight_decay: AdamW weight decay.
         betas: AdamW betas (TC-CLIP recipe: 0.9, 0.98).
         warmup_epochs: linear warm-up length before the cosine decay, in (fractional) epochs.
-        label_smoothing: fixed label smoothing eps of the cross-entropy (0 = plain CE).
+        loss: the training loss, `{name: ce | ls | ul | uw | uf, ...}` (`lightning_modules.losses`);
+            default plain cross-entropy. ul/uw/uf need a scored manifest (`python -m generation score`).
     """
 
     def __init__(
@@ -40,13 +42,14 @@ class VideoCLIPModule(L.LightningModule):
         weight_decay: float = 0.001,
         betas: tuple[float, float] = (0.9, 0.98),
         warmup_epochs: float = 5.0,
-        label_smoothing: float = 0.0,
+        loss: LossConfig | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.net = net
         self.lr = lr
         self.warmup_epochs = warmup_epochs
+        self.loss_config = loss or LossConfig()
         self.class_names: list[str] = []
         self._tokens: torch.Tensor | None = None  # (K, L) class-prompt tokens, built in setup
         # Normalisation of the input frames, undone to display clips in TensorBoard (CLIP's by default).
@@ -66,6 +69,10 @@ class VideoCLIPModule(L.LightningModule):
                 for name, top_k in (("top1", 1), ("top5", min(5, k)))
             }
         ).to(self.device)
+        if stage == "fit" and self.loss_config.name in UNCERTAINTY_LOSSES:
+            check = getattr(self.trainer.datamodule, "check_uncertainty", None)
+            if check is not None:  # the datamodule knows whether its training clips are scored / filtered
+                check(self.loss_config.name)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) -> (B, K) logits over the current class names."""
@@ -83,8 +90,10 @@ class VideoCLIPModule(L.LightningModule):
             preds, loss = self.scores(video), None
         else:
             preds = self(video)
-            loss = F.cross_entropy(preds, labels, label_smoothing=self.hparams.label_smoothing)
+            loss, eps_mean = action_loss(preds, labels, batch.get("uncertainty"), self.loss_config)
             self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=stage != "train")
+            if stage == "train":
+                self.log("train/eps_mean", eps_mean, batch_size=len(labels))
         for name in ("top1", "top5"):
             metric = self.metrics[f"{stage}_{name}"]
             metric(preds, labels)

@@ -7,11 +7,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from datamodules.manifest import read_manifest
 from generation.demo import build_demo
+from generation.score import score_manifest
 from tasks import get_task
 from train import main
 
@@ -23,6 +27,9 @@ TASK_YAMLS = sorted((ROOT / "tasks").glob("*.yaml"))
 def smoke_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("smoke")
     build_demo(out, preset="smoke")
+    # The ul/uw/uf tasks need CLIP uncertainty: score the synthetic set with the tiny random CLIP.
+    score_manifest(out / "synthetic/ie/manifest.jsonl", out / "labels.csv", arch="synthact-tiny", pretrained=None,
+                   num_frames=4, progress=False)  # fmt: skip
     return out
 
 
@@ -41,6 +48,16 @@ def count_lines(path: Path) -> int:
     return sum(1 for line in path.read_text().splitlines() if line.strip())
 
 
+def synthetic_clips(task_yaml: Path, manifest: Path) -> int:
+    """Clips a task pre-trains on: the whole manifest, or what its UF quantile keeps."""
+    data = yaml.safe_load(task_yaml.read_text()).get("data")
+    quantile = data.get("init_args", {}).get("uncertainty_filter_quantile") if isinstance(data, dict) else None
+    if quantile is None:
+        return count_lines(manifest)
+    u = np.array([row.uncertainty for row in read_manifest(manifest)])
+    return int((u <= np.quantile(u, quantile)).sum())
+
+
 @pytest.mark.parametrize("task_yaml", TASK_YAMLS, ids=lambda p: p.stem)
 def test_every_task_runs_through_the_smoke_config(task_yaml, smoke_data, tmp_path):
     main(smoke_args(task_yaml, smoke_data, tmp_path))
@@ -50,11 +67,20 @@ def test_every_task_runs_through_the_smoke_config(task_yaml, smoke_data, tmp_pat
     for phase in spec.phases:
         record = json.loads((run / phase.name / "phase.json").read_text())
         assert record["epochs"] == 1
-        listed = smoke_data / "synthetic/ie/manifest.jsonl" if phase.source == "synthetic" else None
-        listed = listed or smoke_data / "real/splits" / phase.train_list
-        assert record["steps"] == -(-count_lines(listed) // batch)  # one epoch = ceil(clips / batch) steps
-        events = EventAccumulator(str(run / phase.name)).Reload().Tags()
-        assert "train/loss" in events["scalars"] and "train/clips" in events["images"]
+        if phase.source == "synthetic":
+            clips = synthetic_clips(task_yaml, smoke_data / "synthetic/ie/manifest.jsonl")
+        else:
+            clips = count_lines(smoke_data / "real/splits" / phase.train_list)
+        assert record["steps"] == -(-clips // batch)  # one epoch = ceil(clips / batch) steps
+        events = EventAccumulator(str(run / phase.name)).Reload()
+        assert "train/loss" in events.Tags()["scalars"] and "train/clips" in events.Tags()["images"]
+        eps = [e.value for e in events.Scalars("train/eps_mean")]
+        if task_yaml.stem.endswith("_ul") and phase.source == "synthetic":
+            assert all(0.0 <= x <= 0.3 for x in eps) and max(eps) > 0  # eps_i = 0.3 * u_i, u in [0, 1]
+        elif task_yaml.stem.endswith("_ls"):
+            assert eps == pytest.approx([0.1] * len(eps))
+        else:
+            assert eps == [0.0] * len(eps)  # CE, UW, UF, and UL on real clips
         assert (run / phase.name / "checkpoints/last.ckpt").is_file()
     results = json.loads((run / "results.json").read_text())
     assert results["task"] == spec.name and results["test_list"] == "val1.txt"
@@ -129,6 +155,22 @@ def test_bad_label_and_empty_list_are_reported_with_file_and_line(smoke_data, tm
     (splits / "train1_few_shot_4.txt").write_text("")
     with pytest.raises(ValueError, match=r"train1_few_shot_4\.txt: the annotation list is empty"):
         main(args)
+
+
+@pytest.mark.parametrize("task", ["few_shot_k4_ul", "few_shot_k4_uf"])
+def test_uncertainty_losses_refuse_an_unscored_manifest(smoke_data, tmp_path, task):
+    unscored = tmp_path / "synthetic"
+    unscored.mkdir()
+    (unscored / "videos").symlink_to(smoke_data / "synthetic/ie/videos")
+    rows = [row.model_copy(update={"entropy": None, "uncertainty": None})
+            for row in read_manifest(smoke_data / "synthetic/ie/manifest.jsonl")]  # fmt: skip
+    (unscored / "manifest.jsonl").write_text("".join(row.model_dump_json() + "\n" for row in rows))
+    args = smoke_args(ROOT / f"tasks/{task}.yaml", smoke_data, tmp_path / "runs",
+                      "--data.synthetic_manifest", str(unscored / "manifest.jsonl"))  # fmt: skip
+    message = rf"{len(rows)} .*(unscored|no uncertainty).* run `python -m generation score"
+    with pytest.raises(ValueError, match=message):
+        main(args)
+    assert not list((tmp_path / "runs").rglob("*.ckpt"))  # refused before any training step
 
 
 def test_unknown_config_key_is_rejected_by_the_parser(smoke_data, tmp_path, capsys):

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from lightning_modules import VideoCLIPModule
+from lightning_modules.video_clip import VideoCLIPModule
 
 
 class FixedNet(nn.Module):

@@ -1,0 +1,104 @@
+"""CLIP uncertainty scoring: the formulas on fixed vectors, and a resumable run on the smoke demo set."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from datamodules.manifest import ManifestError, read_manifest
+from datamodules.transforms import VideoTransform
+from datamodules.video import read_clip
+from generation.__main__ import main
+from generation.clip_features import load_clip
+from generation.demo import build_demo
+from generation.score import class_probs, entropy, normalise_entropy, score_manifest
+
+TINY = {"arch": "synthact-tiny", "pretrained": None, "num_frames": 4, "progress": False}
+
+
+def test_probs_and_entropy_of_fixed_similarities():
+    video = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # (B=2, D=2), unit norm
+    text = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # (K=3, D)
+    probs = class_probs(video, text, logit_scale=2.0)
+    # clip 0: cosines (1, 0, -1) -> softmax(2, 0, -2); clip 1: cosines (0, 1, 0) -> softmax(0, 2, 0)
+    z0, z1 = math.e**2 + 1 + math.e**-2, 2 + math.e**2
+    s0, s1 = [math.e**2 / z0, 1 / z0, math.e**-2 / z0], [1 / z1, math.e**2 / z1, 1 / z1]
+    torch.testing.assert_close(probs, torch.tensor([s0, s1]))
+    h = [-sum(p * math.log(p) for p in s) for s in (s0, s1)]
+    torch.testing.assert_close(entropy(probs), torch.tensor(h))
+    assert entropy(torch.tensor([[1 / 4] * 4, [1.0, 0.0, 0.0, 0.0]])).tolist() == pytest.approx([math.log(4), 0.0])
+
+
+def test_normalisation_methods():
+    u, info = normalise_entropy(np.array([1.0, 2.0, 3.0, 1.5]), "minmax", num_classes=8)
+    assert u.tolist() == pytest.approx([0.0, 0.5, 1.0, 0.25])
+    assert info == {"method": "minmax", "entropy_min": 1.0, "entropy_max": 3.0}
+    assert normalise_entropy(np.array([0.7, 0.7]), "minmax", 8)[0].tolist() == [0.0, 0.0]  # all equal
+    u, info = normalise_entropy(np.array([0.0, math.log(4) / 2, math.log(4)]), "max_entropy", num_classes=4)
+    assert u.tolist() == pytest.approx([0.0, 0.5, 1.0]) and info["entropy_max"] == pytest.approx(math.log(4))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("score") / "smoke"
+    build_demo(out, "smoke", progress=False)
+    return out
+
+
+def test_scoring_a_demo_manifest_is_exact_and_resumable(demo, capsys):
+    manifest, labels = demo / "synthetic/ie/manifest.jsonl", demo / "labels.csv"
+    torch.manual_seed(0)
+    first = score_manifest(manifest, labels, **TINY)
+    rows = read_manifest(manifest)
+    k = len(labels.read_text().splitlines()) - 1
+    assert (first.rows, first.scored, first.already_scored) == (len(rows), len(rows), 0)
+    h = np.array([r.entropy for r in rows])
+    assert all(0 < x <= math.log(k) + 1e-6 for x in h)
+    assert [r.uncertainty for r in rows] == pytest.approx(((h - h.min()) / (h.max() - h.min())).tolist(), abs=1e-6)
+    assert all(0 <= r.clip_pred < k and 1 / k <= r.clip_prob <= 1 for r in rows)
+
+    # One clip recomputed by hand with the same (seeded) random weights.
+    torch.manual_seed(0)
+    model, tokenizer = load_clip("synthact-tiny", None)
+    frames = read_clip(manifest.parent / rows[0].video, 4, train=False, short_side=32)[0]  # (T, H, W, 3)
+    x = VideoTransform(train=False, size=32, short_side=32)(torch.from_numpy(frames))  # (T, C, H, W)
+    with torch.no_grad():
+        v = F.normalize(model.encode_image(x).mean(0, keepdim=True), dim=-1)  # (1, D)
+        names = [line.split(",", 1)[1] for line in labels.read_text().splitlines()[1:]]
+        t = F.normalize(model.encode_text(tokenizer([f"a photo of a {n}." for n in names])), dim=-1)  # (K, D)
+        s = (model.logit_scale.exp() * v @ t.T).softmax(-1)[0]
+    assert rows[0].entropy == pytest.approx(float(-(s * s.log()).sum()), abs=1e-5)
+    assert (rows[0].clip_pred, rows[0].clip_prob) == (int(s.argmax()), pytest.approx(float(s.max()), abs=1e-5))
+
+    record = json.loads((manifest.parent / "score.json").read_text())
+    assert (record["method"], record["entropy_min"], record["entropy_max"]) == ("minmax", h.min(), h.max())
+    worst = json.loads((manifest.parent / "uncertain_clips.json").read_text())
+    for clips in worst.values():
+        assert [c["uncertainty"] for c in clips] == sorted((c["uncertainty"] for c in clips), reverse=True)
+    assert (manifest.parent / "uncertainty_hist.png").stat().st_size > 1000
+    assert not list(manifest.parent.glob(".*"))  # no temp files left behind
+
+    # A second run (through the CLI) scores nothing new and keeps every entropy.
+    assert main(["score", "--manifest", str(manifest), "--labels", str(labels), "--arch", "synthact-tiny",
+                 "--pretrained", "none", "--frames", "4", "--no-progress"]) == 0  # fmt: skip
+    assert "0 scored now" in capsys.readouterr().out
+    assert read_manifest(manifest) == rows
+
+    # An interrupted run: rows without entropy are scored, the others keep theirs; u is re-normalised.
+    partial = [r.model_copy(update={"entropy": None, "uncertainty": None}) if i < 3 else r for i, r in enumerate(rows)]
+    manifest.write_text("".join(r.model_dump_json() + "\n" for r in partial))
+    torch.manual_seed(0)
+    again = score_manifest(manifest, labels, **TINY)
+    assert (again.scored, again.already_scored) == (3, len(rows) - 3)
+    assert [r.entropy for r in read_manifest(manifest)] == pytest.approx(h.tolist(), abs=1e-6)
+
+
+def test_a_label_file_that_does_not_match_is_an_error(demo, tmp_path):
+    bad = tmp_path / "labels.csv"
+    bad.write_text("id,name\n0,swimming\n")
+    with pytest.raises(ManifestError, match="not in .*labels.csv; score with the label CSV the set was made from"):
+        score_manifest(demo / "synthetic/basic/manifest.jsonl", bad, **TINY)
