@@ -30,6 +30,7 @@ STYLES = ("synthetic", "real")
 SS = 2  # supersampling factor for anti-aliased drawing
 
 DEFAULT_BACKGROUND: RGB = (200, 200, 200)
+FIGURE_HEIGHT = 0.55  # standing height of the default figure, as a fraction of the frame side
 
 COLOURS: dict[str, RGB] = {
     "red": (200, 40, 40), "crimson": (170, 20, 50), "maroon": (120, 30, 40), "pink": (240, 130, 170),
@@ -552,7 +553,7 @@ def render_clip(
         facing=int(rng.choice([-1, 1])),
         lead=int(rng.choice([-1, 1])),
     )
-    hf = 0.55 * size * SS * m.scale * fig.height  # standing height in supersampled pixels
+    hf = FIGURE_HEIGHT * size * SS * m.scale * fig.height  # standing height in supersampled pixels
     ground = (margin + size * rng.uniform(0.86, 0.93)) * SS
     bg = _background(scene, cw, cw, rng)
     if real:  # mottled texture: low-frequency multiplicative noise baked into the background
