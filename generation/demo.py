@@ -51,7 +51,7 @@ class DemoPreset:
 
 PRESETS: dict[str, DemoPreset] = {
     "smoke": DemoPreset(synthetic_per_class=4, real_train_per_class=16, real_val_per_class=2, num_frames=8, size=32),
-    "demo": DemoPreset(synthetic_per_class=48, real_train_per_class=16, real_val_per_class=20, num_frames=16, size=64),
+    "demo": DemoPreset(synthetic_per_class=96, real_train_per_class=16, real_val_per_class=20, num_frames=16, size=64),
 }
 
 
