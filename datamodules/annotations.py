@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path

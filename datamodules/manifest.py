@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -110,6 +111,20 @@ def append_manifest_rows(path: str | Path, rows: list[ManifestRow]) -> None:
             f.write(row.model_dump_json() + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> None:
+    """Atomically (re)write a JSON-lines file of pydantic records: a temp file beside it, fsynced, then
+    renamed over it, so readers see the old file or the new one, never a half-written one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(record.model_dump_json() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def repair_torn_tail(path: str | Path) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from datamodules.manifest import Strategy
+from datamodules.manifest import Strategy, write_jsonl
 from generation import vocab
 
 STRATEGIES: tuple[str, ...] = ("basic", "env", "cha", "ie")
@@ -268,15 +268,7 @@ def make_prompts(
 
 def write_prompts(path: str | Path, rows: list[PromptRow]) -> None:
     """Write rows as prompts.jsonl atomically (temp file in the same folder, fsync, os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    with tmp.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(row.model_dump_json() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_jsonl(path, rows)
 
 
 def read_prompts(path: str | Path) -> list[PromptRow]:

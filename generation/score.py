@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datamodules.manifest import ManifestError, ManifestRow, read_manifest
+from datamodules.manifest import ManifestError, ManifestRow, read_manifest, write_jsonl
 from generation.prompts import read_label_csv
 
 Normalisation = Literal["minmax", "max_entropy"]
@@ -69,17 +69,6 @@ class ScoreSummary:
     already_scored: int  # rows that kept the entropy of an earlier run
     seconds: float
     clips_per_s: float
-
-
-def _write_manifest(path: Path, rows: list[ManifestRow]) -> None:
-    """Rewrite the manifest atomically: a temp file beside it, fsynced, then renamed over it."""
-    tmp = path.with_name(f".{path.name}.scoring")
-    with tmp.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(row.model_dump_json() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _write_json(path: Path, data) -> None:
@@ -158,7 +147,7 @@ def score_manifest(
                 done += len(h)
                 bar.update(len(h))
                 if time.perf_counter() - last_save > save_every_s:
-                    _write_manifest(manifest, rows)  # entropies so far; uncertainty is set below
+                    write_jsonl(manifest, rows)  # entropies so far; uncertainty is set below
                     last_save = time.perf_counter()
         seconds = time.perf_counter() - started
 
@@ -166,7 +155,7 @@ def score_manifest(
     h = np.array([row.entropy for row in rows])
     u, constants = normalise_entropy(h, normalisation, len(names))
     rows = [row.model_copy(update={"uncertainty": float(ui)}) for row, ui in zip(rows, u)]
-    _write_manifest(manifest, rows)
+    write_jsonl(manifest, rows)
     _write_json(manifest.parent / "score.json", {
         **constants, "arch": arch, "pretrained": pretrained, "num_frames": num_frames, "template": template,
         "num_classes": len(names), "rows": len(rows), "scored_by_last_run": len(todo),
