@@ -25,14 +25,19 @@ def find_results(paths: list[str]) -> list[Path]:
 
 
 def results_table(files: list[Path]) -> str:
-    """Markdown table with one row per run and one column per metric (accuracies in %)."""
+    """Markdown table with one row per run and one column per metric (accuracies in %).
+
+    The data column is the run's label file (e.g. the demo world's, standing in for HMDB-51), or the
+    protocol's dataset when a results file does not name one.
+    """
     records = [(f.parent, json.loads(f.read_text())) for f in files]
     metrics = sorted({m for _, r in records for m in r["metrics"]})
-    header = "| run | task | dataset | " + " | ".join(metrics) + " |"
+    header = "| run | task | data | " + " | ".join(metrics) + " |"
     lines = [header, "|" + "---|" * (3 + len(metrics))]
     for folder, r in records:
         cells = [f"{100 * r['metrics'][m]:.1f}" if m in r["metrics"] else "-" for m in metrics]
-        lines.append(f"| {folder} | {r['task']} | {r['dataset']} | " + " | ".join(cells) + " |")
+        data = r.get("label_file") or r["dataset"]  # the label file says which data stood in for the protocol's
+        lines.append(f"| {folder} | {r['task']} | {data} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
