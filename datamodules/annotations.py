@@ -195,11 +195,15 @@ def read_labels(path: str | Path) -> list[str]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        AnnotationError: a malformed row, a duplicate id, or ids that are not exactly 0..K-1.
+        AnnotationError: a malformed row, an empty or repeated name, a duplicate id, or ids that are not
+            exactly 0..K-1.
     """
     path = Path(path)
-    _require_file(path, "label file", "Set `--data.label_file` to a CSV with lines `id,name`.")
+    _require_file(
+        path, "label file", "Pass a CSV of `id,name` lines (`--data.label_file` in training, `--labels` in generation)."
+    )
     names: dict[int, str] = {}
+    line_of_name: dict[str, int] = {}
     with path.open(newline="", encoding="utf-8") as f:
         for lineno, row in enumerate(csv.reader(f), start=1):
             if not row or not "".join(row).strip():
@@ -211,7 +215,12 @@ def read_labels(path: str | Path) -> list[str]:
             class_id, name = int(row[0]), ",".join(row[1:]).strip()
             if class_id in names:
                 raise AnnotationError(f"{path}:{lineno}: class id {class_id} appears twice")
+            if not name:
+                raise AnnotationError(f"{path}:{lineno}: empty class name for id {class_id}")
+            if name in line_of_name:
+                raise AnnotationError(f"{path}:{lineno}: class name {name!r} already on line {line_of_name[name]}")
             names[class_id] = name
+            line_of_name[name] = lineno
     if not names:
         raise AnnotationError(f"{path}: no classes found; expected lines `id,name`")
     missing = sorted(set(range(len(names))) - set(names))
@@ -223,13 +232,17 @@ def read_labels(path: str | Path) -> list[str]:
 
 
 def write_labels(path: str | Path, names: Sequence[str]) -> None:
-    """Write a label CSV `id,name` (header first, ids 0..K-1), readable by `read_labels`."""
+    """Write a label CSV `id,name` (header first, ids 0..K-1), readable by `read_labels`, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["id", "name"])
         writer.writerows([i, name] for i, name in enumerate(names))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------ lists

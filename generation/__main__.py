@@ -20,9 +20,9 @@ from generation.prompts import STRATEGIES, PromptError
 
 
 def _prompts(args: argparse.Namespace) -> None:
-    from generation.prompts import make_prompts, read_label_csv, write_prompts
+    from generation.prompts import labels_from_csv, make_prompts, write_prompts
 
-    rows = make_prompts(read_label_csv(args.labels), args.strategy, videos_per_class=args.videos_per_class,
+    rows = make_prompts(labels_from_csv(args.labels), args.strategy, videos_per_class=args.videos_per_class,
                         num_envs=args.num_envs, num_chars=args.num_chars, backend=args.backend)
     write_prompts(args.out, rows)
     print(f"wrote {len(rows)} {args.strategy} prompts to {args.out}")

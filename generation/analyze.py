@@ -198,7 +198,7 @@ def analyze_datasets(
     `max_clips` takes a seeded random subset of each dataset (MMD and t-SNE are O(N^2)).
     """
     from generation.clip_features import ClipEncoder
-    from generation.prompts import read_label_csv
+    from datamodules.annotations import read_labels
 
     if len({d.name for d in datasets}) != len(datasets):
         raise ValueError(f"dataset names must be unique: {[d.name for d in datasets]}")
@@ -218,7 +218,7 @@ def analyze_datasets(
     report = compare(features, reference)
     report.update(arch=arch, pretrained=pretrained, num_frames=num_frames)
     (out / "analysis.json").write_text(json.dumps(report, indent=2) + "\n")
-    names = [label.name for label in read_label_csv(labels)] if labels else None
+    names = read_labels(labels) if labels else None
     fig = tsne_figure(features, names, seed=seed)
     fig.savefig(out / "tsne.png", dpi=100)
     if tensorboard is not None:

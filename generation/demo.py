@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from datamodules.annotations import write_labels
 from generation import vocab
 from generation.procedural import render_clip
-from generation.prompts import Label, make_prompts, slug, stable_hash, write_label_csv, write_prompts
+from generation.prompts import Label, make_prompts, slug, stable_hash, write_prompts
 from generation.render import render_prompts
 from generation.video_io import write_video
 
@@ -143,7 +144,7 @@ def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) 
     start = time.perf_counter()
 
     labels = demo_labels()
-    write_label_csv(out / "labels.csv", labels)
+    write_labels(out / "labels.csv", [label.name for label in labels])
     counts = _build_real(out, p, progress)
     for strategy in p.strategies:
         folder = out / "synthetic" / strategy

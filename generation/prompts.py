@@ -10,10 +10,8 @@ the same labels and counts always give byte-identical `prompts.jsonl`. Seeds dep
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from datamodules.annotations import read_labels
 from datamodules.manifest import Strategy, write_jsonl
 from generation import vocab
 
@@ -81,65 +80,10 @@ def slug(name: str, max_len: int = 48) -> str:
     return f"{body}-{suffix}" if body else f"c-{suffix}"
 
 
-def read_label_csv(path: str | Path) -> list[Label]:
-    """Read a label CSV of `id,name` lines (an `id,name` header line is optional).
-
-    Returns the labels sorted by id.
-
-    Raises:
-        FileNotFoundError: no such file.
-        PromptError: a malformed line (wrong field count, non-integer or negative id, empty name),
-            a duplicate id or name, or no labels at all; the message names the file and line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label CSV not found: {path}. Pass a file of `id,name` lines with --labels.")
-    labels: dict[int, Label] = {}
-    lines_of: dict[str, int] = {}
-    with path.open(encoding="utf-8", newline="") as f:
-        for lineno, fields in enumerate(csv.reader(f), start=1):
-            if not fields or all(not x.strip() for x in fields):
-                continue
-            if lineno == 1 and [x.strip().lower() for x in fields] == ["id", "name"]:
-                continue
-            where = f"{path}:{lineno}"
-            if len(fields) != 2:
-                raise PromptError(
-                    f"{where}: expected 2 fields `id,name`, got {len(fields)} ({','.join(fields)!r}); "
-                    "quote names that contain commas"
-                )
-            raw_id, name = fields[0].strip(), fields[1].strip()
-            try:
-                class_id = int(raw_id)
-            except ValueError:
-                raise PromptError(f"{where}: id {raw_id!r} is not an integer") from None
-            if class_id < 0:
-                raise PromptError(f"{where}: id {class_id} is negative; ids must be >= 0")
-            if not name:
-                raise PromptError(f"{where}: empty class name for id {class_id}")
-            if class_id in labels:
-                raise PromptError(f"{where}: id {class_id} already used for {labels[class_id].name!r}")
-            if name in lines_of:
-                raise PromptError(f"{where}: class name {name!r} already on line {lines_of[name]}")
-            labels[class_id] = Label(class_id, name)
-            lines_of[name] = lineno
-    if not labels:
-        raise PromptError(f"{path}: no labels found; expected lines `id,name`")
-    return [labels[k] for k in sorted(labels)]
-
-
-def write_label_csv(path: str | Path, labels: list[Label]) -> None:
-    """Write labels as an `id,name` CSV (with header), atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    with tmp.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["id", "name"])
-        for label in labels:
-            writer.writerow([label.id, label.name])
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def labels_from_csv(path: str | Path) -> list[Label]:
+    """The classes of a label CSV `id,name` (read and checked by `datamodules.annotations.read_labels`, the
+    same reader training uses, so a generated set always matches the label space it trains on)."""
+    return [Label(i, name) for i, name in enumerate(read_labels(path))]
 
 
 def clip_seed(class_id: int, index: int) -> int:
@@ -212,7 +156,7 @@ def make_prompts(
     """One `PromptRow` per video to render, for every class in `labels`.
 
     Args:
-        labels: classes (from `read_label_csv`).
+        labels: classes (from `labels_from_csv`).
         strategy: basic | env | cha | ie.
         videos_per_class: videos per class; index i cycles through the env x char combinations.
         num_envs: environments per class (paper: 4).

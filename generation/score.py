@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from datamodules.manifest import ManifestError, ManifestRow, read_manifest, write_jsonl
-from generation.prompts import read_label_csv
+from datamodules.annotations import read_labels
 
 Normalisation = Literal["minmax", "max_entropy"]
 
@@ -118,7 +118,7 @@ def score_manifest(
     """
     manifest = Path(manifest)
     rows = read_manifest(manifest)
-    names = [label.name for label in read_label_csv(labels)]
+    names = read_labels(labels)
     if not rows:
         raise ManifestError(f"{manifest}: the manifest has no rows; render some clips first")
     for row in rows:

@@ -37,6 +37,8 @@ def test_read_labels_orders_by_id_and_skips_header(tmp_path):
         ("id,name\n0,a\nx,b\n", "labels.csv:3: expected `id,name`"),
         ("id,name\n0,a\n2,b\n", "missing [1]"),
         ("id,name\n", "no classes found"),
+        ("id,name\n0,a\n1,a\n", "labels.csv:3: class name 'a' already on line 2"),
+        ("id,name\n0,\n", "labels.csv:2: empty class name for id 0"),
     ],
 )
 def test_read_labels_errors_name_file_and_line(tmp_path, text, message):

@@ -13,7 +13,7 @@ from datamodules.manifest import read_manifest
 from generation import vocab
 from generation.__main__ import main
 from generation.demo import PRESETS, DemoError, build_demo
-from generation.prompts import read_label_csv, read_prompts
+from generation.prompts import labels_from_csv, read_prompts
 from generation.video_io import read_video
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def smoke(tmp_path_factory) -> Path:
 
 def test_smoke_layout(smoke):
     p = PRESETS["smoke"]
-    labels = read_label_csv(smoke / "labels.csv")
+    labels = labels_from_csv(smoke / "labels.csv")
     assert [label.name for label in labels] == [a.name for a in vocab.ACTIONS]
     assert [label.id for label in labels] == list(range(len(vocab.ACTIONS)))
     splits = smoke / "real" / "splits"
@@ -93,10 +93,10 @@ def test_cli_prompts_and_render(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["prompts", "--labels", "missing.csv", "--out", "p.jsonl"], "label CSV not found"),
+    (["prompts", "--labels", "missing.csv", "--out", "p.jsonl"], "label file not found: missing.csv"),
     (["render", "--prompts", "missing.jsonl", "--out", "o"], "prompts file not found"),
     (["render", "--prompts", "bad.jsonl", "--out", "o"], "bad.jsonl:1: not valid JSON"),
-    (["prompts", "--labels", "bad.csv", "--out", "p.jsonl"], "bad.csv:2: id 'x' is not an integer"),
+    (["prompts", "--labels", "bad.csv", "--out", "p.jsonl"], "bad.csv:2: expected `id,name`, got 'x,b'"),
     (["prompts", "--labels", "good.csv", "--out", "p.jsonl", "--num-chars", "500"], "--num-chars 500"),
     (["render", "--prompts", "good.jsonl", "--out", "o", "--size", "33"], "--size must be an even"),
     (["render", "--prompts", "good.jsonl", "--out", "o", "--backend", "cogvideo"], "unknown render backend"),

@@ -8,7 +8,7 @@ import pytest
 
 from generation import vocab
 from generation.prompts import (
-    Label, PromptError, PromptRow, make_prompts, read_label_csv, read_prompts, slug, write_prompts,
+    Label, PromptError, PromptRow, labels_from_csv, make_prompts, read_prompts, slug, write_prompts,
 )
 
 LABELS = [Label(i, a.name) for i, a in enumerate(vocab.ACTIONS)] + [Label(8, "ApplyEyeMakeup")]
@@ -77,18 +77,13 @@ def test_slug_safe_and_unique():
     assert slug("Waving").startswith("waving-")
 
 
-def test_read_label_csv(tmp_path):
+def test_labels_from_csv_uses_the_training_label_reader(tmp_path):
     p = tmp_path / "labels.csv"
     p.write_text('id,name\n1,jump\n0,"wave, hand"\n')
-    assert read_label_csv(p) == [Label(0, "wave, hand"), Label(1, "jump")]
-    for body, msg in [("0,a\nx,b\n", "labels.csv:2: id 'x'"), ("0,a\n0,b\n", ":2: id 0 already"),
-                      ("0,a,b\n", ":1: expected 2 fields"), ("0,a\n1,a\n", "already on line 1"),
-                      ("-1,a\n", "negative"), ("\n", "no labels")]:
-        p.write_text(body)
-        with pytest.raises(PromptError, match=msg):
-            read_label_csv(p)
-    with pytest.raises(FileNotFoundError, match="label CSV not found"):
-        read_label_csv(tmp_path / "nope.csv")
+    assert labels_from_csv(p) == [Label(0, "wave, hand"), Label(1, "jump")]
+    p.write_text("0,a\n2,b\n")  # training needs ids 0..K-1, so generation refuses gaps too
+    with pytest.raises(ValueError, match="missing \\[1\\]"):
+        labels_from_csv(p)
 
 
 def test_prompt_row_rejects_unknown_fields():
