@@ -25,6 +25,7 @@ file. Every parse error names the file and line and says what to do, before any 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Literal, Union
 
 import numpy as np
+
+from datamodules.manifest import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -233,16 +236,11 @@ def read_labels(path: str | Path) -> list[str]:
 
 def write_labels(path: str | Path, names: Sequence[str]) -> None:
     """Write a label CSV `id,name` (header first, ids 0..K-1), readable by `read_labels`, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["id", "name"])
-        writer.writerows([i, name] for i, name in enumerate(names))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(["id", "name"])
+    writer.writerows([i, name] for i, name in enumerate(names))
+    write_text_atomic(path, rows.getvalue())
 
 
 # ------------------------------------------------------------------------------------------ lists

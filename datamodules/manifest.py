@@ -113,18 +113,22 @@ def append_manifest_rows(path: str | Path, rows: list[ManifestRow]) -> None:
         os.fsync(f.fileno())
 
 
-def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> None:
-    """Atomically (re)write a JSON-lines file of pydantic records: a temp file beside it, fsynced, then
-    renamed over it, so readers see the old file or the new one, never a half-written one."""
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a text file atomically: a temp file beside it, fsynced, then renamed over it, so readers (and
+    a re-run after a crash) see the old file or the new one, never a half-written one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for record in records:
-            f.write(record.model_dump_json() + "\n")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_jsonl(path: str | Path, records: Iterable[BaseModel]) -> None:
+    """Atomically (re)write a JSON-lines file of pydantic records (see `write_text_atomic`)."""
+    write_text_atomic(path, "".join(record.model_dump_json() + "\n" for record in records))
 
 
 def repair_torn_tail(path: str | Path) -> bool:

@@ -17,7 +17,6 @@ synthetic sets through `render_prompts`, real clips skipped when their file exis
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from datamodules.annotations import write_labels
+from datamodules.manifest import write_text_atomic
 from generation import vocab
 from generation.procedural import render_clip
 from generation.prompts import Label, make_prompts, slug, stable_hash, write_prompts
@@ -76,15 +76,6 @@ def real_prompt(action: vocab.Action, split: str, index: int) -> tuple[str, int]
     return f"{char[0].upper()}{char[1:]} is {action.ing} {env}.", seed
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _build_real(out: Path, p: DemoPreset, progress: bool) -> dict[str, int]:
     videos = out / "real" / "videos"
     splits = out / "real" / "splits"
@@ -106,9 +97,9 @@ def _build_real(out: Path, p: DemoPreset, progress: bool) -> dict[str, int]:
         made += 1
     for k in SHOTS:  # nested: the K-shot list is the first K train clips of every class
         lines = [f"{f} {lab}" for f, lab, split, _, i in jobs if split == "train" and i < k]
-        _write_text(splits / f"train1_few_shot_{k}.txt", "\n".join(lines) + "\n")
+        write_text_atomic(splits / f"train1_few_shot_{k}.txt", "\n".join(lines) + "\n")
     lines = [f"{f} {lab}" for f, lab, split, _, _ in jobs if split == "val"]
-    _write_text(splits / "val1.txt", "\n".join(lines) + "\n")
+    write_text_atomic(splits / "val1.txt", "\n".join(lines) + "\n")
     return {"real_clips": len(jobs), "real_rendered": made}
 
 
@@ -140,7 +131,7 @@ def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) 
             "pass another --out or delete that folder"
         )
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(plan_path, json.dumps(params, indent=2) + "\n")
+    write_text_atomic(plan_path, json.dumps(params, indent=2) + "\n")
     start = time.perf_counter()
 
     labels = demo_labels()
@@ -157,5 +148,5 @@ def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) 
 
     done = {"params": params, "classes": [label.name for label in labels], "counts": counts,
             "seconds": round(time.perf_counter() - start, 2)}
-    _write_text(done_path, json.dumps(done, indent=2) + "\n")
+    write_text_atomic(done_path, json.dumps(done, indent=2) + "\n")
     return done

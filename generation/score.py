@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datamodules.manifest import ManifestError, ManifestRow, read_manifest, write_jsonl
+from datamodules.manifest import ManifestError, ManifestRow, read_manifest, write_jsonl, write_text_atomic
 from datamodules.annotations import read_labels
 
 Normalisation = Literal["minmax", "max_entropy"]
@@ -72,9 +71,7 @@ class ScoreSummary:
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def score_manifest(

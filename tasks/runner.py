@@ -15,7 +15,6 @@ starts. A phase interrupted mid-way resumes from its `last.ckpt` (model, optimis
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from lightning.pytorch.cli import LightningCLI, instantiate_class
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from datamodules.manifest import write_text_atomic
 from tasks.registry import Phase, TaskSpec, get_task
 
 
@@ -50,13 +50,6 @@ class TaskConfig:
     lr: dict[str, float] = field(default_factory=dict)
     warmup_epochs: dict[str, float] = field(default_factory=dict)
     accumulate_grad_batches: dict[str, int] = field(default_factory=dict)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Atomically write a JSON file (temp file + rename), so a crash never leaves a half file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 class TaskRunner:
@@ -142,7 +135,7 @@ class TaskRunner:
                 "weights": "weights.pt",
                 "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
             }
-            _write_json(done, record)
+            write_text_atomic(done, json.dumps(record, indent=2) + "\n")
         trainer.strategy.barrier()
 
     def test(self, model: LightningModule, datamodule) -> dict:
@@ -160,7 +153,7 @@ class TaskRunner:
             "phases": [p.name for p in self.spec.phases],
         }
         if trainer.is_global_zero:
-            _write_json(self.run_dir / "results.json", results)
+            write_text_atomic(self.run_dir / "results.json", json.dumps(results, indent=2) + "\n")
             rows = "\n".join(f"| {k} | {100 * v:.2f} |" for k, v in sorted(results["metrics"].items()))
             print(f"\n{self.spec.name} ({self.spec.dataset}, {self.spec.test_list})\n| metric | % |\n|---|---|\n{rows}")
             print(f"results: {self.run_dir / 'results.json'}\nTensorBoard: tensorboard --logdir {self.config.root}")
