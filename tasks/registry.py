@@ -30,6 +30,7 @@ class TaskSpec:
     description: str
     phases: tuple[Phase, ...]
     test_list: str  # real annotation list (relative to data.split_dir)
+    monitor: str = "val/top1"  # metric that picks the best checkpoint of a validated phase (mode max)
 
 
 _TASKS: dict[str, TaskSpec] = {}

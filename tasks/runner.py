@@ -104,7 +104,7 @@ class TaskRunner:
         checkpoint = ModelCheckpoint(
             dirpath=phase_dir / "checkpoints",
             filename="best-{epoch}",
-            monitor="val/top1" if validate else None,
+            monitor=self.spec.monitor if validate else None,
             mode="max",
             save_top_k=1 if validate else 0,
             save_last=True,
