@@ -39,7 +39,7 @@ def report(
     so a ratio above 1 always means ours is better; `min_ratio` is the target on that ratio."""
     ratio = ours / baseline if higher_is_better else baseline / ours
     met = None if min_ratio is None else ratio >= min_ratio
-    target = "" if min_ratio is None else f">= {min_ratio:g}"
+    target = "" if min_ratio is None else f">= {min_ratio:.3g}"
     m = Measurement(benchmark, metric, ours, baseline, unit, ratio, target, met, note)
     status = "" if met is None else ("  (target met)" if met else "  (TARGET MISSED)")
     print(f"{metric}: ours {ours:.4g} {unit}, baseline {baseline:.4g} {unit}, ratio {ratio:.3f}"

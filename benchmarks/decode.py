@@ -18,6 +18,7 @@ import av
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import report  # noqa: E402
 from datamodules.video import read_clip  # noqa: E402
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".m4v", ".mov", ".webm"}
@@ -68,8 +69,8 @@ def main() -> None:
     print(f"read_clip (16 segments, test) : {sampled:8.1f} clips/s")
     print(f"all frames + RGB (naive)      : {naive:8.1f} clips/s")
     print(f"all frames, no RGB conversion : {decode_only:8.1f} clips/s")
-    print(f"ratio_vs_decode_only {sampled / decode_only:.2f}")
-    print(f"ratio {sampled / naive:.2f}")
+    report("decode", "read_clip vs decode all frames + RGB", sampled, naive, "clips/s")
+    report("decode", "read_clip vs decode all frames, no RGB", sampled, decode_only, "clips/s")
 
 
 if __name__ == "__main__":

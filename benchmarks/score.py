@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from benchmarks.common import report  # noqa: E402
 from datamodules.manifest import read_manifest  # noqa: E402
 from generation.clip_features import ClipEncoder  # noqa: E402
 from generation.score import score_manifest  # noqa: E402
@@ -85,6 +86,8 @@ def main() -> None:
         b, s = min(x[i] for x in bare), min(x[i] for x in score)
         print(f"{what:>4} time, best of {args.repeats}: bare open_clip encode {n / b:7.1f} clips/s, "
               f"score_manifest {n / s:7.1f} clips/s, ratio {b / s:.3f} (overhead {100 * (s / b - 1):+.1f}%)")
+        report("score", f"score_manifest vs bare encode ({what} time)", n / s, n / b, "clips/s",
+               min_ratio=1 / 1.10 if what == "wall" else None, note="target: overhead <= 10%")
     b, s = min(x[0] for x in bare), min(loop)
     print(f"wall time of score_manifest's encode loop only (no model load, final rewrite, figures): "
           f"{n / s:7.1f} clips/s, ratio {b / s:.3f} (overhead {100 * (s / b - 1):+.1f}%)")
