@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CLIPS = ROOT.parent / "shared" / "data" / "real_clips"
+SCRIPTS = ROOT / "benchmarks"
 SMOKE = ROOT / "data" / "smoke"
 DEMO = ROOT / "data" / "demo"
 # Scoring has a fixed cost per call (model load, per-class histograms): on the 32-clip smoke set it dominates,
@@ -65,9 +66,9 @@ def ensure_smoke_data() -> None:
 
 def run(bench: Benchmark, full: bool) -> tuple[list[dict], str]:
     """Run one benchmark script; returns its measurements and a status ("ok", or why it is missing)."""
-    script = ROOT / "benchmarks" / f"{bench.name}.py"
+    script = SCRIPTS / f"{bench.name}.py"
     if not script.is_file():
-        return [], f"skipped: {script.relative_to(ROOT)} does not exist"
+        return [], f"skipped: {script} does not exist"
     missing = [str(p) for p in bench.needs if not p.exists()]
     if missing:
         return [], f"skipped: missing {', '.join(missing)}"

@@ -1,0 +1,52 @@
+"""`python -m benchmarks`: ratio semantics of `report`, parsing of BENCHMARK lines, skips and failures named."""
+
+import json
+import textwrap
+
+import pytest
+
+import benchmarks.__main__ as runner
+from benchmarks.common import report
+
+
+def test_report_ratio_means_ours_better_above_one(capsys):
+    faster = report("b", "clips/s", ours=30.0, baseline=10.0, unit="clips/s", min_ratio=2.0)
+    assert faster.ratio == pytest.approx(3.0) and faster.met is True
+    slower_time = report("b", "seconds", ours=4.0, baseline=2.0, unit="s", higher_is_better=False, min_ratio=1.0)
+    assert slower_time.ratio == pytest.approx(0.5) and slower_time.met is False
+    untargeted = report("b", "x", ours=1.0, baseline=1.0, unit="s")
+    assert untargeted.met is None and untargeted.target == ""
+    out = capsys.readouterr().out
+    assert "ratio 3.0000" in out and "TARGET MISSED" in out
+    lines = [json.loads(line[len("BENCHMARK "):]) for line in out.splitlines() if line.startswith("BENCHMARK ")]
+    assert [m["ratio"] for m in lines] == pytest.approx([3.0, 0.5, 1.0])
+
+
+def _script(folder, name, body):
+    (folder / f"{name}.py").write_text(textwrap.dedent(body))
+
+
+def test_runner_collects_measurements_and_names_skips_and_failures(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SCRIPTS", tmp_path)
+    _script(tmp_path, "good", """
+        from benchmarks.common import report
+        print("some human output")
+        report("good", "speed", 8.0, 4.0, "clips/s", min_ratio=1.5)
+    """)
+    _script(tmp_path, "broken", """
+        raise SystemExit("input missing")
+    """)
+    good, status = runner.run(runner.Benchmark("good"), full=False)
+    assert status.startswith("ok") and len(good) == 1 and good[0]["ratio"] == pytest.approx(2.0) and good[0]["met"]
+    assert runner.run(runner.Benchmark("broken"), full=False)[1] == "failed: exit code 1 (stderr above)"
+    assert runner.run(runner.Benchmark("absent"), full=False)[1].startswith("skipped: ")
+    needs = runner.Benchmark("good", needs=[tmp_path / "no-such-data"])
+    assert runner.run(needs, full=False) == ([], f"skipped: missing {tmp_path / 'no-such-data'}")
+    table = runner.table(good)
+    assert "| good | speed | 8 | 4 | clips/s | 2.000 | >= 1.5 | yes |" in table
+
+
+def test_runner_times_out_a_hanging_benchmark(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SCRIPTS", tmp_path)
+    _script(tmp_path, "hang", "import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    assert runner.run(runner.Benchmark("hang", timeout_s=2), full=False) == ([], "failed: timed out after 2 s")
