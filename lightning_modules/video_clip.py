@@ -126,10 +126,37 @@ class VideoCLIPModule(L.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self):
-        """AdamW; linear warm-up for `warmup_epochs`, then cosine decay to 0, stepped every batch."""
-        optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.lr, betas=self.hparams.betas, weight_decay=self.hparams.weight_decay
-        )
+        """AdamW over the trainable parameters; linear warm-up for `warmup_epochs`, then cosine decay to 0.
+
+        A net may define `param_groups()` returning `[{"params": [...], "lr_scale": float, "wd_scale": float},
+        ...]` (`wd_scale` optional, default 1): each group gets lr `self.lr * lr_scale` and weight decay
+        `weight_decay * wd_scale`; trainable parameters no group lists get both scales 1. Without it every
+        parameter shares one lr and one weight decay, biases and norms included, as the TC-CLIP and ViFi-CLIP
+        reference optimisers do (X-CLIP's exempts 1-d weights and biases: its net says so via `wd_scale`).
+        Frozen parameters are left out; fused AdamW is used when every parameter is on CUDA.
+        """
+        wd = self.hparams.weight_decay
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        if not trainable:
+            raise ValueError(
+                f"{type(self.net).__name__} has no trainable parameters (requires_grad is False everywhere), so "
+                "`fit` has nothing to train. It is an evaluation-only model: run `python train.py test --config "
+                "...` (or `validate`) instead, or use a trainable net."
+            )
+        groups_fn = getattr(self.net, "param_groups", None)
+        spec = (groups_fn() if callable(groups_fn) else groups_fn) or []
+        groups, seen = [], set()
+        for i, group in enumerate(spec):
+            params = [p for p in group["params"] if p.requires_grad]
+            if any(id(p) in seen for p in params):
+                raise ValueError(f"{type(self.net).__name__}.param_groups(): group {i} repeats a parameter")
+            seen |= {id(p) for p in params}
+            lr_scale, wd_scale = float(group["lr_scale"]), float(group.get("wd_scale", 1.0))
+            groups.append({"params": params, "lr": self.lr * lr_scale, "weight_decay": wd * wd_scale})
+        rest = [p for p in trainable if id(p) not in seen]
+        groups = [g for g in [{"params": rest, "lr": self.lr, "weight_decay": wd}, *groups] if g["params"]]
+        fused = all(p.is_cuda for p in trainable)
+        optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=self.hparams.betas, weight_decay=wd, fused=fused)
         total = max(1, self.trainer.estimated_stepping_batches)
         warmup = round(total * self.warmup_epochs / max(1, self.trainer.max_epochs))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, warmup=warmup, total=total))
