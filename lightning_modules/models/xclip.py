@@ -30,6 +30,23 @@ from lightning_modules.models.vifi_clip import split_camel_case
 # integration transformer, video-specific prompt generator); X-CLIP trains them at 10x the CLIP lr.
 NEW_MODULE_KEYS = ("message_", "mit.", "prompts_")
 
+# A tiny X-CLIP (1.65M parameters, most of them the 49408-id token embedding) for tests and the demo:
+# `XCLIP(pretrained=False, config=TINY_CONFIG)` takes (B, 4, 3, 32, 32) clips and runs every code path.
+TINY_CONFIG = {
+    "projection_dim": 32,
+    "prompt_layers": 1,
+    "prompt_num_attention_heads": 2,
+    "text_config": {
+        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "max_position_embeddings": 16,
+    },
+    "vision_config": {
+        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "image_size": 32, "patch_size": 16, "num_frames": 4,
+        "mit_hidden_size": 32, "mit_intermediate_size": 64, "mit_num_hidden_layers": 1, "mit_num_attention_heads": 2,
+    },
+}
+
 
 class XCLIP(nn.Module):
     """transformers' X-CLIP as a video-text classifier over prompted class names.
@@ -43,7 +60,7 @@ class XCLIP(nn.Module):
             {"patch_size": 16}}` or a tiny test config; only with `pretrained: false`.
         prompt: text template filled with each class name (X-CLIP's own recipe uses the bare name).
         grad_checkpointing: recompute transformer-layer activations in the backward pass (transformers'
-            `gradient_checkpointing_enable`; active in training mode only).
+            activation checkpointing; active in training mode only).
         freeze_text: freeze the text model and text projection and cache the class features (computed once
             per class list under `no_grad`); the prompt generator still conditions them on each video.
     """
@@ -78,7 +95,7 @@ class XCLIP(nn.Module):
         self.prompt = prompt
         self.num_frames = self.model.config.vision_config.num_frames
         if grad_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(self.model)
         self.freeze_text = freeze_text
         for module in (self.model.text_model, self.model.text_projection):
             module.requires_grad_(not freeze_text)
@@ -152,6 +169,14 @@ class XCLIP(nn.Module):
             wd_scale = 0.0 if p.ndim < 2 or name.endswith(".bias") else 1.0
             groups.setdefault((lr_scale, wd_scale), []).append(p)
         return [{"params": ps, "lr_scale": lr, "wd_scale": wd} for (lr, wd), ps in sorted(groups.items())]
+
+
+def enable_checkpointing(model: XCLIPModel) -> None:
+    """transformers' activation checkpointing (renamed from `gradient_checkpointing_enable` in v5)."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def _load_pretrained(name_or_path: str) -> tuple[XCLIPModel, object]:
