@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -36,3 +37,72 @@ def test_warmup_cosine_schedule_values():
     assert abs(warmup_cosine(8, warmup=4, total=12) - 0.5) < 1e-12  # half-way through the decay
     assert abs(warmup_cosine(12, warmup=4, total=12)) < 1e-12
     assert warmup_cosine(0, warmup=0, total=10) == 1.0  # no warm-up
+
+
+class GroupedNet(nn.Module):
+    """Backbone at 1x lr, a 'prompt' at 10x without weight decay, a frozen part, and an unlisted head."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Linear(4, 4)
+        self.prompt = nn.Parameter(torch.zeros(3, 4))
+        self.frozen = nn.Linear(4, 4).requires_grad_(False)
+        self.head = nn.Linear(4, 2)
+
+    def param_groups(self):
+        return [
+            {"params": list(self.backbone.parameters()) + list(self.frozen.parameters()), "lr_scale": 1.0},
+            {"params": [self.prompt], "lr_scale": 10.0, "wd_scale": 0.0},
+        ]
+
+
+def configured(net: nn.Module, lr: float = 1e-3, weight_decay: float = 0.01):
+    from types import SimpleNamespace
+
+    module = VideoCLIPModule(net=net, lr=lr, weight_decay=weight_decay, warmup_epochs=1.0)
+    module._trainer = SimpleNamespace(estimated_stepping_batches=10, max_epochs=2)  # warm-up: 5 steps
+    return module.configure_optimizers()
+
+
+def test_param_groups_scale_lr_and_weight_decay_and_skip_frozen():
+    net = GroupedNet()
+    config = configured(net)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    groups = optimizer.param_groups
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    assert {id(p) for p in net.frozen.parameters()}.isdisjoint(by_param)  # frozen: not optimised
+    assert set(by_param) == {id(p) for p in net.parameters() if p.requires_grad}
+    assert by_param[id(net.head.weight)]["initial_lr"] == 1e-3  # not listed: 1x
+    assert by_param[id(net.backbone.bias)]["initial_lr"] == 1e-3
+    assert by_param[id(net.prompt)]["initial_lr"] == pytest.approx(1e-2)
+    assert by_param[id(net.backbone.weight)]["weight_decay"] == 0.01 and by_param[id(net.prompt)]["weight_decay"] == 0.0
+    assert optimizer.defaults["betas"] == (0.9, 0.98) and optimizer.defaults["fused"] is False  # CPU: not fused
+    for _ in range(7):  # through warm-up into the cosine: the 10x ratio holds at every step
+        optimizer.step()
+        scheduler.step()
+        assert by_param[id(net.prompt)]["lr"] == pytest.approx(10 * by_param[id(net.head.weight)]["lr"])
+    assert 0 < by_param[id(net.head.weight)]["lr"] < 1e-3
+
+
+def test_without_param_groups_one_lr_and_weight_decay_for_all_trainable_parameters():
+    net = GroupedNet()
+    net.param_groups = None  # a net without the hook
+    (group,) = configured(net, weight_decay=0.001)["optimizer"].param_groups
+    assert len(group["params"]) == 5 and group["initial_lr"] == 1e-3
+    assert group["weight_decay"] == 0.001  # biases included: the TC-CLIP / ViFi-CLIP recipe
+
+
+def test_optimizer_errors_name_the_problem():
+    net = GroupedNet()
+    net.param_groups = lambda: [{"params": [net.prompt], "lr_scale": 1.0}, {"params": [net.prompt], "lr_scale": 10.0}]
+    with pytest.raises(ValueError, match=r"GroupedNet.param_groups\(\): group 1 repeats a parameter"):
+        configured(net)
+    with pytest.raises(ValueError, match="GroupedNet has no trainable parameters.*`fit` has nothing to train"):
+        configured(GroupedNet().requires_grad_(False))
+
+
+@pytest.mark.gpu
+def test_fused_adamw_when_all_parameters_are_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    assert configured(GroupedNet().cuda())["optimizer"].defaults["fused"] is True
