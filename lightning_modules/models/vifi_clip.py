@@ -13,6 +13,7 @@ import re
 
 import torch
 import torch.nn.functional as F
+from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
 from lightning_modules.models.clip import TextFeatureCache, clear_text_cache, create_clip, text_tower_parameters
@@ -35,6 +36,8 @@ class ViFiCLIP(nn.Module):
         freeze_text: freeze the text tower (no gradients, no optimiser state) and cache the class-name
             features, computed once per class list under `no_grad`.
     """
+
+    input_mean, input_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD  # the frame normalisation CLIP was trained on
 
     def __init__(
         self,

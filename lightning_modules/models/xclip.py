@@ -65,6 +65,11 @@ class XCLIP(nn.Module):
             per class list under `no_grad`); the prompt generator still conditions them on each video.
     """
 
+    # The released X-CLIP weights were trained on ImageNet-normalised frames (the hub's preprocessor_config:
+    # VideoMAE feature extractor), not CLIP's statistics; data pipelines feeding pretrained weights should use these.
+    input_mean = (0.485, 0.456, 0.406)
+    input_std = (0.229, 0.224, 0.225)
+
     def __init__(
         self,
         name_or_path: str = "microsoft/xclip-base-patch32",

@@ -36,6 +36,7 @@ def test_logits_equal_xclipmodel_logits_per_video(net):
     assert logits.shape == (2, 3)
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
     assert logits.std() > 0  # a real comparison, not two constant tensors
+    assert net.model.config._attn_implementation == "sdpa"  # PyTorch scaled-dot-product attention
 
 
 def test_tokens_follow_clip_conventions_and_pooling_hits_end_of_text(net):
