@@ -81,5 +81,6 @@ def clear_text_cache(module: nn.Module, incompatible_keys) -> None:
 def text_tower_parameters(clip: nn.Module) -> list[nn.Parameter]:
     """The parameters `encode_text` uses: everything except the image tower and the logit scale/bias."""
     skip = {id(p) for p in clip.visual.parameters()}
-    skip |= {id(p) for name in ("logit_scale", "logit_bias") if isinstance(p := getattr(clip, name, None), nn.Parameter)}
+    scales = (getattr(clip, name, None) for name in ("logit_scale", "logit_bias"))
+    skip |= {id(p) for p in scales if isinstance(p, nn.Parameter)}
     return [p for p in clip.parameters() if id(p) not in skip]

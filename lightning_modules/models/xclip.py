@@ -53,7 +53,8 @@ class XCLIP(nn.Module):
 
     Args:
         name_or_path: hub id (`microsoft/xclip-base-patch32`, `microsoft/xclip-base-patch16`) or a local
-            directory written by `save_pretrained`, holding weights, config and tokenizer files.
+            directory written by `save_pretrained`, holding weights, config and tokenizer files. The frame
+            count is the weights' `vision_config.num_frames` (8; `...-patch32-16-frames` for 16).
         pretrained: load `name_or_path`; False builds random weights from `XCLIPConfig` (base-patch32
             architecture by default) with `config` applied, and ignores `name_or_path`.
         config: `XCLIPConfig` overrides for a random-weight model, e.g. `{"vision_config":

@@ -85,7 +85,8 @@ def test_encode_video_is_normalised_mit_feature_and_sees_frame_order(net):
 
 
 def test_wrong_frame_count_is_a_clear_error(net):
-    with pytest.raises(ValueError, match=r"expects video \(B, T=4, C, H, W\), got shape \(1, 8, 3, 32, 32\).*num_frames"):
+    expected = r"expects video \(B, T=4, C, H, W\), got shape \(1, 8, 3, 32, 32\).*num_frames"
+    with pytest.raises(ValueError, match=expected):
         net.encode_video(torch.zeros(1, 8, 3, 32, 32))
 
 
