@@ -14,18 +14,53 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from datamodules.manifest import ManifestError
 from generation.prompts import STRATEGIES, PromptError
 
 
 def _prompts(args: argparse.Namespace) -> None:
-    from generation.prompts import labels_from_csv, make_prompts, write_prompts
+    import os
 
-    rows = make_prompts(labels_from_csv(args.labels), args.strategy, videos_per_class=args.videos_per_class,
-                        num_envs=args.num_envs, num_chars=args.num_chars, backend=args.backend)
+    from generation.prompts import fit_tokens, labels_from_csv, make_prompts, write_prompts
+
+    labels = labels_from_csv(args.labels)
+    tokenizer = _tokenizer(args.tokenizer)
+    backend = args.backend
+    if backend == "auto":  # the template backend stays the default when no key/server is configured
+        backend = "openai" if os.environ.get("OPENAI_API_KEY") or args.base_url else "template"
+    if backend == "openai":
+        from generation.llm import LLMWriter, make_llm_prompts
+
+        writer = LLMWriter(model=args.model, cache_dir=args.cache_dir, base_url=args.base_url,
+                           temperature=args.temperature, timeout=args.timeout, max_retries=args.max_retries,
+                           max_attempts=args.max_attempts)
+        rows, report = make_llm_prompts(labels, args.strategy, writer, videos_per_class=args.videos_per_class,
+                                        num_envs=args.num_envs, num_chars=args.num_chars, chunk=args.chunk,
+                                        tokenizer=tokenizer)
+        truncated, short = report.truncated, report.short
+        print(f"LLM usage ({args.model}): {report.usage}")
+    else:
+        rows = make_prompts(labels, args.strategy, videos_per_class=args.videos_per_class,
+                            num_envs=args.num_envs, num_chars=args.num_chars, backend=backend)
+        truncated = short = 0
+        for row in rows:
+            row.prompt, cut = fit_tokens(row.prompt, tokenizer)
+            truncated += cut
     write_prompts(args.out, rows)
-    print(f"wrote {len(rows)} {args.strategy} prompts to {args.out}")
+    limit = "226 T5 tokens" if tokenizer is not None else "120 words (no --tokenizer given)"
+    print(f"wrote {len(rows)} {args.strategy} prompts ({backend} backend) to {args.out}; "
+          f"{truncated} truncated to fit {limit}, {short} under 50 words")
+
+
+def _tokenizer(path: str | None):
+    if not path:
+        return None
+    from transformers import AutoTokenizer
+
+    sub = Path(path) / "tokenizer"
+    return AutoTokenizer.from_pretrained(str(sub) if sub.is_dir() else path)
 
 
 def _render(args: argparse.Namespace) -> None:
@@ -105,7 +140,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos-per-class", type=int, default=128, help="videos per class (default 128)")
     p.add_argument("--num-envs", type=int, default=4, help="environments per class (default 4)")
     p.add_argument("--num-chars", type=int, default=16, help="characters per class (default 16)")
-    p.add_argument("--backend", default="template", help="prompt writer; offline default: template")
+    p.add_argument("--backend", choices=("auto", "template", "openai"), default="auto",
+                   help="template: offline built-in vocabularies; openai: an LLM (OpenAI or any compatible server); "
+                        "auto (default): openai when OPENAI_API_KEY or --base-url is set, else template")
+    p.add_argument("--model", default="gpt-4o", help="openai: chat model (default gpt-4o)")
+    p.add_argument("--base-url", default=None,
+                   help="openai: server URL, e.g. http://localhost:8000/v1 (vLLM/Ollama); default OPENAI_BASE_URL")
+    p.add_argument("--cache-dir", default=".cache/llm", help="openai: response cache folder (default .cache/llm)")
+    p.add_argument("--chunk", type=int, default=8, help="openai: action descriptions per request (default 8)")
+    p.add_argument("--temperature", type=float, default=1.0, help="openai: sampling temperature (default 1.0)")
+    p.add_argument("--timeout", type=float, default=60.0, help="openai: seconds per HTTP request (default 60)")
+    p.add_argument("--max-retries", type=int, default=4, help="openai: client retries on 429/5xx (default 4)")
+    p.add_argument("--max-attempts", type=int, default=3,
+                   help="openai: re-asks for a malformed reply or wrong item count (default 3)")
+    p.add_argument("--tokenizer", default=None,
+                   help="T5 tokenizer folder (or CogVideoX model folder) to check the 226-token limit; "
+                        "default: a 120-word bound")
     p.set_defaults(func=_prompts)
 
     r = sub.add_parser("render", help="render prompts.jsonl to mp4 clips + manifest.jsonl (resumable)",

@@ -25,6 +25,8 @@ from generation import vocab
 
 STRATEGIES: tuple[str, ...] = ("basic", "env", "cha", "ie")
 BACKENDS: tuple[str, ...] = ("template",)
+T5_MAX_TOKENS = 226  # CogVideoX's text encoder length (max_sequence_length of the pipeline)
+MAX_WORDS_WITHOUT_TOKENIZER = 120
 
 
 class PromptError(ValueError):
@@ -130,6 +132,53 @@ def compose_prompt(class_name: str, strategy: str, env: vocab.Environment | None
     return " ".join(parts)
 
 
+def combo(i: int, strategy: str, num_envs: int, num_chars: int) -> tuple[int | None, int | None]:
+    """(environment position, character position) of clip `i` of a class; None where the strategy has none.
+
+    For `ie`, k = i mod (E * C) -> (env, char) is a bijection on the E x C combinations that spreads
+    characters across the first few clips: env = k mod E, char shifted by env * (C // E). Every prompt
+    backend uses this, so clip i of a class gets the same combination whoever writes the text.
+    """
+    if strategy == "env":
+        return i % num_envs, None
+    if strategy == "cha":
+        return None, i % num_chars
+    if strategy == "ie":
+        k = i % (num_envs * num_chars)
+        return k % num_envs, (k // num_envs + (k % num_envs) * max(1, num_chars // num_envs)) % num_chars
+    return None, None
+
+
+def fit_tokens(prompt: str, tokenizer=None, max_tokens: int = T5_MAX_TOKENS,
+               max_words: int = MAX_WORDS_WITHOUT_TOKENIZER) -> tuple[str, bool]:
+    """Cut `prompt` so CogVideoX's T5 encoder sees all of it; returns (text, was_truncated).
+
+    With a tokenizer (e.g. `T5TokenizerFast.from_pretrained(<CogVideoX dir>, subfolder="tokenizer")`), the
+    text is cut at the last whole word that fits `max_tokens` tokens including the end-of-sequence token.
+    Without one, a word bound stands in: T5 spends about 1.3-1.6 tokens on an English word, so
+    `max_words` = 120 words stays under 226 tokens for ordinary prose.
+    """
+    words = prompt.split()
+    if tokenizer is None:
+        if len(words) <= max_words:
+            return prompt, False
+        return " ".join(words[:max_words]), True
+
+    def n_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    if n_tokens(prompt) <= max_tokens:
+        return prompt, False
+    lo, hi = 0, len(words)  # binary search for the longest word prefix that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if n_tokens(" ".join(words[:mid])) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return " ".join(words[:lo]), True
+
+
 def _pick(n_wanted: int, n_available: int, class_id: int, what: str) -> list[int]:
     """A class-specific, deterministic choice of `n_wanted` vocabulary indices."""
     if not 1 <= n_wanted <= n_available:
@@ -179,18 +228,9 @@ def make_prompts(
         envs = _pick(num_envs, len(vocab.ENVIRONMENTS), label.id, "envs") if strategy in ("env", "ie") else []
         chars = _pick(num_chars, len(vocab.CHARACTERS), label.id, "chars") if strategy in ("cha", "ie") else []
         for i in range(videos_per_class):
-            env_id = char_id = None
-            if strategy == "env":
-                env_id = envs[i % len(envs)]
-            elif strategy == "cha":
-                char_id = chars[i % len(chars)]
-            elif strategy == "ie":
-                # k -> (env, char) is a bijection on E*C combos that spreads chars across the first few
-                # clips: env = k % E, char shifted by env * (C // E).
-                e, c = len(envs), len(chars)
-                k = i % (e * c)
-                env_id = envs[k % e]
-                char_id = chars[(k // e + (k % e) * max(1, c // e)) % c]
+            e_pos, c_pos = combo(i, strategy, len(envs), len(chars))
+            env_id = envs[e_pos] if e_pos is not None else None
+            char_id = chars[c_pos] if c_pos is not None else None
             env = vocab.ENVIRONMENTS[env_id] if env_id is not None else None
             char = vocab.CHARACTERS[char_id] if char_id is not None else None
             rows.append(
