@@ -2,6 +2,7 @@
 
     python -m datamodules validate --list L --labels C [--root R] [--frames T] [--json]
     python -m datamodules splits {kshot,base-novel,long-tail} --list L ...
+    python -m datamodules features --model-class C --model-args JSON --list L --video-root R --out DIR
 
 `validate` checks a list against its label file and videos (exit code 1 on errors); `splits` writes
 seeded K-shot, base/novel and long-tailed lists in the input list's format.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from datamodules import splits, validate
+from datamodules import features, splits, validate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     validate.add_parser(commands)
     splits.add_parser(commands)
+    features.add_parser(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return args.func(args)
