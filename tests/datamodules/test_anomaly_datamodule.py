@@ -1,0 +1,150 @@
+"""AnomalyDataModule: weak labels of real and synthetic bags, paired batches, test frame labels and
+segment bounds, and the errors for missing features or unusable lists.
+
+(Named test_anomaly_datamodule.py: tests/ has no __init__.py files, so a second test_anomaly.py next to
+tests/tasks/test_anomaly.py would clash on import.)"""
+
+import pytest
+import torch
+
+from datamodules.anomaly import AnomalyDataModule, BagPairSampler
+from datamodules.annotations import AnnotationError
+from datamodules.features import feature_path, save_features
+from datamodules.manifest import ManifestRow, write_jsonl
+
+TRAIN = [
+    "Abuse/Abuse001_x264.mp4",
+    "Training_Normal_Videos_Anomaly/Normal_Videos001_x264.mp4",
+    "Burglary/Burglary001_x264.mp4",
+    "Training_Normal_Videos_Anomaly/Normal_Videos002_x264.mp4",
+    "Training_Normal_Videos_Anomaly/Normal_Videos003_x264.mp4",
+]
+
+
+def _feat(root, name, value=0.0, frames=64, segments=4, dim=3):
+    save_features(feature_path(root, name), torch.full((segments, dim), value), frames, name)
+
+
+@pytest.fixture
+def data(tmp_path):
+    features, splits = tmp_path / "features", tmp_path / "splits"
+    splits.mkdir()
+    for i, path in enumerate(TRAIN):
+        _feat(features, path, value=float(i))
+    (splits / "Anomaly_Train.txt").write_text("\n".join(TRAIN) + "\n")
+    _feat(features, "Arrest001_x264.mp4", frames=10)
+    _feat(features, "Normal_Videos_010_x264.mp4", frames=8)
+    (splits / "Temporal_Anomaly_Annotation.txt").write_text(
+        "Arrest001_x264.mp4  Arrest  2  3  9  10\nNormal_Videos_010_x264.mp4  Normal  -1  -1  -1  -1\n"
+    )
+    rows = []
+    for i, name in enumerate(["Fighting", "Normal walking", "Vandalism", "sitting quietly"]):
+        rows.append(
+            ManifestRow(
+                row_id=f"r{i}", class_id=i, class_name=name, strategy="ie", prompt=name, seed=i,
+                video=f"videos/r{i}.mp4", num_frames=49, fps=8.0, width=64, height=64, backend="procedural",
+            )
+        )  # fmt: skip
+        _feat(tmp_path / "synthetic_features", f"r{i}.mp4", value=10.0 + i)
+    write_jsonl(tmp_path / "manifest.jsonl", rows)
+    return tmp_path
+
+
+def _dm(root, **kwargs) -> AnomalyDataModule:
+    return AnomalyDataModule(
+        str(root / "features"),
+        str(root / "splits"),
+        synthetic_manifest=str(root / "manifest.jsonl"),
+        synthetic_feature_dir=str(root / "synthetic_features"),
+        **kwargs,
+    )
+
+
+def test_real_bags_are_abnormal_unless_normal(data):
+    dm = _dm(data)
+    dm.setup("fit")
+    train = dm.datasets["train"]
+    assert train.abnormal.tolist() == [True, False, True, False, False]
+    assert train.features[:, 0, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]  # the list's order, each its own file
+    assert dm.feature_dim == 3
+
+
+def test_synthetic_normal_classes_default_and_configured(data):
+    dm = _dm(data, train_source="synthetic")
+    dm.setup("fit")
+    assert dm.datasets["train"].abnormal.tolist() == [True, False, True, True]  # "Normal walking" only
+    dm = _dm(data, train_source="synthetic", normal_classes=["Normal walking", "sitting quietly"])
+    dm.setup("fit")
+    assert dm.datasets["train"].abnormal.tolist() == [True, False, True, False]
+    with pytest.raises(ValueError, match=r"4 abnormal and 0 normal.*normal_classes"):
+        _dm(data, train_source="synthetic", normal_classes=["Jogging"]).setup("fit")
+
+
+def test_set_phase_switches_the_training_bags(data):
+    dm = _dm(data, train_source="synthetic")
+    dm.setup("fit")
+    assert len(dm.datasets["train"]) == 4
+    dm.set_phase("real", "Anomaly_Train.txt")
+    dm.setup("fit")
+    assert len(dm.datasets["train"]) == 5
+
+
+def test_batches_pair_abnormal_with_normal_bags(data):
+    dm = _dm(data, batch_size=2)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 2  # ceil(max(2 abnormal, 3 normal) / 2)
+    for batch in batches:
+        assert batch["features"].shape == (4, 4, 3)  # (2 abnormal + 2 normal, S, D)
+        assert batch["abnormal"].tolist() == [True, True, False, False]
+    normal_seen = {v for b in batches for v in b["features"][2:, 0, 0].tolist()}
+    assert normal_seen == {1.0, 3.0, 4.0}  # every bag of the longer side once an epoch
+
+
+def test_pair_sampler_reshuffles_each_epoch_and_needs_both_sides():
+    sampler = BagPairSampler(torch.tensor([True] * 8 + [False] * 8), pairs=4)
+    torch.manual_seed(0)
+    first, second = list(sampler), list(sampler)
+    assert first != second
+    for epoch in (first, second):
+        assert sorted(i for b in epoch for i in b[:4]) == list(range(8))
+        assert sorted(i for b in epoch for i in b[4:]) == list(range(8, 16))
+    with pytest.raises(ValueError, match="0 normal"):
+        BagPairSampler(torch.tensor([True, True]), pairs=1)
+
+
+def test_test_items_carry_1_indexed_inclusive_frame_labels(data):
+    dm = _dm(data)
+    dm.setup("test")
+    abnormal, normal = dm.datasets["test"].items
+    # frames 2-3 and 9-10 (1-indexed, inclusive) of 10 -> 0-based 1, 2, 8, 9
+    assert abnormal["frame_labels"].nonzero().flatten().tolist() == [1, 2, 8, 9]
+    assert abnormal["bounds"].tolist() == [0, 2, 5, 8, 10]  # 2.5 and 7.5 round to even
+    assert abnormal["abnormal"] and not normal["abnormal"]
+    assert normal["frame_labels"].sum() == 0 and len(normal["frame_labels"]) == 8
+    batch = next(iter(dm.test_dataloader()))
+    assert batch["frame_labels"].shape == (18,) and batch["num_frames"].tolist() == [10, 8]
+    assert dm.label_file.endswith("Temporal_Anomaly_Annotation.txt")
+
+
+def test_missing_features_are_named_with_the_fix(data):
+    feature_path(data / "features", "Burglary001_x264.mp4").unlink()
+    dm = _dm(data)
+    with pytest.raises(FileNotFoundError, match=r"1 of 5 videos .*Anomaly_Train.txt.*Burglary001_x264.mp4.*python -m datamodules features"):
+        dm.check(["Anomaly_Train.txt", "Temporal_Anomaly_Annotation.txt"], synthetic=True)
+    feature_path(data / "synthetic_features", "r2.mp4").unlink()
+    with pytest.raises(FileNotFoundError, match=r"1 of 4 videos of .*manifest.jsonl"):
+        dm.check([], synthetic=True)
+
+
+def test_a_test_list_without_intervals_is_refused(data):
+    dm = _dm(data, test_list="Anomaly_Train.txt")
+    with pytest.raises(AnnotationError, match="has no temporal intervals"):
+        dm.setup("test")
+
+
+def test_features_of_different_sizes_are_refused(data):
+    _feat(data / "features", "Abuse001_x264.mp4", dim=5)
+    with pytest.raises(ValueError, match="different shapes"):
+        _dm(data).setup("fit")
