@@ -1,7 +1,10 @@
-"""Command line of the generation program: `python -m generation {prompts,render,demo,score,analyze} ...`.
+"""Command line of the generation program: `python -m generation <step> ...`, one step per subcommand.
 
     python -m generation prompts --labels labels.csv --out prompts.jsonl --strategy ie
     python -m generation render --prompts prompts.jsonl --out data/synth --num-shards 4 --shard-index 0
+    python -m generation render --prompts prompts.jsonl --out data/synth --backend cogvideox --batch-size 2
+    python -m generation status --prompts prompts.jsonl --out data/synth
+    python -m generation gallery --manifest data/synth/manifest.jsonl --out data/synth/gallery
     python -m generation demo --out data/demo --preset demo
     python -m generation score --manifest data/synth/manifest.jsonl --labels labels.csv
     python -m generation analyze --dataset synth=data/synth/manifest.jsonl --dataset real=val1.txt@videos \\
@@ -64,14 +67,39 @@ def _tokenizer(path: str | None):
 
 
 def _render(args: argparse.Namespace) -> None:
+    from generation.cogvideox import CogVideoXSettings
     from generation.render import render_prompts
 
-    s = render_prompts(args.prompts, args.out, backend=args.backend, num_frames=args.frames, size=args.size,
+    cog = None
+    if args.backend == "cogvideox" or (args.backend == "ray" and args.ray_backend == "cogvideox"):
+        cog = CogVideoXSettings(model=args.model, dtype=args.dtype, device=args.device, steps=args.steps,
+                                guidance=args.guidance, num_frames=args.frames or 49, width=args.width,
+                                height=args.height, max_sequence_length=args.max_sequence_length,
+                                batch_size=args.batch_size, cpu_offload=args.cpu_offload,
+                                vae_tiling=args.vae_tiling, vae_slicing=args.vae_slicing, compile=args.compile)
+        cog.check()
+    s = render_prompts(args.prompts, args.out, backend=args.backend, num_frames=args.frames or 16, size=args.size,
                        fps=args.fps, num_shards=args.num_shards, shard_index=args.shard_index,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, cogvideox=cog, ray_backend=args.ray_backend,
+                       ray_workers=args.ray_workers, ray_batch_size=args.batch_size)
     print(f"shard {args.shard_index}/{args.num_shards}: {s.shard_rows} rows, {s.already_done} already done, "
-          f"{s.rendered} rendered ({s.unregistered_rerendered} unregistered files redone), "
-          f"{s.partials_removed} partial files removed, {s.clips_per_s:.1f} clips/s -> {args.out}/manifest.jsonl")
+          f"{s.rendered} rendered ({s.unregistered_rerendered} unregistered files redone), {s.failed} failed, "
+          f"{s.partials_removed} partial files removed, {s.clips_per_s:.2f} clips/s -> {args.out}/manifest.jsonl")
+
+
+def _status(args: argparse.Namespace) -> None:
+    from generation.status import render_status, status_json
+
+    st = render_status(args.prompts, args.out)
+    print(status_json(st) if args.json else st.table())
+
+
+def _gallery(args: argparse.Namespace) -> None:
+    from generation.status import make_gallery
+
+    paths = make_gallery(args.manifest, args.out, per_class=args.per_class, columns=args.columns,
+                         tensorboard=args.tensorboard)
+    print(f"wrote {len(paths)} contact sheets to {args.out}" + (f" and {args.tensorboard}" if args.tensorboard else ""))
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -128,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Make synthetic action videos: prompts from class names, clips from prompts, "
                     "or the whole offline demo dataset.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{prompts,render,demo,score,analyze}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{prompts,render,status,gallery,demo,score,analyze}")
 
     p = sub.add_parser("prompts", help="write prompts.jsonl (one row per video) from a label CSV",
                        description="Write one prompt row per video to render, for every class of a label CSV.")
@@ -163,14 +192,48 @@ def build_parser() -> argparse.ArgumentParser:
                                    "after a crash or kill.")
     r.add_argument("--prompts", required=True, help="prompts.jsonl from `python -m generation prompts`")
     r.add_argument("--out", required=True, help="output folder (manifest.jsonl, videos/<class>/<row_id>.mp4)")
-    r.add_argument("--backend", default="procedural", help="renderer (default: procedural, the CPU demo world)")
+    r.add_argument("--backend", choices=("procedural", "cogvideox", "ray"), default="procedural",
+                   help="procedural: the CPU demo world (default); cogvideox: diffusers CogVideoXPipeline; "
+                        "ray: --ray-backend on a pool of Ray actors")
     r.add_argument("--num-shards", type=int, default=1, help="total shards; row i goes to shard i %% N")
     r.add_argument("--shard-index", type=int, default=0, help="this process's shard, 0..N-1")
-    r.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
-    r.add_argument("--size", type=int, default=64, help="frame width and height, even (default 64)")
+    r.add_argument("--frames", type=int, default=None, help="frames per clip (default 16 procedural, 49 cogvideox)")
+    r.add_argument("--size", type=int, default=64, help="procedural: frame width and height, even (default 64)")
     r.add_argument("--fps", type=float, default=8, help="frame rate of the written files (default 8)")
+    r.add_argument("--batch-size", type=int, default=1, help="prompts per pipeline call / Ray batch (default 1)")
+    r.add_argument("--model", default="THUDM/CogVideoX-2b", help="cogvideox: hub id or local pipeline folder")
+    r.add_argument("--dtype", default="fp16", choices=("fp16", "bf16", "fp32"), help="cogvideox: dtype (default fp16)")
+    r.add_argument("--device", default=None, help="cogvideox: torch device (default cuda if available)")
+    r.add_argument("--steps", type=int, default=50, help="cogvideox: denoising steps (default 50)")
+    r.add_argument("--guidance", type=float, default=6.0, help="cogvideox: guidance scale (default 6)")
+    r.add_argument("--width", type=int, default=720, help="cogvideox: width (default 720)")
+    r.add_argument("--height", type=int, default=480, help="cogvideox: height (default 480)")
+    r.add_argument("--max-sequence-length", type=int, default=226,
+                   help="cogvideox: T5 tokens per prompt (default 226, the model's text length)")
+    r.add_argument("--cpu-offload", action="store_true", help="cogvideox: model cpu offload (needs accelerate)")
+    r.add_argument("--vae-tiling", action="store_true", help="cogvideox: tiled VAE decoding (less memory)")
+    r.add_argument("--vae-slicing", action="store_true", help="cogvideox: VAE decodes one clip at a time")
+    r.add_argument("--compile", action="store_true", help="cogvideox: torch.compile the transformer")
+    r.add_argument("--ray-backend", choices=("procedural", "cogvideox"), default="procedural",
+                   help="ray: renderer inside each actor (default procedural)")
+    r.add_argument("--ray-workers", type=int, default=1, help="ray: actors, one pipeline (and GPU) each (default 1)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.set_defaults(func=_render)
+
+    st = sub.add_parser("status", help="planned/done/failed/missing clips per class; partial and orphan files",
+                        description="Compare prompts.jsonl with a render folder (manifest, failed.jsonl, files).")
+    st.add_argument("--prompts", required=True, help="prompts.jsonl the folder is rendered from")
+    st.add_argument("--out", required=True, help="render output folder")
+    st.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    st.set_defaults(func=_status)
+
+    g = sub.add_parser("gallery", help="contact-sheet PNG per class (middle frames), optionally into TensorBoard")
+    g.add_argument("--manifest", required=True, help="manifest.jsonl of a render folder")
+    g.add_argument("--out", required=True, help="folder for <class>.png sheets")
+    g.add_argument("--per-class", type=int, default=16, help="clips per sheet (default 16)")
+    g.add_argument("--columns", type=int, default=8, help="clips per sheet row (default 8)")
+    g.add_argument("--tensorboard", default=None, help="also add the sheets to this TensorBoard folder")
+    g.set_defaults(func=_gallery)
 
     d = sub.add_parser("demo", help="build the whole offline demo dataset (labels, real splits, Basic and IE sets)",
                        description="Build labels.csv, a held-out 'real' set with few-shot/val lists, and Basic and IE "

@@ -7,12 +7,17 @@ re-renders clips whose file exists but was never registered: kill -9 at any mome
 clip in flight. Rows are sharded deterministically (row i -> shard i % num_shards), so N processes
 (SLURM array, torchrun) can share one output folder.
 
-A backend is a name (`procedural`) or any callable `(PromptRow) -> uint8 (T, H, W, 3)` with an
-optional `name` attribute recorded in the manifest.
+A backend is a name (`procedural`, `cogvideox`; `ray` spreads either over a Ray actor pool, see
+`generation.ray_render`) or any callable `(PromptRow) -> uint8 (T, H, W, 3)` with an optional `name`
+attribute recorded in the manifest; an object with `batch_size` and `render_batch(rows)` is fed
+batches. A row whose rendering raises is recorded in `failed.jsonl` (row id + error), counted, and
+retried by the next run; `python -m generation status` reports it.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +31,7 @@ from generation.prompts import PromptRow, read_prompts, slug
 from generation.video_io import write_video
 
 Renderer = Callable[[PromptRow], np.ndarray]
-BACKENDS: tuple[str, ...] = ("procedural",)
+BACKENDS: tuple[str, ...] = ("procedural", "cogvideox", "ray")
 
 
 @dataclass
@@ -41,6 +46,7 @@ class RenderSummary:
     partials_removed: int  # leftover .partial files deleted
     missing_files: int  # manifest rows of this shard whose video file is gone (reported, not fixed)
     seconds: float
+    failed: int = 0  # rows whose rendering raised (listed in failed.jsonl; retried by the next run)
 
     @property
     def clips_per_s(self) -> float:
@@ -64,6 +70,100 @@ def video_relpath(row: PromptRow) -> str:
     return f"videos/{slug(row.class_name)}/{row.row_id}.mp4"
 
 
+def make_renderer(backend: str, *, num_frames: int = 16, size: int = 64, cogvideox=None) -> Renderer:
+    """A renderer by name: `procedural` (num_frames, size) or `cogvideox` (a `CogVideoXSettings`)."""
+    if backend == "procedural":
+        if size < 8 or size % 2:
+            raise ValueError(f"--size must be an even number >= 8 (yuv420p video), got {size}")
+        if num_frames < 1:
+            raise ValueError(f"--frames must be >= 1, got {num_frames}")
+        return procedural_renderer(num_frames, size)
+    if backend == "cogvideox":
+        from generation.cogvideox import CogVideoXRenderer
+
+        return CogVideoXRenderer(cogvideox)
+    raise ValueError(f"unknown render backend {backend!r}; available here: {', '.join(BACKENDS)} "
+                     "(or pass a callable renderer)")
+
+
+def render_batches(renderer: Renderer, rows: list[PromptRow]):
+    """Yield (row, frames or the exception it raised), in batches of `renderer.batch_size` (default 1)."""
+    size = max(1, int(getattr(renderer, "batch_size", 1)))
+    batch_fn = getattr(renderer, "render_batch", None) or (lambda rs: [renderer(r) for r in rs])
+    for i in range(0, len(rows), size):
+        batch = rows[i:i + size]
+        try:
+            outputs = batch_fn(batch)
+        except Exception as e:  # recorded per row by the caller, never silently dropped
+            outputs = [e] * len(batch)
+        yield from zip(batch, outputs)
+
+
+def write_clip(out_dir: Path, row: PromptRow, frames: np.ndarray, fps: float, backend_name: str) -> ManifestRow:
+    """Write one clip atomically and return its manifest row (not yet appended)."""
+    rel = video_relpath(row)
+    path = out_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, frames, fps=fps)
+    t, h, w, _ = frames.shape  # (T, H, W, 3)
+    return ManifestRow(
+        row_id=row.row_id, class_id=row.class_id, class_name=row.class_name, strategy=row.strategy,
+        prompt=row.prompt, seed=row.seed, env_id=row.env_id, env_text=row.env_text, char_id=row.char_id,
+        char_text=row.char_text, video=rel, num_frames=t, fps=fps, width=w, height=h, backend=backend_name,
+    )
+
+
+def record_failure(out_dir: Path, row: PromptRow, error: BaseException) -> None:
+    """Append (durably) one line to out_dir/failed.jsonl: which row failed and why."""
+    line = json.dumps({"row_id": row.row_id, "error": f"{type(error).__name__}: {error}"[:500]})
+    with (out_dir / "failed.jsonl").open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@dataclass
+class Plan:
+    """The rows of one shard and which of them still need rendering."""
+
+    rows: list[PromptRow]
+    mine: list[PromptRow]
+    todo: list[PromptRow]
+    manifest: Path
+    partials_removed: int
+    missing: int
+
+
+def plan_render(prompts_path: str | Path, out_dir: Path, num_shards: int = 1, shard_index: int = 0) -> Plan:
+    """Read prompts, repair the manifest tail, clear this shard's partial files, list the rows to do."""
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"need num_shards >= 1 and 0 <= shard_index < num_shards, got {shard_index}/{num_shards}")
+    manifest = out_dir / "manifest.jsonl"
+    rows = read_prompts(prompts_path)
+    mine = [row for i, row in enumerate(rows) if i % num_shards == shard_index]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    repair_torn_tail(manifest)
+    done = {r.row_id: r for r in read_manifest(manifest)} if manifest.exists() else {}
+    by_id = {row.row_id: row for row in rows}
+    for row_id, mrow in done.items():
+        if row_id in by_id and mrow.prompt != by_id[row_id].prompt:
+            raise ValueError(
+                f"{manifest}: row {row_id!r} was rendered from a different prompt than {prompts_path} now "
+                "holds; render into a new --out folder or delete the old one"
+            )
+    if num_shards == 1:
+        partials = list((out_dir / "videos").glob("*/.*.partial"))
+    else:  # other shards may be writing their own partial files right now: touch only ours
+        partials = [p for row in mine if (p := _partial_path(out_dir, row)).exists()]
+    for p in partials:
+        p.unlink(missing_ok=True)
+    todo = [row for row in mine if row.row_id not in done]
+    missing = sum(1 for row in mine if row.row_id in done and not (out_dir / done[row.row_id].video).exists())
+    if missing:
+        print(f"warning: {missing} manifest rows of this shard point at missing video files in {out_dir}")
+    return Plan(rows, mine, todo, manifest, len(partials), missing)
+
+
 def render_prompts(
     prompts_path: str | Path,
     out_dir: str | Path,
@@ -75,94 +175,75 @@ def render_prompts(
     num_shards: int = 1,
     shard_index: int = 0,
     progress: bool = True,
+    cogvideox=None,
+    ray_backend: str = "procedural",
+    ray_workers: int = 1,
+    ray_batch_size: int = 4,
 ) -> RenderSummary:
     """Render every row of this shard that is not yet in `out_dir/manifest.jsonl`.
 
     Args:
         prompts_path: prompts.jsonl (from `python -m generation prompts`).
         out_dir: output folder; holds manifest.jsonl and videos/.
-        backend: "procedural" or a callable `(PromptRow) -> uint8 (T, H, W, 3)`.
+        backend: "procedural", "cogvideox", "ray", or a callable `(PromptRow) -> uint8 (T, H, W, 3)`.
         num_frames: frames per clip (procedural backend).
         size: frame height and width, even (procedural backend).
         fps: frame rate written to the file and the manifest.
         num_shards: total shards; row i belongs to shard i % num_shards.
         shard_index: this process's shard, 0 <= shard_index < num_shards.
-        progress: show a tqdm bar (clips/s).
+        progress: show a tqdm bar (clips/s and ETA).
+        cogvideox: `CogVideoXSettings` for the cogvideox backend (default: the 2B paper settings).
+        ray_backend: renderer inside each Ray actor (procedural | cogvideox).
+        ray_workers: Ray actors (one pipeline each; one GPU each on a GPU cluster).
+        ray_batch_size: rows per Ray batch.
 
     Raises:
         FileNotFoundError, PromptError: missing or invalid prompts file.
         ManifestError: unreadable manifest.
         ValueError: bad shard or size arguments, unknown backend, or a manifest made from other prompts.
     """
-    # 1. Check inputs.
+    # 1. Check inputs and build the renderer (before touching the output folder).
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ValueError(f"need num_shards >= 1 and 0 <= shard_index < num_shards, got {shard_index}/{num_shards}")
-    if isinstance(backend, str):
-        if backend not in BACKENDS:
-            raise ValueError(
-                f"unknown render backend {backend!r}; available here: {', '.join(BACKENDS)} "
-                "(or pass a callable renderer)"
-            )
-        if size < 8 or size % 2:
-            raise ValueError(f"--size must be an even number >= 8 (yuv420p video), got {size}")
-        if num_frames < 1:
-            raise ValueError(f"--frames must be >= 1, got {num_frames}")
-        renderer = procedural_renderer(num_frames, size)
-    else:
-        renderer = backend
-    backend_name = getattr(renderer, "name", "custom")
     out_dir = Path(out_dir)
-    manifest = out_dir / "manifest.jsonl"
-    rows = read_prompts(prompts_path)
-    mine = [row for i, row in enumerate(rows) if i % num_shards == shard_index]
+    if backend == "ray":
+        from generation.ray_render import render_with_ray
+
+        return render_with_ray(prompts_path, out_dir, backend=ray_backend, workers=ray_workers,
+                               batch_size=ray_batch_size, num_frames=num_frames, size=size, fps=fps,
+                               cogvideox=cogvideox, num_shards=num_shards, shard_index=shard_index,
+                               progress=progress)
+    read_prompts(prompts_path)  # fail on a bad prompts file before loading a large model
+    renderer = make_renderer(backend, num_frames=num_frames, size=size, cogvideox=cogvideox) \
+        if isinstance(backend, str) else backend
+    backend_name = getattr(renderer, "name", "custom")
 
     # 2. Resume: repair the manifest tail, find registered rows, clear partial files.
-    out_dir.mkdir(parents=True, exist_ok=True)
-    repair_torn_tail(manifest)
-    done = {r.row_id: r for r in read_manifest(manifest)} if manifest.exists() else {}
-    by_id = {row.row_id: row for row in rows}
-    for row_id, mrow in done.items():
-        if row_id in by_id and mrow.prompt != by_id[row_id].prompt:
-            raise ValueError(
-                f"{manifest}: row {row_id!r} was rendered from a different prompt than {prompts_path} now "
-                "holds; render into a new --out folder or delete the old one"
-            )
-    partials_removed = 0
-    if num_shards == 1:
-        partials = list((out_dir / "videos").glob("*/.*.partial"))
-    else:  # other shards may be writing their own partial files right now: touch only ours
-        partials = [p for row in mine if (p := _partial_path(out_dir, row)).exists()]
-    for p in partials:
-        p.unlink(missing_ok=True)
-        partials_removed += 1
-    todo = [row for row in mine if row.row_id not in done]
-    missing = sum(1 for row in mine if row.row_id in done and not (out_dir / done[row.row_id].video).exists())
-    if missing:
-        print(f"warning: {missing} manifest rows of this shard point at missing video files in {out_dir}")
+    plan = plan_render(prompts_path, out_dir, num_shards, shard_index)
 
     # 3. Render, write atomically, register.
     start = time.perf_counter()
-    rendered = unregistered = 0
-    bar = tqdm(todo, total=len(todo), unit="clip", disable=not progress, desc=f"render {shard_index}/{num_shards}")
-    for row in bar:
-        rel = video_relpath(row)
-        path = out_dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        unregistered += path.exists()
-        frames = renderer(row)  # (T, H, W, 3) uint8
-        write_video(path, frames, fps=fps)
-        t, h, w, _ = frames.shape
-        append_manifest_rows(manifest, [ManifestRow(
-            row_id=row.row_id, class_id=row.class_id, class_name=row.class_name, strategy=row.strategy,
-            prompt=row.prompt, seed=row.seed, env_id=row.env_id, env_text=row.env_text, char_id=row.char_id,
-            char_text=row.char_text, video=rel, num_frames=t, fps=fps, width=w, height=h, backend=backend_name,
-        )])
+    rendered = unregistered = failed = 0
+    bar = tqdm(total=len(plan.todo), unit="clip", disable=not progress, desc=f"render {shard_index}/{num_shards}")
+    for row, frames in render_batches(renderer, plan.todo):
+        bar.update(1)
+        if isinstance(frames, Exception):
+            record_failure(out_dir, row, frames)
+            failed += 1
+            if rendered == 0 and failed >= 3:  # nothing works: a configuration problem, not a bad prompt
+                bar.close()
+                raise frames
+            continue
+        unregistered += (out_dir / video_relpath(row)).exists()
+        append_manifest_rows(plan.manifest, [write_clip(out_dir, row, frames, fps, backend_name)])
         rendered += 1
     bar.close()
+    if failed:
+        print(f"warning: {failed} rows failed to render (see {out_dir / 'failed.jsonl'}); re-run to retry them")
     return RenderSummary(
-        total_rows=len(rows), shard_rows=len(mine), already_done=len(mine) - len(todo), rendered=rendered,
-        unregistered_rerendered=unregistered, partials_removed=partials_removed, missing_files=missing,
-        seconds=time.perf_counter() - start,
+        total_rows=len(plan.rows), shard_rows=len(plan.mine), already_done=len(plan.mine) - len(plan.todo),
+        rendered=rendered, unregistered_rerendered=unregistered, partials_removed=plan.partials_removed,
+        missing_files=plan.missing, seconds=time.perf_counter() - start, failed=failed,
     )
 
 

@@ -1,0 +1,144 @@
+"""The cogvideox backend with a tiny CogVideoX pipeline built from configs (local T5 tokenizer, no download)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules.manifest import read_manifest
+from generation.__main__ import main
+from generation.cogvideox import CogVideoXRenderer, CogVideoXSettings
+from generation.prompts import Label, fit_tokens, make_prompts, write_prompts
+from generation.render import render_prompts
+from generation.video_io import read_video
+
+WORDS = ("a person is waving jumping clapping in on the park beach gym room man woman girl boy tall short red blue "
+         "green shirt jacket arms legs hands slowly camera shot").split()
+
+
+def tiny_tokenizer():
+    """A T5 (Unigram) tokenizer from an in-memory vocabulary: whole words plus single letters as fallback."""
+    from transformers import T5Tokenizer
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [("\u2581" + w, -1.0 - 0.01 * i) for i, w in enumerate(WORDS)]
+    vocab += [("\u2581", -4.0)] + [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz.,"]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def tiny_pipeline():
+    """CogVideoX-2B's architecture at toy size: 1-layer transformer, 4-level VAE of 8 channels, 1-layer T5."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+    tok = tiny_tokenizer()
+    text = T5EncoderModel(T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=37, num_layers=1, num_heads=4))
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
+        text_embed_dim=32, num_layers=1, sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=16)
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
+    return CogVideoXPipeline(tokenizer=tok, text_encoder=text, vae=vae, transformer=transformer,
+                             scheduler=CogVideoXDDIMScheduler())
+
+
+def tiny_settings(model: str | Path = "unused", **kw) -> CogVideoXSettings:
+    return CogVideoXSettings(model=str(model), dtype="fp32", device="cpu", steps=2, num_frames=9, width=16,
+                             height=16, max_sequence_length=16, **kw)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tiny-cogvideox")
+    tiny_pipeline().save_pretrained(path)
+    return path
+
+
+def _prompts(tmp_path: Path, n: int = 2) -> Path:
+    rows = make_prompts([Label(0, "waving"), Label(1, "jumping")], "ie", videos_per_class=1)[:n]
+    path = tmp_path / "prompts.jsonl"
+    write_prompts(path, rows)
+    return path
+
+
+def test_renders_two_clips_from_a_local_folder_and_same_seed_is_identical(model_dir, tmp_path):
+    prompts = _prompts(tmp_path)
+    out = tmp_path / "out"
+    s = render_prompts(prompts, out, backend="cogvideox", fps=8, progress=False,
+                       cogvideox=tiny_settings(model_dir, batch_size=2))
+    assert (s.rendered, s.failed) == (2, 0)
+    manifest = read_manifest(out / "manifest.jsonl")
+    assert [(m.num_frames, m.width, m.height, m.backend) for m in manifest] == [(9, 16, 16, "cogvideox")] * 2
+    clips = [read_video(out / m.video) for m in manifest]
+    assert all(c.shape == (9, 16, 16, 3) for c in clips)
+    assert not np.array_equal(clips[0], clips[1])  # different prompts and seeds
+    # The same rows rendered again, one per batch (batch-size 1 instead of 2): identical clips.
+    again = tmp_path / "again"
+    assert main(["render", "--prompts", str(prompts), "--out", str(again), "--backend", "cogvideox", "--model",
+          str(model_dir), "--dtype", "fp32", "--device", "cpu", "--steps", "2", "--frames", "9", "--width", "16",
+          "--height", "16", "--max-sequence-length", "16", "--no-progress"]) == 0
+    for m in manifest:
+        assert np.array_equal(read_video(again / m.video), read_video(out / m.video))
+
+
+def test_batch_uses_one_generator_per_clip(model_dir):
+    r = CogVideoXRenderer(tiny_settings(model_dir))
+    rows = make_prompts([Label(0, "waving")], "ie", videos_per_class=2)
+    pair = r.render_batch(rows)
+    single = r.render_batch(rows[1:])[0]
+    assert np.array_equal(pair[1], single) and pair[0].dtype == np.uint8 and pair[0].shape == (9, 16, 16, 3)
+
+
+def test_pipeline_gets_the_paper_defaults():
+    s = CogVideoXSettings()
+    assert (s.model, s.dtype, s.steps, s.guidance, s.num_frames, s.width, s.height) == (
+        "THUDM/CogVideoX-2b", "fp16", 50, 6.0, 49, 720, 480)
+
+    class Recorder:
+        device = "cpu"
+
+        def __call__(self, **kw):
+            self.kw = kw
+            return type("Out", (), {"frames": np.zeros((len(kw["prompt"]), 1, 16, 16, 3), np.float32)})()
+
+    rec = Recorder()
+    CogVideoXRenderer(CogVideoXSettings(batch_size=2), pipe=rec).render_batch(
+        make_prompts([Label(0, "waving")], "basic", videos_per_class=2))
+    assert rec.kw["use_dynamic_cfg"] is False and rec.kw["num_videos_per_prompt"] == 1
+    assert (rec.kw["num_inference_steps"], rec.kw["guidance_scale"], rec.kw["num_frames"]) == (50, 6.0, 49)
+    assert (rec.kw["width"], rec.kw["height"], rec.kw["max_sequence_length"]) == (720, 480, 226)
+    assert [g.initial_seed() for g in rec.kw["generator"]] == [r.seed for r in
+                                                               make_prompts([Label(0, "waving")], "basic",
+                                                                            videos_per_class=2)]
+
+
+def test_loaded_pipeline_has_the_ddim_scheduler(model_dir):
+    from diffusers import CogVideoXDDIMScheduler
+
+    r = CogVideoXRenderer(tiny_settings(model_dir))
+    assert isinstance(r.pipe.scheduler, CogVideoXDDIMScheduler)
+    assert r.pipe.scheduler.config.timestep_spacing == "trailing"
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_frames", 10, "4k \\+ 1 frames"), ("width", 100, "multiples of 16"), ("dtype", "fp8", "choose one of")])
+def test_bad_settings_are_refused(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        CogVideoXSettings(**{field: value}).check()
+
+
+def test_fit_tokens_with_the_tokenizer_and_the_word_bound():
+    tok = tiny_tokenizer()
+    long = " ".join(["waving"] * 300)
+    cut, was = fit_tokens(long, tok)
+    assert was and len(tok(cut)["input_ids"]) == 226 and len(tok(cut + " waving")["input_ids"]) == 227
+    assert fit_tokens("a person is waving", tok) == ("a person is waving", False)
+    text, was = fit_tokens(" ".join(["word"] * 130))
+    assert was and len(text.split()) == 120
