@@ -1,0 +1,130 @@
+"""`status`, `gallery`, failed rows, and the Ray backend against the single-process render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datamodules.manifest import read_manifest
+from generation import vocab
+from generation.__main__ import main
+from generation.prompts import Label, make_prompts, slug, write_prompts
+from generation.render import render_prompts
+from generation.status import make_gallery, render_status
+from generation.video_io import read_video
+
+LABELS = [Label(0, "waving"), Label(1, "jumping jacks / star"), Label(2, "Hüpfen ..")]
+SMALL = dict(num_frames=4, size=16, progress=False)
+
+
+def _prompts(tmp_path: Path, per_class: int = 3) -> Path:
+    path = tmp_path / "prompts.jsonl"
+    write_prompts(path, make_prompts(LABELS, "ie", videos_per_class=per_class))
+    return path
+
+
+def test_status_counts_done_failed_missing_and_flags_partial_and_orphan_files(tmp_path, capsys):
+    prompts = _prompts(tmp_path)
+    out = tmp_path / "out"
+    calls = []
+
+    def flaky(row):  # the 2nd row of every class fails
+        calls.append(row.row_id)
+        if row.row_id.endswith("0001"):
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return np.full((4, 16, 16, 3), 100, np.uint8)
+
+    s = render_prompts(prompts, out, backend=flaky, progress=False)
+    assert (s.rendered, s.failed) == (6, 3)
+    failed = [json.loads(x) for x in (out / "failed.jsonl").read_text().splitlines()]
+    assert [f["row_id"][-4:] for f in failed] == ["0001"] * 3 and "out of memory" in failed[0]["error"]
+    # Simulate a kill mid-write and a clip whose manifest line was lost; drop one more file.
+    manifest = read_manifest(out / "manifest.jsonl")
+    (out / manifest[0].video).with_name(".x.mp4.partial").write_bytes(b"half")
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    (out / "manifest.jsonl").write_text("\n".join(lines[:-1]) + "\n")  # last clip becomes an orphan
+    st = render_status(prompts, out)
+    assert (st.overall.planned, st.overall.done, st.overall.failed, st.overall.missing) == (9, 5, 3, 1)
+    c = st.classes["Hüpfen .."]
+    assert (c.planned, c.done, c.failed, c.missing) == (3, 1, 1, 1)
+    assert st.partial_files == [str(Path(manifest[0].video).with_name(".x.mp4.partial"))]
+    assert st.orphan_files == [manifest[-1].video]
+    assert main(["status", "--prompts", str(prompts), "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "overall" in table and "1 partial files" in table and "1 orphan files" in table
+    # A re-run retries the failed rows and redoes the orphan; status then says all done.
+    s2 = render_prompts(prompts, out, backend=lambda row: np.zeros((4, 16, 16, 3), np.uint8), progress=False)
+    assert (s2.rendered, s2.failed, s2.partials_removed) == (4, 0, 1)
+    st = render_status(prompts, out)
+    assert (st.overall.done, st.overall.failed, st.overall.missing) == (9, 0, 0)
+    assert not st.partial_files and not st.orphan_files
+
+
+def test_a_renderer_that_always_fails_stops_with_its_error(tmp_path):
+    def broken(row):
+        raise ValueError("weights not found")
+
+    with pytest.raises(ValueError, match="weights not found"):
+        render_prompts(_prompts(tmp_path), tmp_path / "out", backend=broken, progress=False)
+    assert len((tmp_path / "out" / "failed.jsonl").read_text().splitlines()) == 3
+
+
+def test_class_names_map_to_safe_unique_folders(tmp_path):
+    out = tmp_path / "out"
+    render_prompts(_prompts(tmp_path, per_class=1), out, **SMALL)
+    folders = sorted(p.name for p in (out / "videos").iterdir())
+    assert len(folders) == 3 and folders == sorted(slug(label.name) for label in LABELS)
+    for name in folders:
+        assert name not in (".", "..") and "/" not in name and name.isascii()
+        assert (out / "videos" / name).resolve().parent == (out / "videos").resolve()
+
+
+def test_gallery_sheet_holds_middle_frames_and_goes_to_tensorboard(tmp_path):
+    out = tmp_path / "out"
+    rows = make_prompts(LABELS[:2], "ie", videos_per_class=3)
+    write_prompts(tmp_path / "p.jsonl", rows)
+    render_prompts(tmp_path / "p.jsonl", out, num_frames=5, size=16, progress=False)
+    tb = tmp_path / "tb"
+    paths = make_gallery(out / "manifest.jsonl", tmp_path / "gallery", columns=2, tensorboard=tb)
+    assert [p.name for p in paths] == [f"{slug(label.name)}.png" for label in LABELS[:2]]
+    from PIL import Image
+
+    sheet = np.asarray(Image.open(paths[0]))
+    assert sheet.shape == (32, 32, 3)  # 3 clips in 2 columns of 16 px -> 2 rows, last cell empty
+    first = read_video(out / read_manifest(out / "manifest.jsonl")[0].video)
+    assert np.array_equal(sheet[:16, :16], first[2])  # middle of 5 frames
+    assert not sheet[16:, 16:].any()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tb))
+    acc.Reload()
+    assert sorted(acc.Tags()["images"]) == sorted(f"gallery/{slug(label.name)}" for label in LABELS[:2])
+
+
+def test_gallery_of_an_empty_render_is_a_clear_error(tmp_path):
+    (tmp_path / "manifest.jsonl").write_text("")
+    with pytest.raises(ValueError, match="no rendered clips yet"):
+        make_gallery(tmp_path / "manifest.jsonl", tmp_path / "g")
+
+
+def test_ray_backend_equals_the_single_process_render(tmp_path):
+    ray = pytest.importorskip("ray")
+    labels = [Label(i, a.name) for i, a in enumerate(vocab.ACTIONS[:3])]
+    write_prompts(tmp_path / "p.jsonl", make_prompts(labels, "ie", videos_per_class=3))
+    render_prompts(tmp_path / "p.jsonl", tmp_path / "single", **SMALL)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        s = render_prompts(tmp_path / "p.jsonl", tmp_path / "ray", backend="ray", ray_workers=2, ray_batch_size=2,
+                           **SMALL)
+        again = render_prompts(tmp_path / "p.jsonl", tmp_path / "ray", backend="ray", ray_workers=2, **SMALL)
+    finally:
+        ray.shutdown()
+    assert (s.rendered, s.failed, again.rendered, again.already_done) == (9, 0, 0, 9)
+    single = {m.row_id: m for m in read_manifest(tmp_path / "single" / "manifest.jsonl")}
+    distributed = {m.row_id: m for m in read_manifest(tmp_path / "ray" / "manifest.jsonl")}
+    assert single == distributed  # same rows, paths, sizes, backend name
+    for m in single.values():
+        assert np.array_equal(read_video(tmp_path / "single" / m.video), read_video(tmp_path / "ray" / m.video))
