@@ -273,7 +273,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def config_argv(argv: list[str]) -> list[str]:
+    """Expand `<step> --config FILE` into command-line options, placed before the explicit ones (which win).
+
+    A config is a YAML mapping under configs/generation/: `command: <step>` plus option names with
+    underscores (`videos_per_class: 128`); `true` switches a flag on, a list repeats the option.
+    """
+    if "--config" not in argv:
+        return argv
+    i = argv.index("--config")
+    if i + 1 >= len(argv):
+        raise SystemExit("error: --config needs a YAML file")
+    path = Path(argv[i + 1])
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise SystemExit(f"error: cannot read --config {path}: {e.strerror}") from None
+    if not isinstance(data, dict) or "command" not in data:
+        raise SystemExit(f"error: {path}: expected a YAML mapping with a `command:` key (e.g. command: render)")
+    rest = argv[:i] + argv[i + 2:]
+    step = data.pop("command")
+    if not rest or rest[0] != step:
+        raise SystemExit(f"error: {path} is a config for `{step}`; run `python -m generation {step} --config {path}`")
+    expanded: list[str] = []
+    for key, value in data.items():
+        flag = "--" + str(key).replace("_", "-")
+        if value is True:
+            expanded.append(flag)
+        elif value is False or value is None:
+            continue
+        else:
+            for v in value if isinstance(value, list) else [value]:
+                expanded += [flag, str(v)]
+    return [step, *expanded, *rest[1:]]
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = config_argv(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
