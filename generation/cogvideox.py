@@ -126,3 +126,48 @@ class CogVideoXRenderer:
 
     def __call__(self, row: PromptRow) -> np.ndarray:
         return self.render_batch([row])[0]
+
+
+# ------------------------------------------------------------------- toy-size pipeline (tests, benchmarks)
+
+TINY_WORDS = ("a person is waving jumping clapping in on the park beach gym room man woman girl boy tall short red "
+              "blue green shirt jacket arms legs hands slowly camera shot").split()
+
+
+def tiny_tokenizer():
+    """A T5 (Unigram) tokenizer from an in-memory vocabulary: whole words, then single letters as fallback."""
+    from transformers import T5Tokenizer
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab += [("\u2581" + w, -1.0 - 0.01 * i) for i, w in enumerate(TINY_WORDS)]
+    vocab += [("\u2581", -4.0)] + [(c, -5.0) for c in "abcdefghijklmnopqrstuvwxyz.,"]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def tiny_pipeline(seed: int = 0, channels: int = 8):
+    """CogVideoX-2B's architecture at toy size, random weights, no download: a 1-layer transformer, a
+    4-level VAE of `channels` channels, a 1-layer T5 encoder and `tiny_tokenizer`. Use with
+    `tiny_pipeline_settings()` (9 frames, 16 tokens; any 16-multiple frame size)."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    tok = tiny_tokenizer()
+    text = T5EncoderModel(T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=37, num_layers=1, num_heads=4))
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
+        text_embed_dim=32, num_layers=1, sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=16)
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(channels,) * 4, latent_channels=4,
+        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
+    return CogVideoXPipeline(tokenizer=tok, text_encoder=text, vae=vae, transformer=transformer,
+                             scheduler=CogVideoXDDIMScheduler())
+
+
+def tiny_pipeline_settings(**overrides) -> CogVideoXSettings:
+    """Settings matching `tiny_pipeline`: fp32 on CPU, 2 steps, 9 frames of 16x16, 16 text tokens."""
+    base = dict(model="tiny", dtype="fp32", device="cpu", steps=2, num_frames=9, width=16, height=16,
+                max_sequence_length=16)
+    return CogVideoXSettings(**{**base, **overrides})
