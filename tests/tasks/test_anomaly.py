@@ -100,41 +100,38 @@ def test_real_ucf_crime_lists_parse(shared_data):
     assert sum(v.anomalous for v in train_list) == 810
 
 
+def _args(subcommand: str, data: dict[str, Path], runs: Path) -> list[str]:
+    return [
+        subcommand,
+        "--config", str(ROOT / "tasks" / "anomaly_ucf_crime.yaml"),
+        "--config", str(ROOT / "configs" / "smoke_anomaly.yaml"),
+        "--task.root", str(runs),
+        "--data.feature_dir", str(data["features"]),
+        "--data.split_dir", str(data["splits"]),
+        "--data.synthetic_manifest", str(data["manifest"]),
+    ]  # fmt: skip
+
+
 def test_smoke_run_reaches_auc_on_planted_signal(tmp_path):
     data = write_planted(tmp_path / "data")
     runs = tmp_path / "runs"
-    train.main(
-        args=[
-            "fit",
-            "--config", str(ROOT / "tasks" / "anomaly_ucf_crime.yaml"),
-            "--config", str(ROOT / "configs" / "smoke_anomaly.yaml"),
-            "--task.root", str(runs),
-            "--data.feature_dir", str(data["features"]),
-            "--data.split_dir", str(data["splits"]),
-            "--data.synthetic_manifest", str(data["manifest"]),
-        ]
-    )  # fmt: skip
-    results = json.loads((runs / "anomaly_ucf_crime" / "results.json").read_text())
+    train.main(args=_args("fit", data, runs))
+    results_file = runs / "anomaly_ucf_crime" / "results.json"
+    results = json.loads(results_file.read_text())
     assert results["protocol"] == "anomaly"
     assert results["label_file"].endswith("Temporal_Anomaly_Annotation.txt")
     assert results["metrics"]["test/auc"] > 0.9
     assert results["metrics"]["test/auc_abnormal"] > 0.9
-    for phase in ("pretrain", "train"):
-        assert (runs / "anomaly_ucf_crime" / phase / "phase.json").is_file()
+    for phase, steps in (("pretrain", 5 * 2), ("train", 20 * 6)):  # epochs x ceil(max(abnormal, normal) / 8)
+        assert json.loads((runs / "anomaly_ucf_crime" / phase / "phase.json").read_text())["steps"] == steps
+    # `test` re-tests the finished run's final weights: the same numbers
+    results_file.unlink()
+    train.main(args=_args("test", data, runs))
+    assert json.loads(results_file.read_text())["metrics"] == pytest.approx(results["metrics"])
 
 
 def test_missing_features_fail_before_training(tmp_path):
     data = write_planted(tmp_path / "data")
     feature_path(data["features"], "Abuse/Abuse003_x264.mp4").unlink()
     with pytest.raises(FileNotFoundError, match=r"1 of 96 videos .*Anomaly_Train.txt.*Abuse003_x264.*python -m datamodules features"):
-        train.main(
-            args=[
-                "fit",
-                "--config", str(ROOT / "tasks" / "anomaly_ucf_crime.yaml"),
-                "--config", str(ROOT / "configs" / "smoke_anomaly.yaml"),
-                "--task.root", str(tmp_path / "runs"),
-                "--data.feature_dir", str(data["features"]),
-                "--data.split_dir", str(data["splits"]),
-                "--data.synthetic_manifest", str(data["manifest"]),
-            ]
-        )  # fmt: skip
+        train.main(args=_args("fit", data, tmp_path / "runs"))
