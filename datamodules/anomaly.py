@@ -10,7 +10,8 @@ clips for pre-training, the real list for training. Training batches pair `batch
 UCF-Crime annotation with temporal intervals (the temporal annotation file named in the config); its
 test items carry the per-frame labels (1-indexed inclusive intervals, `CrimeVideo.frame_labels`) and the
 segment frame bounds that spread segment scores to frames. Missing features are reported, with the
-command that extracts them, before anything trains.
+command that extracts them, before anything trains. The paired batches come from a batch sampler, so
+training runs on one device (the head trains in minutes; extraction is what to spread over GPUs).
 """
 
 from __future__ import annotations
@@ -236,14 +237,18 @@ class AnomalyDataModule(L.LightningDataModule):
         features = torch.stack([b.features for b in bags])  # (N, S, D)
         return BagDataset(features, torch.tensor(abnormal))
 
+    def _check_intervals(self, records: list[CrimeVideo], name: str) -> None:
+        if records[0].layout not in TEST_LAYOUTS:
+            raise AnnotationError(
+                f"{self._list_path(name, 'test_list')}: a {records[0].layout!r} list has no temporal intervals; "
+                "`--data.test_list` must be Temporal_Anomaly_Annotation.txt, Test_Annotation_with_frame_counts.txt "
+                "or UCF_test.txt"
+            )
+
     def _test_items(self) -> TestBagDataset:
         records = self._read_real(self.test_list, "test_list")
         path = self._list_path(self.test_list, "test_list")
-        if records[0].layout not in TEST_LAYOUTS:
-            raise AnnotationError(
-                f"{path}: a {records[0].layout!r} list has no temporal intervals; `--data.test_list` must be "
-                "Temporal_Anomaly_Annotation.txt, Test_Annotation_with_frame_counts.txt or UCF_test.txt"
-            )
+        self._check_intervals(records, self.test_list)
         self._require_features([r.path for r in records], self.feature_dir, str(path))
         bags = self._bags([r.path for r in records], self.feature_dir)
         items = []
@@ -270,6 +275,8 @@ class AnomalyDataModule(L.LightningDataModule):
         for name in lists:
             option = "test_list" if name == self.test_list else "train_list"
             records = self._read_real(name, option)
+            if option == "test_list":
+                self._check_intervals(records, name)
             self._require_features([r.path for r in records], self.feature_dir, str(self._list_path(name, option)))
         if synthetic:
             videos = [v for v, _ in self._synthetic()]

@@ -140,8 +140,18 @@ def test_missing_features_are_named_with_the_fix(data):
 
 def test_a_test_list_without_intervals_is_refused(data):
     dm = _dm(data, test_list="Anomaly_Train.txt")
+    with pytest.raises(AnnotationError, match="Anomaly_Train.txt: a 'paths' list has no temporal intervals"):
+        dm.check(["Anomaly_Train.txt"], synthetic=False)
     with pytest.raises(AnnotationError, match="has no temporal intervals"):
         dm.setup("test")
+
+
+def test_real_ucf_crime_lists_are_read_and_need_their_features(shared_data, tmp_path):
+    dm = AnomalyDataModule(str(tmp_path / "features"), str(shared_data / "splits" / "ucf_crime"))
+    with pytest.raises(FileNotFoundError, match=r"290 of 290 videos of .*Temporal_Anomaly_Annotation.txt"):
+        dm.check(["Temporal_Anomaly_Annotation.txt"], synthetic=False)
+    with pytest.raises(FileNotFoundError, match=r"1610 of 1610 videos of .*Anomaly_Train.txt"):
+        dm.check(["Anomaly_Train.txt"], synthetic=False)
 
 
 def test_features_of_different_sizes_are_refused(data):
