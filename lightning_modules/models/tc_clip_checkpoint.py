@@ -1,0 +1,126 @@
+"""Official TC-CLIP release checkpoints <-> `TCCLIP` state dicts.
+
+The release files are `{"model": state_dict, "optimizer": ..., "lr_scheduler": ..., "epoch": ...}`; only
+`model` is read. Its keys carry the `module.` prefix of DistributedDataParallel and follow the official
+module names: `image_encoder.*` (the CLIP ViT, whose blocks store `attn.q_proj/k_proj/v_proj` separately
+where CLIP has one `in_proj_weight`/`in_proj_bias`, plus `attn.local_global_bias_table` in every block but
+the first), `text_encoder.*` (CLIP text transformer, positional embedding, `ln_final`, `text_projection`
+and `prompt_generation_layer.0.*`), `prompt_learner.ctx` (the prompt vectors), `logit_scale`. The
+class-name buffers `prompt_learner.token_prefix/token_suffix` are rebuilt from the class names and ignored;
+the token embedding is not stored and comes from the CLIP weights the model was built with.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+_IGNORED = re.compile(r"prompt_learner\.token_(prefix|suffix)$")
+_QKV = re.compile(r"image_encoder\.transformer\.resblocks\.(\d+)\.attn\.([qkv])_proj\.(weight|bias)$")
+_BIAS = re.compile(r"image_encoder\.transformer\.resblocks\.(\d+)\.attn\.local_global_bias_table$")
+_NOT_STORED = ("clip.token_embedding.weight",)  # ours, absent from official checkpoints
+
+
+def _rename(key: str) -> str | None:
+    """Official key (no `module.`) -> our key, for everything but q/k/v and the bias tables."""
+    for official, ours in (("image_encoder.", "clip.visual."), ("text_encoder.prompt_generation_layer.0.", "prompt_layer."),
+                           ("text_encoder.", "clip.")):
+        if key.startswith(official):
+            return ours + key[len(official):]
+    return {"prompt_learner.ctx": "prompt_ctx", "logit_scale": "clip.logit_scale"}.get(key)
+
+
+def from_official(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Convert an official `model` state dict; returns (our state dict, official keys with no counterpart)."""
+    out, unknown, qkv = {}, [], {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        if _IGNORED.search(key):
+            continue
+        if m := _QKV.match(key):
+            qkv.setdefault((int(m[1]), m[3]), {})[m[2]] = value
+        elif m := _BIAS.match(key):
+            out[f"context_bias.{int(m[1]) - 1}"] = value
+        elif (ours := _rename(key)) is not None:
+            out[ours] = value
+        else:
+            unknown.append(key)
+    for (block, kind), parts in sorted(qkv.items()):
+        if set(parts) != {"q", "k", "v"}:
+            unknown += [f"image_encoder.transformer.resblocks.{block}.attn.{p}_proj.{kind} (q/k/v incomplete)"
+                        for p in parts]
+            continue
+        out[f"clip.visual.transformer.resblocks.{block}.attn.in_proj_{kind}"] = torch.cat(
+            [parts["q"], parts["k"], parts["v"]])
+    return out, unknown
+
+
+def to_official(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Our model's weights in the official layout (with `module.` prefixes), e.g. to test the loader."""
+    inverse = {"prompt_ctx": "prompt_learner.ctx", "clip.logit_scale": "logit_scale"}
+    out = {}
+    for key, value in model.state_dict().items():
+        if key in _NOT_STORED:
+            continue
+        if m := re.match(r"clip\.visual\.transformer\.resblocks\.(\d+)\.attn\.in_proj_(weight|bias)$", key):
+            for name, part in zip("qkv", value.chunk(3)):
+                out[f"image_encoder.transformer.resblocks.{m[1]}.attn.{name}_proj.{m[2]}"] = part.clone()
+            continue
+        if m := re.match(r"context_bias\.(\d+)$", key):
+            new = f"image_encoder.transformer.resblocks.{int(m[1]) + 1}.attn.local_global_bias_table"
+        elif key in inverse:
+            new = inverse[key]
+        elif key.startswith("clip.visual."):
+            new = "image_encoder." + key.removeprefix("clip.visual.")
+        elif key.startswith("prompt_layer."):
+            new = "text_encoder.prompt_generation_layer.0." + key.removeprefix("prompt_layer.")
+        else:
+            new = "text_encoder." + key.removeprefix("clip.")
+        out[new] = value.clone()
+    return {"module." + k: v for k, v in out.items()}
+
+
+def load_official_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str = "state dict") -> None:
+    """Load an official `model` state dict into `model`, strictly.
+
+    Raises:
+        ValueError: keys the model lacks (unexpected), model keys the file lacks (missing; the token
+            embedding excepted) or shape mismatches, all listed with `source`.
+    """
+    converted, unknown = from_official(state)
+    own = model.state_dict()
+    unexpected = sorted(unknown + [k for k in converted if k not in own])
+    missing = sorted(k for k in own if k not in converted and k not in _NOT_STORED)
+    shapes = sorted(f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                    for k, v in converted.items() if k in own and v.shape != own[k].shape)
+    if unexpected or missing or shapes:
+        lines = [f"TC-CLIP checkpoint {source} does not match the model (was it trained with another arch?):"]
+        for title, items in (("unexpected keys", unexpected), ("missing keys", missing), ("shape mismatches", shapes)):
+            if items:
+                lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20]) + (" ..." if len(items) > 20 else ""))
+        raise ValueError("\n".join(lines))
+    model.load_state_dict(converted, strict=False)  # strictness checked above; token embedding kept
+
+
+def load_official_checkpoint(model: nn.Module, path: str | Path, weights_only: bool = True) -> None:
+    """Read an official release file (`{"model": ...}`) and load it with `load_official_state_dict`.
+
+    Uses `torch.load(weights_only=True)` unless `weights_only=False` is asked for (files that also pickle
+    optimizer or scheduler objects need it; only for trusted files).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"TC-CLIP checkpoint not found: {path}; pass the release .pth file")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path}: cannot be read with weights_only=True ({e}); if you trust the file set "
+                         "trust_checkpoint: true, or re-save only its 'model' entry") from e
+    if not isinstance(blob, dict) or "model" not in blob:
+        keys = list(blob)[:10] if isinstance(blob, dict) else type(blob).__name__
+        raise ValueError(f"{path}: expected a TC-CLIP release dict with a 'model' entry, found {keys}")
+    load_official_state_dict(model, blob["model"], source=str(path))
