@@ -5,7 +5,9 @@
     python -m datamodules features --model-class C --model-args JSON --list L --video-root R --out DIR
 
 `validate` checks a list against its label file and videos (exit code 1 on errors); `splits` writes
-seeded K-shot, base/novel and long-tailed lists in the input list's format.
+seeded K-shot, base/novel and long-tailed lists in the input list's format; `features` caches the (32, D)
+segment features of every video of a UCF-Crime list or manifest for the anomaly task (any net with
+`encode_video`, named by class path).
 """
 
 from __future__ import annotations

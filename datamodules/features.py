@@ -158,7 +158,14 @@ def extract_video(
 
     def flush() -> None:
         video = torch.stack(batch).to(device)  # (B, T, C, H, W)
-        snippet_features.append(net.encode_video(video).float().cpu())  # (B, D)
+        try:
+            features = net.encode_video(video)  # (B, D)
+        except (ValueError, RuntimeError) as exc:
+            raise ValueError(
+                f"{type(net).__name__}.encode_video refused snippets of shape {tuple(video.shape)} from {path} "
+                f"({exc}); set --frames-per-snippet / --image-size to what the net expects"
+            ) from exc
+        snippet_features.append(features.float().cpu())
         batch.clear()
 
     def close_snippet() -> None:

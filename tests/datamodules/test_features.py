@@ -134,3 +134,21 @@ def test_cli_on_real_ucf_crime_style_clip(shared_data, tmp_path):
     assert (tmp_path / "out" / "Robbery2.pt").stat().st_mtime_ns == mtime
     with pytest.raises(SystemExit, match="--model-args must be a JSON object"):
         main([*argv[:4], "[1, 2]", *argv[5:]])
+
+
+class FourFrames(nn.Module):
+    """A net that, like X-CLIP, accepts only its own number of frames."""
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        if video.shape[1] != 4:
+            raise ValueError(f"expects 4 frames, got {video.shape[1]}")
+        return video.mean(dim=(1, 2, 3, 4)).unsqueeze(1)
+
+
+def test_snippet_shape_the_net_refuses_is_explained(tmp_path):
+    write_video(tmp_path / "a.mp4", np.zeros((8, 32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"FourFrames.encode_video refused snippets of shape \(1, 8, 3, 32, 32\).*--frames-per-snippet"):
+        extract(FourFrames(), [tmp_path / "a.mp4"], tmp_path / "out", frames_per_snippet=8, image_size=32, progress=False)
+    report = extract(FourFrames(), [tmp_path / "a.mp4"], tmp_path / "out", num_segments=2, frames_per_snippet=4,
+                     image_size=32, progress=False)  # fmt: skip
+    assert report.extracted == 1 and load_features(tmp_path / "out" / "a.pt").features.shape == (2, 1)
