@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,23 +223,38 @@ def render_prompts(
     # 2. Resume: repair the manifest tail, find registered rows, clear partial files.
     plan = plan_render(prompts_path, out_dir, num_shards, shard_index)
 
-    # 3. Render, write atomically, register.
+    # 3. Render; one writer thread encodes, writes atomically and registers clips in render order while the
+    #    next batch renders (at most two batches in flight, so memory stays bounded and kill -9 loses little).
     start = time.perf_counter()
     rendered = unregistered = failed = 0
-    bar = tqdm(total=len(plan.todo), unit="clip", disable=not progress, desc=f"render {shard_index}/{num_shards}")
-    for row, frames in render_batches(renderer, plan.todo):
-        bar.update(1)
-        if isinstance(frames, Exception):
-            record_failure(out_dir, row, frames)
-            failed += 1
-            if rendered == 0 and failed >= 3:  # nothing works: a configuration problem, not a bad prompt
-                bar.close()
-                raise frames
-            continue
-        unregistered += (out_dir / video_relpath(row)).exists()
+    in_flight_limit = 2 * max(1, int(getattr(renderer, "batch_size", 1)))
+
+    def write_and_register(row: PromptRow, frames: np.ndarray) -> None:
         append_manifest_rows(plan.manifest, [write_clip(out_dir, row, frames, fps, backend_name)])
-        rendered += 1
-    bar.close()
+
+    bar = tqdm(total=len(plan.todo), unit="clip", disable=not progress, desc=f"render {shard_index}/{num_shards}")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer") as writer:
+        in_flight: deque[Future] = deque()
+        try:
+            for row, frames in render_batches(renderer, plan.todo):
+                if isinstance(frames, Exception):
+                    record_failure(out_dir, row, frames)
+                    failed += 1
+                    if rendered == 0 and failed >= 3:  # nothing works: a configuration problem, not a bad prompt
+                        raise frames
+                    bar.update(1)
+                    continue
+                unregistered += (out_dir / video_relpath(row)).exists()
+                in_flight.append(writer.submit(write_and_register, row, frames))
+                rendered += 1
+                while len(in_flight) > in_flight_limit or (in_flight and in_flight[0].done()):
+                    in_flight.popleft().result()  # re-raises a write error here
+                    bar.update(1)
+            while in_flight:
+                in_flight.popleft().result()
+                bar.update(1)
+        finally:
+            bar.close()
     if failed:
         print(f"warning: {failed} rows failed to render (see {out_dir / 'failed.jsonl'}); re-run to retry them")
     return RenderSummary(
