@@ -21,7 +21,7 @@ class SynthactCLI(LightningCLI):
         """Check a task's data (lists, clips, manifest) before the model is built, so errors come in seconds."""
         runner_config = TaskConfig(**self.config[self.subcommand].task.as_dict())
         if runner_config.name:
-            TaskRunner.preflight(runner_config.name, self.config[self.subcommand].data, self.subcommand)
+            TaskRunner.preflight(runner_config.name, self.config[self.subcommand].data, self.subcommand, runner_config)
 
     def _runner(self) -> TaskRunner | None:
         config = TaskConfig(**self.config[self.subcommand].task.as_dict())
@@ -39,8 +39,7 @@ class SynthactCLI(LightningCLI):
         runner = self._runner()
         if runner is None or kwargs.get("ckpt_path"):
             return self.trainer.test(model, datamodule=datamodule, **kwargs)
-        runner.load_final_weights(model)
-        runner.test(model, datamodule)
+        runner.test(model, datamodule)  # each split with its own final weights
 
 
 def main(args=None) -> None:

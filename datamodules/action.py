@@ -1,8 +1,13 @@
 """`ActionDataModule`: real and synthetic action clips for every phase of a task protocol.
 
-One label space (a label CSV) is shared by all sources. Which clips train the model is switched per
-phase by the task runner (`set_phase`): the synthetic manifest for pre-training, a real annotation list
-(e.g. `train1_few_shot_4.txt`) for fine-tuning. Validation and test always read real annotation lists.
+One label space (a label CSV) is shared by all sources at a time. Which clips train the model is
+switched per phase by the task runner (`set_phase`): the synthetic manifest for pre-training, a real
+annotation list (e.g. `train1_few_shot_4.txt`) for fine-tuning. Validation and test always read real
+annotation lists. A protocol that changes label space (base-to-novel halves, the Kinetics-600 zero-shot
+splits) switches it with `set_labels(key)`: `label_files` names each extra label CSV, relative to
+`labels_dir` (by default the folder of `label_file`, so pointing `label_file` at your copy of the label
+lists is enough). Synthetic manifest rows are matched to the current label space by class NAME: rows of
+other classes are left out, and a class without any generated clip is an error.
 All paths are checked in `setup`, before any training step, with errors that name the missing path and
 the option that sets it. A clip that fails to decode during training raises or is skipped (`on_error`);
 skips are logged at the end of each epoch and counted by `skipped()`.
@@ -18,16 +23,16 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from datamodules.annotations import read_labels
+from datamodules.annotations import AnnotationError, read_labels
 from datamodules.datasets import (
     Clip,
     OnError,
     VideoDataLoader,
     VideoDataset,
     clips_from_list,
-    clips_from_manifest,
     filter_uncertain,
 )
+from datamodules.manifest import read_manifest
 from datamodules.transforms import VideoTransform
 
 Source = Literal["real", "synthetic"]
@@ -37,7 +42,10 @@ class ActionDataModule(L.LightningDataModule):
     """Action clips from annotation lists (real) and a generated manifest (synthetic).
 
     Args:
-        label_file: CSV `id,name` defining the label space; class names are read from it.
+        label_file: CSV `id,name` defining the main label space; class names are read from it.
+        labels_dir: folder the `label_files` are relative to; default the folder of `label_file`.
+        label_files: extra label spaces a task switches to, by key, e.g. `{base: ucf_101_base_labels.csv,
+            novel: ucf_101_novel_labels.csv}` or `{zs1: ZS_split1_K600.csv, ...}` (the task says which keys).
         video_root: folder that the paths in the annotation lists are relative to.
         split_dir: folder holding the annotation lists; list names below are relative to it.
         train_list: real training list (a task sets it per phase).
@@ -62,6 +70,8 @@ class ActionDataModule(L.LightningDataModule):
     def __init__(
         self,
         label_file: str,
+        labels_dir: str | None = None,
+        label_files: dict[str, str] | None = None,
         video_root: str | None = None,
         split_dir: str | None = None,
         train_list: str | None = None,
@@ -80,7 +90,12 @@ class ActionDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.label_file = label_file
+        self._class_names: list[str] | None = None
+        self.datasets: dict[str, VideoDataset] = {}
+        self.label_file = label_file  # the current label space (set_labels switches it)
+        self.main_label_file = label_file
+        self.labels_dir = labels_dir
+        self.label_files = dict(label_files or {})
         self.video_root = video_root
         self.split_dir = split_dir
         self.train_list = train_list
@@ -98,8 +113,6 @@ class ActionDataModule(L.LightningDataModule):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"`--data.on_error` must be 'raise' or 'skip', got {on_error!r}")
         self.on_error = on_error
-        self._class_names: list[str] | None = None
-        self.datasets: dict[str, VideoDataset] = {}
 
     @property
     def class_names(self) -> list[str]:
@@ -107,6 +120,43 @@ class ActionDataModule(L.LightningDataModule):
         if self._class_names is None:
             self._class_names = read_labels(self.label_file)
         return self._class_names
+
+    @property
+    def test_list(self) -> str | None:
+        """The real list `test` reads; setting another one drops the built test set."""
+        return self._test_list
+
+    @test_list.setter
+    def test_list(self, name: str | None) -> None:
+        if name != getattr(self, "_test_list", None):
+            self.datasets.pop("test", None)
+        self._test_list = name
+
+    def label_path(self, key: str | None) -> str:
+        """The label CSV of label set `key` (None: the main `label_file`)."""
+        if key is None:
+            return self.main_label_file
+        if key not in self.label_files:
+            known = ", ".join(sorted(self.label_files)) or "none"
+            raise ValueError(
+                f"the task needs label set {key!r}, but `--data.label_files` has no such key (it has: {known}). "
+                f"Add it, e.g. `--data.label_files '{{{key}: <file>.csv}}'` (relative to --data.labels_dir)"
+            )
+        folder = Path(self.labels_dir) if self.labels_dir else Path(self.main_label_file).parent
+        path = folder / self.label_files[key]
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"label file of set {key!r} not found: {path}. Set `--data.labels_dir` to the folder holding "
+                f"{self.label_files[key]} (default: the folder of --data.label_file) or fix `--data.label_files`."
+            )
+        return str(path)
+
+    def set_labels(self, key: str | None) -> None:
+        """Switch the label space to label set `key` (None: the main one); built datasets are dropped."""
+        path = self.label_path(key)
+        if path != self.label_file:
+            self.label_file, self._class_names = path, None
+            self.datasets.clear()
 
     def set_phase(self, train_source: Source, train_list: str | None = None) -> None:
         """Select the training data of the next `fit` (called by the task runner between phases)."""
@@ -137,7 +187,7 @@ class ActionDataModule(L.LightningDataModule):
             return self._real(self.train_list, "train_list")
         if self.synthetic_manifest is None:
             raise ValueError("`--data.synthetic_manifest` is not set; synthetic training needs a manifest.jsonl")
-        clips = clips_from_manifest(self.synthetic_manifest, self.class_names)
+        clips = self._synthetic_clips()
         if self.uncertainty_filter_quantile is None:
             return clips
         kept, threshold = filter_uncertain(clips, self.uncertainty_filter_quantile, self.synthetic_manifest)
@@ -146,6 +196,24 @@ class ActionDataModule(L.LightningDataModule):
             f"uncertainty > {threshold:.4f} (quantile {self.uncertainty_filter_quantile})"
         )
         return kept
+
+    def _synthetic_clips(self) -> list[Clip]:
+        """The manifest's clips of the current label space's classes, matched by class name."""
+        manifest = Path(self.synthetic_manifest)
+        ids = {name: i for i, name in enumerate(self.class_names)}
+        rows = read_manifest(manifest)
+        if not rows:
+            raise AnnotationError(f"{manifest}: the manifest has no clips; render some with `python -m generation`")
+        clips = [Clip(manifest.parent / r.video, ids[r.class_name], r.uncertainty) for r in rows if r.class_name in ids]
+        covered = {c.label for c in clips}
+        missing = [name for name, i in ids.items() if i not in covered]
+        if missing:
+            raise AnnotationError(
+                f"{manifest}: {len(missing)} of the {len(ids)} classes of {self.label_file} have no generated clip "
+                f"(e.g. {', '.join(map(repr, missing[:5]))}); class names must match the label file exactly. "
+                f"Generate them with `python -m generation` from {self.label_file}, or use another manifest."
+            )
+        return clips
 
     def check_uncertainty(self, loss: str) -> None:
         """Raise unless the synthetic training clips carry the CLIP uncertainty that `loss` (ul/uw/uf) needs."""
@@ -162,9 +230,11 @@ class ActionDataModule(L.LightningDataModule):
                 f"{self.synthetic_manifest} --labels {self.label_file}` first"
             )
 
-    def check(self, lists: list[str], synthetic: bool) -> None:
-        """Validate inputs before any model is built: label file, each real list (labels in range, every
-        listed clip present) and, if `synthetic`, the manifest. Raises with the path and the option to set."""
+    def check(self, lists: list[str], synthetic: bool, labels: str | None = None) -> None:
+        """Validate inputs before any model is built: label file (of label set `labels`), each real list
+        (labels in range, every listed clip present) and, if `synthetic`, the manifest's coverage of the
+        label space. Raises with the path and the option to set."""
+        self.set_labels(labels)
         for name in lists:
             self._real(name, "split_dir")
         if synthetic:

@@ -6,12 +6,27 @@ Layout under `out`:
     real/videos/<class-slug>_{train,val}_NNN.mp4   style="real" clips, own seeds
     real/splits/train1_few_shot_{2,4,8,16}.txt  `<file>.mp4 <label>` lines, nested K-shot subsets
     real/splits/val1.txt                        held-out real test clips, same format
+    real/splits/val{2,3}.txt                    zero-shot test splits 2/3 (seeded draws from all real clips)
+    labels_base.csv, labels_novel.csv           base/novel halves (seeded, datamodules.splits.split_classes)
+    real/splits/base2novel/fs_base_s{1,2,3}_train.txt, base_val.txt, novel_val.txt   (half ids)
+    real/splits/train_lt.txt, train_lt_groups.json   long-tailed training list + Head/Tail/Few groups
+    real/splits/ucf101_lt/real/{train,test}.csv, train_groups.json   the same, in UCF-101-LT's layout
+    labels_zs{1,2,3}.csv                        Kinetics-600-like zero-shot label splits (class subsets)
+    real/splits/k600/ZS_split{1,2,3}_K600_eval.txt   their eval lists (val1 clips, split ids)
     synthetic/{basic,ie}/prompts.jsonl, manifest.jsonl, videos/<class-slug>/<row_id>.mp4
     DONE.json                                   preset parameters; written last
 
 Real clips draw their environment and character from the whole vocabulary plus extra phrases the
 template backend never writes (`vocab.REAL_EXTRA_*`), in the real style. Every step is resumable:
 synthetic sets through `render_prompts`, real clips skipped when their file exists (written atomically).
+
+The protocol lists are cut from the same real clips (no extra rendering), scaled to a world of
+len(vocab.ACTIONS) = 8 classes: base-to-novel uses 4 + 4 classes and `B2N_SHOTS` = 8 shots per base
+class (16 would take every training clip, and the seeds would not differ); the long-tailed list keeps
+16 ... 2 clips per class (Pareto profile) and its groups use Few = fewer than `LT_FEW_BELOW` = 4 clips
+(the paper's 20 would make every demo class Few); the Kinetics-600-like zero-shot splits hold
+`ZS_CLASSES` = 4 of the 8 classes each (K600's hold 160 of 220). Zero-shot never trains on real clips, so
+val2/val3 may overlap the few-shot training clips.
 """
 
 from __future__ import annotations
@@ -24,7 +39,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datamodules.annotations import write_labels
+from datamodules.annotations import ListEntry, write_labels, write_list
+from datamodules.splits import kshot, long_tail, lt_groups, remap, split_classes
 from datamodules.manifest import write_text_atomic
 from generation import vocab
 from generation.procedural import render_clip
@@ -33,6 +49,12 @@ from generation.render import render_prompts
 from generation.video_io import write_video
 
 SHOTS = (2, 4, 8, 16)
+LAYOUT = 2  # version of the list layout; a build of an older layout is completed in place
+B2N_SHOTS = 8  # base-to-novel shots per base class in the demo world
+B2N_SEEDS = (1, 2, 3)
+LT_N_MIN = 2  # the long-tailed list keeps real_train_per_class ... LT_N_MIN clips per class
+LT_FEW_BELOW = 4  # demo-world Few threshold (the paper's 20 is larger than any demo class)
+ZS_CLASSES = 4  # classes per Kinetics-600-like zero-shot split
 
 
 @dataclass(frozen=True)
@@ -100,7 +122,38 @@ def _build_real(out: Path, p: DemoPreset, progress: bool) -> dict[str, int]:
         write_text_atomic(splits / f"train1_few_shot_{k}.txt", "\n".join(lines) + "\n")
     lines = [f"{f} {lab}" for f, lab, split, _, _ in jobs if split == "val"]
     write_text_atomic(splits / "val1.txt", "\n".join(lines) + "\n")
+    train = [ListEntry(f, lab, n) for n, (f, lab, split, _, _) in enumerate(jobs, 1) if split == "train"]
+    val = [ListEntry(f, lab, n) for n, (f, lab, split, _, _) in enumerate(jobs, 1) if split == "val"]
+    _protocol_lists(out, splits, train, val, p.real_val_per_class)
     return {"real_clips": len(jobs), "real_rendered": made}
+
+
+def _protocol_lists(out: Path, splits: Path, train: list[ListEntry], val: list[ListEntry], per_class: int) -> None:
+    """val2/3, base/novel halves, the long-tailed list and the K600-like zero-shot splits (see module doc)."""
+    names = [a.name for a in vocab.ACTIONS]
+    for i in (2, 3):  # another seeded draw of `per_class` clips per class from all real clips
+        write_list(splits / f"val{i}.txt", kshot(train + val, per_class, seed=i))
+    halves = split_classes(len(names), seed=0)
+    for half in ("base", "novel"):
+        write_labels(out / f"labels_{half}.csv", [names[c] for c in getattr(halves, half)])
+    b2n = splits / "base2novel"
+    for seed in B2N_SEEDS:
+        write_list(b2n / f"fs_base_s{seed}_train.txt", remap(kshot(train, B2N_SHOTS, seed), halves.mapping("base")))
+    write_list(b2n / "base_val.txt", remap(val, halves.mapping("base")))
+    write_list(b2n / "novel_val.txt", remap(val, halves.mapping("novel")))
+    n_max = min(sum(e.label == c for e in train) for c in range(len(names)))
+    lt = long_tail(train, n_max=n_max, n_min=LT_N_MIN, seed=0)
+    groups = {"counts": {str(c): n for c, n in sorted(lt.counts.items())}, "few_below": LT_FEW_BELOW,
+              **lt_groups(lt.counts, few_below=LT_FEW_BELOW)}  # fmt: skip
+    for train_list in (splits / "train_lt.txt", splits / "ucf101_lt" / "real" / "train.csv"):
+        write_list(train_list, lt.records)
+        write_text_atomic(train_list.with_name(train_list.stem + "_groups.json"), json.dumps(groups, indent=1) + "\n")
+    write_list(splits / "ucf101_lt" / "real" / "test.csv", val)
+    for i in (1, 2, 3):
+        classes = sorted(int(c) for c in np.random.default_rng(100 + i).choice(len(names), ZS_CLASSES, replace=False))
+        write_labels(out / f"labels_zs{i}.csv", [names[c] for c in classes])
+        mapping = {old: new for new, old in enumerate(classes)}
+        write_list(splits / "k600" / f"ZS_split{i}_K600_eval.txt", remap(val, mapping))
 
 
 def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) -> dict:
@@ -118,14 +171,15 @@ def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) 
         raise DemoError(f"unknown demo preset {preset!r}; choose one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
     out = Path(out)
-    params = {"preset": preset, **asdict(p)}
+    params = {"preset": preset, **asdict(p), "layout": LAYOUT}
     params["strategies"] = list(p.strategies)
     done_path, plan_path = out / "DONE.json", out / "build.json"
     if done_path.exists():
         done = json.loads(done_path.read_text(encoding="utf-8"))
         if done.get("params") == params:
             return done
-    if plan_path.exists() and json.loads(plan_path.read_text(encoding="utf-8")) != params:
+    sizes = {k: v for k, v in params.items() if k != "layout"}  # an older layout is completed in place
+    if plan_path.exists() and {k: v for k, v in json.loads(plan_path.read_text("utf-8")).items() if k != "layout"} != sizes:
         raise DemoError(
             f"{out} already holds a demo build with other parameters ({plan_path}); "
             "pass another --out or delete that folder"

@@ -3,7 +3,9 @@
 Classification is by cosine similarity between video features and the text features of the label
 space's class names (times the model's logit scale). The module owns the loop: loss, top-1/top-5
 metrics per stage, AdamW with cosine-after-warmup, and multi-view test aggregation (softmax scores summed
-over the temporal views of a clip). Networks are plain `nn.Module`s injected by config
+over the temporal views of a clip). At test it also keeps the confusion matrix (`test_confusion`,
+read by the task runner for per-class accuracy) and shows it, for up to `MAX_CONFUSION_CLASSES` classes, a
+confusion-matrix figure in TensorBoard. Networks are plain `nn.Module`s injected by config
 (`lightning_modules.models`); the class names come from the datamodule's label file.
 """
 
@@ -17,9 +19,11 @@ import torch
 import torchvision
 from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from lightning_modules.losses import UNCERTAINTY_LOSSES, LossConfig, action_loss
+
+MAX_CONFUSION_CLASSES = 60  # larger confusion matrices are unreadable as an image: a text note instead
 
 
 class VideoCLIPModule(L.LightningModule):
@@ -69,6 +73,8 @@ class VideoCLIPModule(L.LightningModule):
                 for name, top_k in (("top1", 1), ("top5", min(5, k)))
             }
         ).to(self.device)
+        self.confusion = MulticlassConfusionMatrix(num_classes=k).to(self.device)  # test only: (true, pred)
+        self.test_confusion: torch.Tensor | None = None  # (K, K) of the last test, rows = true class
         if stage == "fit" and self.loss_config.name in UNCERTAINTY_LOSSES:
             check = getattr(self.trainer.datamodule, "check_uncertainty", None)
             if check is not None:  # the datamodule knows whether its training clips are scored / filtered
@@ -98,6 +104,8 @@ class VideoCLIPModule(L.LightningModule):
             metric = self.metrics[f"{stage}_{name}"]
             metric(preds, labels)
             self.log(f"{stage}/{name}", metric, prog_bar=name == "top1", batch_size=len(labels))
+        if stage == "test":
+            self.confusion.update(preds, labels)
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -124,6 +132,24 @@ class VideoCLIPModule(L.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        """Keep the test confusion matrix (summed over ranks) and show it in TensorBoard."""
+        self.test_confusion = self.confusion.compute().cpu()  # (K, K)
+        self.confusion.reset()
+        experiment = getattr(self.logger, "experiment", None)
+        if not self.trainer.is_global_zero or not hasattr(experiment, "add_figure"):
+            return
+        k = len(self.class_names)
+        if k > MAX_CONFUSION_CLASSES:
+            experiment.add_text("test/confusion_matrix", f"{k} classes: figure skipped (> {MAX_CONFUSION_CLASSES})")
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        fig, ax = self.confusion.plot(labels=self.class_names if k <= 30 else None)
+        fig.set_size_inches(max(4, 0.3 * k), max(4, 0.3 * k))
+        experiment.add_figure("test/confusion_matrix", fig, self.global_step)
 
     def configure_optimizers(self):
         """AdamW over the trainable parameters; linear warm-up for `warmup_epochs`, then cosine decay to 0.
