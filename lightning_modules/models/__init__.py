@@ -2,6 +2,7 @@
 
 from lightning_modules.models.clip import create_clip
 from lightning_modules.models.clip_zero_shot import CLIPZeroShot
+from lightning_modules.models.tc_clip import TCCLIP as TCCLIP
 from lightning_modules.models.vifi_clip import ViFiCLIP
 from lightning_modules.models.xclip import XCLIP
 

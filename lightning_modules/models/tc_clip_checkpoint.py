@@ -34,9 +34,10 @@ def _rename(key: str) -> str | None:
     return {"prompt_learner.ctx": "prompt_ctx", "logit_scale": "clip.logit_scale"}.get(key)
 
 
-def from_official(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Convert an official `model` state dict; returns (our state dict, official keys with no counterpart)."""
-    out, unknown, qkv = {}, [], {}
+def from_official(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str], dict[str, str]]:
+    """Convert an official `model` state dict; returns (our state dict, official keys with no counterpart,
+    our key -> the official key it came from)."""
+    out, unknown, qkv, origin = {}, [], {}, {}
     for key, value in state.items():
         key = key.removeprefix("module.")
         if _IGNORED.search(key):
@@ -45,8 +46,9 @@ def from_official(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tenso
             qkv.setdefault((int(m[1]), m[3]), {})[m[2]] = value
         elif m := _BIAS.match(key):
             out[f"context_bias.{int(m[1]) - 1}"] = value
+            origin[f"context_bias.{int(m[1]) - 1}"] = key
         elif (ours := _rename(key)) is not None:
-            out[ours] = value
+            out[ours], origin[ours] = value, key
         else:
             unknown.append(key)
     for (block, kind), parts in sorted(qkv.items()):
@@ -56,7 +58,7 @@ def from_official(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tenso
             continue
         out[f"clip.visual.transformer.resblocks.{block}.attn.in_proj_{kind}"] = torch.cat(
             [parts["q"], parts["k"], parts["v"]])
-    return out, unknown
+    return out, unknown, origin
 
 
 def to_official(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -91,9 +93,9 @@ def load_official_state_dict(model: nn.Module, state: dict[str, torch.Tensor], s
         ValueError: keys the model lacks (unexpected), model keys the file lacks (missing; the token
             embedding excepted) or shape mismatches, all listed with `source`.
     """
-    converted, unknown = from_official(state)
+    converted, unknown, origin = from_official(state)
     own = model.state_dict()
-    unexpected = sorted(unknown + [k for k in converted if k not in own])
+    unexpected = sorted(unknown + [origin.get(k, k) for k in converted if k not in own])
     missing = sorted(k for k in own if k not in converted and k not in _NOT_STORED)
     shapes = sorted(f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
                     for k, v in converted.items() if k in own and v.shape != own[k].shape)
