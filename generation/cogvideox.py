@@ -72,7 +72,17 @@ def load_pipeline(settings: CogVideoXSettings):
     from diffusers import CogVideoXDDIMScheduler, CogVideoXPipeline
 
     settings.check()
-    pipe = CogVideoXPipeline.from_pretrained(settings.model, dtype=DTYPES[settings.dtype])
+    import importlib.util
+
+    # Without accelerate, low-memory loading is unavailable: say so once here instead of a warning per load.
+    low_mem = importlib.util.find_spec("accelerate") is not None
+    try:
+        pipe = CogVideoXPipeline.from_pretrained(settings.model, dtype=DTYPES[settings.dtype],
+                                                 low_cpu_mem_usage=low_mem)
+    except (OSError, ValueError) as e:  # no such folder/repo, no network or cache (HF_HUB_OFFLINE=1), gated
+        raise ValueError(f"cannot load a CogVideoX pipeline from --model {settings.model!r} ({e}). Give a local "
+                         "folder saved with save_pretrained, or a hub id with network access "
+                         "(HF_HUB_OFFLINE unset) or in the local hub cache") from None
     pipe.scheduler = CogVideoXDDIMScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
     return configure_pipeline(pipe, settings)
 

@@ -107,3 +107,24 @@ def test_fit_tokens_with_the_tokenizer_and_the_word_bound():
     assert fit_tokens("a person is waving", tok) == ("a person is waving", False)
     text, was = fit_tokens(" ".join(["word"] * 130))
     assert was and len(text.split()) == 120
+
+
+def test_missing_weights_are_a_clear_cli_error(tmp_path, capsys):
+    rc = main(["render", "--prompts", str(_prompts(tmp_path)), "--out", str(tmp_path / "o"), "--backend", "cogvideox",
+               "--model", str(tmp_path / "no-such-model"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot load a CogVideoX pipeline from --model" in err and "no-such-model" in err
+    assert not (tmp_path / "o" / "manifest.jsonl").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.network
+def test_cogvideox_2b_renders_one_clip_with_the_paper_settings(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    out = tmp_path / "out"
+    s = render_prompts(_prompts(tmp_path, n=1), out, backend="cogvideox", progress=False,
+                       cogvideox=CogVideoXSettings(vae_tiling=True))
+    m = read_manifest(out / "manifest.jsonl")[0]
+    assert s.rendered == 1 and (m.num_frames, m.width, m.height, m.fps) == (49, 720, 480, 8)
+    assert read_video(out / m.video).std() > 5  # not a blank clip
