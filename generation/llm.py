@@ -119,10 +119,12 @@ class LLMWriter:
             try:
                 items = [d.text.strip() for d in Descriptions.model_validate_json(message.get("content") or "").items]
             except ValidationError as e:
-                problems.append(f"attempt {attempt + 1}: reply is not valid JSON for the schema ({e.errors()[0]['msg']})")
+                reason = e.errors()[0]["msg"]
+                problems.append(f"attempt {attempt + 1}: reply is not valid JSON for the schema ({reason})")
                 continue
             if len(items) != n or not all(items):
-                problems.append(f"attempt {attempt + 1}: {len(items)} items (empty ones: {items.count('')}), wanted {n}")
+                empty = items.count("")
+                problems.append(f"attempt {attempt + 1}: {len(items)} items (empty ones: {empty}), wanted {n}")
                 continue
             return items
         raise PromptError(f"{what}: no usable reply after {self.max_attempts} attempts: " + "; ".join(problems)
@@ -209,11 +211,13 @@ def make_llm_prompts(
         if strategy != "basic":
             for start in range(0, len(combos), chunk):
                 part = combos[start:start + chunk]
-                lines = "\n".join(f"{j + 1}. subject: {chars[c] if c is not None else 'a person'}; place: "
-                                  f"{envs[e] if e is not None else 'any fitting place'}" for j, (e, c) in enumerate(part))
-                got = writer.ask(f"Write one 50 to 100 word video description of the action '{name}' for each "
-                                 f"subject/place pair below, in order. Describe the motion of the action clearly.\n"
-                                 f"{lines}", len(part), f"class {name!r} action descriptions {start + 1}-{start + len(part)}")
+                lines = "\n".join(
+                    f"{j + 1}. subject: {chars[c] if c is not None else 'a person'}; "
+                    f"place: {envs[e] if e is not None else 'any fitting place'}" for j, (e, c) in enumerate(part))
+                got = writer.ask(
+                    f"Write one 50 to 100 word video description of the action '{name}' for each subject/place "
+                    f"pair below, in order. Describe the motion of the action clearly.\n{lines}", len(part),
+                    f"class {name!r} action descriptions {start + 1}-{start + len(part)}")
                 texts.update(zip(part, got))
         for i in range(videos_per_class):
             e, c = combo(i, strategy, num_envs, num_chars)

@@ -74,7 +74,7 @@ def render_with_ray(
     try:
         import ray
     except ImportError:
-        raise ValueError("--backend ray needs Ray Data: pip install 'ray[data]' (or the project's [ray] extra)") from None
+        raise ValueError("--backend ray needs Ray Data: pip install 'ray[data]' (the project's [ray] extra)") from None
     from generation.render import RenderSummary, plan_render, record_failure
 
     if workers < 1 or batch_size < 1:

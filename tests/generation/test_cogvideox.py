@@ -10,7 +10,9 @@ import torch
 
 from datamodules.manifest import read_manifest
 from generation.__main__ import main
-from generation.cogvideox import CogVideoXRenderer, CogVideoXSettings, tiny_pipeline, tiny_pipeline_settings, tiny_tokenizer
+from generation.cogvideox import (
+    CogVideoXRenderer, CogVideoXSettings, tiny_pipeline, tiny_pipeline_settings, tiny_tokenizer,
+)
 from generation.prompts import Label, fit_tokens, make_prompts, write_prompts
 from generation.render import render_prompts
 from generation.video_io import read_video
