@@ -35,6 +35,7 @@ from tasks.metrics import harmonic_mean, mean_std
 class TestResult:
     """One test: a real list of one split or seed, in one label space."""
 
+    __test__ = False  # not a pytest test class
     split: str  # the split / seed it belongs to (mean +- std is over these), e.g. "val2", "s1", "split3"
     test: str  # test name within the split, e.g. "base", "novel", "test"
     group: str  # metric prefix in the summary: test, base, novel
