@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "after a crash or kill.")
     r.add_argument("--prompts", required=True, help="prompts.jsonl from `python -m generation prompts`")
     r.add_argument("--out", required=True, help="output folder (manifest.jsonl, videos/<class>/<row_id>.mp4)")
-    r.add_argument("--backend", choices=("procedural", "cogvideox", "ray"), default="procedural",
+    r.add_argument("--backend", default="procedural", metavar="{procedural,cogvideox,ray}",
                    help="procedural: the CPU demo world (default); cogvideox: diffusers CogVideoXPipeline; "
                         "ray: --ray-backend on a pool of Ray actors")
     r.add_argument("--num-shards", type=int, default=1, help="total shards; row i goes to shard i %% N")
