@@ -32,7 +32,8 @@ def _prompts(args: argparse.Namespace) -> None:
     tokenizer = _tokenizer(args.tokenizer)
     backend = args.backend
     if backend == "auto":  # the template backend stays the default when no key/server is configured
-        backend = "openai" if os.environ.get("OPENAI_API_KEY") or args.base_url else "template"
+        configured = os.environ.get("OPENAI_API_KEY") or args.base_url or os.environ.get("OPENAI_BASE_URL")
+        backend = "openai" if configured else "template"
     if backend == "openai":
         from generation.llm import LLMWriter, make_llm_prompts
 
@@ -171,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-chars", type=int, default=16, help="characters per class (default 16)")
     p.add_argument("--backend", choices=("auto", "template", "openai"), default="auto",
                    help="template: offline built-in vocabularies; openai: an LLM (OpenAI or any compatible server); "
-                        "auto (default): openai when OPENAI_API_KEY or --base-url is set, else template")
+                        "auto (default): openai when OPENAI_API_KEY, --base-url or OPENAI_BASE_URL is set, else template")
     p.add_argument("--model", default="gpt-4o", help="openai: chat model (default gpt-4o)")
     p.add_argument("--base-url", default=None,
                    help="openai: server URL, e.g. http://localhost:8000/v1 (vLLM/Ollama); default OPENAI_BASE_URL")

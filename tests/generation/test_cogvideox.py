@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,16 @@ def test_cogvideox_2b_renders_one_clip_with_the_paper_settings(tmp_path):
     m = read_manifest(out / "manifest.jsonl")[0]
     assert s.rendered == 1 and (m.num_frames, m.width, m.height, m.fps) == (49, 720, 480, 8)
     assert read_video(out / m.video).std() > 5  # not a blank clip
+
+
+def test_prompts_cli_reports_truncations_to_the_t5_budget(tmp_path, capsys):
+    tiny_tokenizer().save_pretrained(tmp_path / "tok")
+    (tmp_path / "labels.csv").write_text("0,waving\n")
+    out = tmp_path / "p.jsonl"
+    # The toy vocabulary spells most words letter by letter: every 50-100 word prompt exceeds 226 tokens.
+    assert main(["prompts", "--labels", str(tmp_path / "labels.csv"), "--out", str(out), "--backend", "template",
+                 "--videos-per-class", "2", "--tokenizer", str(tmp_path / "tok")]) == 0
+    assert "2 truncated to fit 226 T5 tokens" in capsys.readouterr().out
+    tok = tiny_tokenizer()
+    for line in out.read_text().splitlines():
+        assert len(tok(json.loads(line)["prompt"])["input_ids"]) <= 226
