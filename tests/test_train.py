@@ -2,6 +2,7 @@
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import time
@@ -13,16 +14,24 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from datamodules.annotations import read_labels
 from datamodules.manifest import read_manifest
 from generation.demo import build_demo
 from lightning_modules.models import ViFiCLIP
 from lightning_modules.video_clip import VideoCLIPModule
 from generation.score import score_manifest
-from tasks import get_task
+from tasks import get_task, list_tasks
+from tasks.report import main as report
 from train import main
 
 ROOT = Path(__file__).resolve().parents[1]
-TASK_YAMLS = sorted((ROOT / "tasks").glob("*.yaml"))
+ACTION_TASKS = [t for t in list_tasks() if get_task(t).protocol != "anomaly"]  # anomaly: tests/tasks/test_anomaly.py
+# Default run: every protocol shape once (plus the loss ablation rows); the rest repeat a shape on other lists.
+SLOW_TASKS = {"zero_shot_hmdb51", "base2novel_ucf101", "long_tail_ucf101"} | {
+    t for t in ACTION_TASKS if t.startswith("few_shot_ucf101_")
+}
+SMOKE_LABEL_SETS = {"base": "labels_base.csv", "novel": "labels_novel.csv", "zs1": "labels_zs1.csv",
+                    "zs2": "labels_zs2.csv", "zs3": "labels_zs3.csv"}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +51,7 @@ def smoke_args(task_yaml: Path, data: Path, root: Path, *extra: str) -> list[str
         "--data.video_root", str(data / "real/videos"),
         "--data.split_dir", str(data / "real/splits"),
         "--data.synthetic_manifest", str(data / "synthetic/ie/manifest.jsonl"),
+        "--data.labels_dir", str(data),
         "--task.root", str(root), *extra,
     ]  # fmt: skip
 
@@ -50,49 +60,138 @@ def count_lines(path: Path) -> int:
     return sum(1 for line in path.read_text().splitlines() if line.strip())
 
 
-def synthetic_clips(task_yaml: Path, manifest: Path) -> int:
-    """Clips a task pre-trains on: the whole manifest, or what its UF quantile keeps."""
+def synthetic_clips(task_yaml: Path, manifest: Path, label_file: Path) -> int:
+    """Clips a task pre-trains on: the manifest's rows of the label space's classes, or what UF keeps."""
+    names = set(read_labels(label_file))
+    rows = [row for row in read_manifest(manifest) if row.class_name in names]
     data = yaml.safe_load(task_yaml.read_text()).get("data")
     quantile = data.get("init_args", {}).get("uncertainty_filter_quantile") if isinstance(data, dict) else None
     if quantile is None:
-        return count_lines(manifest)
-    u = np.array([row.uncertainty for row in read_manifest(manifest)])
+        return len(rows)
+    u = np.array([row.uncertainty for row in rows])
     return int((u <= np.quantile(u, quantile)).sum())
 
 
-@pytest.mark.parametrize("task_yaml", TASK_YAMLS, ids=lambda p: p.stem)
-def test_every_task_runs_through_the_smoke_config(task_yaml, smoke_data, tmp_path):
-    main(smoke_args(task_yaml, smoke_data, tmp_path))
-    spec = get_task(task_yaml.stem)
-    run = tmp_path / spec.name
+_RUNS: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="session")
+def task_run(smoke_data, tmp_path_factory):
+    """Run a task through the smoke config once per session; returns its run folder."""
+
+    def run(name: str) -> Path:
+        if name not in _RUNS:
+            root = tmp_path_factory.mktemp(f"runs_{name}")
+            main(smoke_args(ROOT / f"tasks/{name}.yaml", smoke_data, root))
+            _RUNS[name] = root / name
+        return _RUNS[name]
+
+    return run
+
+
+def phase_dirs(name: str, run: Path) -> list[tuple[Path, object]]:
+    spec = get_task(name)
+    dirs = [(run / p.name, p) for p in spec.phases]
+    return dirs + [(run / split.name / p.name, p) for split in spec.plan() for p in split.phases]
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(t, marks=pytest.mark.slow) if t in SLOW_TASKS else t for t in ACTION_TASKS]
+)
+def test_every_task_runs_through_the_smoke_config(name, smoke_data, task_run):
+    run = task_run(name)
+    spec, task_yaml = get_task(name), ROOT / f"tasks/{name}.yaml"
     batch = 4  # configs/smoke.yaml
-    for phase in spec.phases:
-        record = json.loads((run / phase.name / "phase.json").read_text())
+    for phase_dir, phase in phase_dirs(name, run):
+        record = json.loads((phase_dir / "phase.json").read_text())
         assert record["epochs"] == 1
+        label_file = smoke_data / (SMOKE_LABEL_SETS[phase.labels] if phase.labels else "labels.csv")
+        assert record["label_file"] == str(label_file)
         if phase.source == "synthetic":
-            clips = synthetic_clips(task_yaml, smoke_data / "synthetic/ie/manifest.jsonl")
+            clips = synthetic_clips(task_yaml, smoke_data / "synthetic/ie/manifest.jsonl", label_file)
         else:
             clips = count_lines(smoke_data / "real/splits" / phase.train_list)
         assert record["steps"] == -(-clips // batch)  # one epoch = ceil(clips / batch) steps
-        events = EventAccumulator(str(run / phase.name)).Reload()
+        events = EventAccumulator(str(phase_dir)).Reload()
         assert "train/loss" in events.Tags()["scalars"] and "train/clips" in events.Tags()["images"]
         eps = [e.value for e in events.Scalars("train/eps_mean")]
-        if task_yaml.stem.endswith("_ul") and phase.source == "synthetic":
+        if name.endswith("_ul") and phase.source == "synthetic":
             assert all(0.0 <= x <= 0.3 for x in eps) and max(eps) > 0  # eps_i = 0.3 * u_i, u in [0, 1]
-        elif task_yaml.stem.endswith("_ls"):
+        elif name.endswith("_ls"):
             assert eps == pytest.approx([0.1] * len(eps))
         else:
             assert eps == [0.0] * len(eps)  # CE, UW, UF, and UL on real clips
-        assert (run / phase.name / "checkpoints/last.ckpt").is_file()
+        assert (phase_dir / "checkpoints/last.ckpt").is_file()
     results = json.loads((run / "results.json").read_text())
-    assert results["task"] == spec.name and results["test_list"] == "val1.txt"
-    assert 0.0 <= results["metrics"]["test/top1"] <= results["metrics"]["test/top5"] <= 1.0
+    planned = [(split.name, t) for split in spec.plan() for t in split.tests]
+    assert results["task"] == spec.name and len(results["tests"]) == len(planned)
+    assert len(results["config_hash"]) == 12 and results["synthetic_classes"] == "protocol"
+    for test, (split_name, planned_test) in zip(results["tests"], planned):
+        assert (test["test_list"], test["group"]) == (planned_test.test_list, planned_test.group)
+        label_file = smoke_data / (SMOKE_LABEL_SETS[planned_test.labels] if planned_test.labels else "labels.csv")
+        assert test["label_file"] == str(label_file) and len(test["per_class"]) == len(read_labels(label_file))
+        assert 0.0 <= test["metrics"]["test/top1"] <= test["metrics"]["test/top5"] <= 1.0
+        per_class = [a for a in test["per_class"] if a is not None]
+        assert test["metrics"]["test/class_mean"] == pytest.approx(sum(per_class) / len(per_class))
+        test_dir = run / split_name / "test" / planned_test.name
+        assert "test/confusion_matrix" in EventAccumulator(str(test_dir)).Reload().Tags()["images"]
+    summary, tops = results["summary"], [t["metrics"]["test/top1"] for t in results["tests"]]
+    if spec.protocol == "zero_shot":  # val1-3 or K600 splits 1-3: mean +- population std over 3
+        assert summary["test/top1"]["n"] == 3 and summary["test/top1"]["mean"] == pytest.approx(np.mean(tops))
+        assert summary["test/top1"]["std"] == pytest.approx(np.std(tops))
+    if spec.protocol == "base2novel":
+        base, novel = summary["base/top1"]["mean"], summary["novel/top1"]["mean"]
+        assert summary["base/top1"]["n"] == summary["novel/top1"]["n"] == 3
+        assert summary["hm/top1"]["mean"] == pytest.approx(2 * base * novel / (base + novel) if base + novel else 0)
+    if spec.protocol == "long_tail":
+        groups = json.loads((smoke_data / "real/splits/train_lt_groups.json").read_text())
+        per_class = results["tests"][0]["per_class"]
+        for group in ("head", "tail", "few"):
+            values = [per_class[c] for c in groups[group] if per_class[c] is not None]
+            assert summary[f"test/{group}"]["mean"] == pytest.approx(sum(values) / len(values))
+    assert (run / "results.md").read_text().startswith(f"### {spec.protocol}")
 
 
-def test_rerun_skips_finished_phases_and_resumes_an_interrupted_one(smoke_data, tmp_path, caplog):
+def test_report_of_two_runs_prints_mean_and_std(smoke_data, task_run, tmp_path, capsys):
+    first = task_run("zero_shot_ucf101")
+    main(smoke_args(ROOT / "tasks/zero_shot_ucf101.yaml", smoke_data, tmp_path, "--seed_everything", "1"))
+    capsys.readouterr()
+    assert report([str(first), str(tmp_path / "zero_shot_ucf101")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "| zero_shot_ucf101 |" in line]
+    values = [t["metrics"]["test/top1"] for r in (first, tmp_path / "zero_shot_ucf101")
+              for t in json.loads((r / "results.json").read_text())["tests"]]  # fmt: skip
+    assert len(rows) == 1 and "| 2 |" in rows[0]  # one row: both runs, 6 split values pooled
+    assert rows[0].endswith(f"| {100 * np.mean(values):.1f} ± {100 * np.std(values):.1f} |")
+
+
+def test_multi_split_rerun_skips_finished_work_and_resumes_a_seed(task_run, smoke_data, tmp_path, caplog):
+    run = tmp_path / "base2novel_hmdb51"
+    shutil.copytree(task_run("base2novel_hmdb51"), run)
+    first = json.loads((run / "results.json").read_text())
+    shutil.rmtree(run / "s2/test")
+    (run / "s2/finetune/phase.json").unlink()  # seed 2 "crashed" after its last checkpoint
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        main(smoke_args(ROOT / "tasks/base2novel_hmdb51.yaml", smoke_data, tmp_path))
+    assert "phase 'pretrain' already finished" in caplog.text
+    assert "phase 's1/finetune' already finished" in caplog.text and "test s1/test/base already done" in caplog.text
+    assert "resuming phase 's2/finetune'" in caplog.text and "phase 's3/finetune' already finished" in caplog.text
+    again = json.loads((run / "results.json").read_text())
+    assert again["config_hash"] == first["config_hash"]  # --task.root is not part of the hash
+    assert [t["metrics"] for t in again["tests"]] == [t["metrics"] for t in first["tests"]]  # same weights
+
+
+def test_synthetic_classes_all_refuses_a_run_pretrained_on_the_base_half(task_run, smoke_data, tmp_path):
+    shutil.copytree(task_run("base2novel_hmdb51"), tmp_path / "base2novel_hmdb51")
+    args = smoke_args(ROOT / "tasks/base2novel_hmdb51.yaml", smoke_data, tmp_path, "--task.synthetic_classes", "all")
+    with pytest.raises(ValueError, match=r"trained on the classes of .*labels_base.csv.*Use another --task.root"):
+        main(args)
+
+
+def test_rerun_skips_finished_phases_and_resumes_an_interrupted_one(smoke_data, task_run, tmp_path, caplog):
     task_yaml = ROOT / "tasks/few_shot_k2.yaml"
-    main(smoke_args(task_yaml, smoke_data, tmp_path))
     run = tmp_path / "few_shot_k2"
+    shutil.copytree(task_run("few_shot_k2"), run)
     pretrain = (run / "pretrain/phase.json").read_text()
     weights_mtime = (run / "pretrain/weights.pt").stat().st_mtime_ns
     first = json.loads((run / "results.json").read_text())
@@ -100,6 +199,7 @@ def test_rerun_skips_finished_phases_and_resumes_an_interrupted_one(smoke_data, 
     # The fine-tune phase "crashed" after its last checkpoint but before it was marked finished.
     (run / "finetune/phase.json").unlink()
     (run / "finetune/weights.pt").unlink()
+    shutil.rmtree(run / "test")  # and its test never ran
     caplog.clear()
     with caplog.at_level(logging.INFO):
         main(smoke_args(task_yaml, smoke_data, tmp_path))
@@ -113,9 +213,9 @@ def test_rerun_skips_finished_phases_and_resumes_an_interrupted_one(smoke_data, 
     assert json.loads((run / "results.json").read_text())["metrics"] == first["metrics"]  # same weights
 
 
-def test_test_subcommand_reloads_the_finished_run(smoke_data, tmp_path):
+def test_test_subcommand_reloads_the_finished_run(smoke_data, task_run, tmp_path):
     task_yaml = ROOT / "tasks/few_shot_k2.yaml"
-    main(smoke_args(task_yaml, smoke_data, tmp_path))
+    shutil.copytree(task_run("few_shot_k2"), tmp_path / "few_shot_k2")
     first = json.loads((tmp_path / "few_shot_k2/results.json").read_text())
     (tmp_path / "few_shot_k2/results.json").unlink()
     main(["test", *smoke_args(task_yaml, smoke_data, tmp_path)[1:]])
