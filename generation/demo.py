@@ -178,8 +178,10 @@ def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) 
         done = json.loads(done_path.read_text(encoding="utf-8"))
         if done.get("params") == params:
             return done
-    sizes = {k: v for k, v in params.items() if k != "layout"}  # an older layout is completed in place
-    if plan_path.exists() and {k: v for k, v in json.loads(plan_path.read_text("utf-8")).items() if k != "layout"} != sizes:
+    def sizes(build: dict) -> dict:  # an older list layout of the same sizes is completed in place
+        return {k: v for k, v in build.items() if k != "layout"}
+
+    if plan_path.exists() and sizes(json.loads(plan_path.read_text(encoding="utf-8"))) != sizes(params):
         raise DemoError(
             f"{out} already holds a demo build with other parameters ({plan_path}); "
             "pass another --out or delete that folder"

@@ -117,3 +117,18 @@ def test_cli_help_lists_commands():
     proc = subprocess.run([sys.executable, "-m", "generation", "--help"], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and all(c in proc.stdout for c in ("prompts", "render", "demo"))
+
+
+def test_a_build_of_the_older_list_layout_is_completed_in_place(tmp_path):
+    out = tmp_path / "smoke"
+    build_demo(out, "smoke", progress=False)
+    for path in (out / "DONE.json", out / "build.json"):  # as written before the protocol lists existed
+        build = json.loads(path.read_text())
+        (build["params"] if "params" in build else build).pop("layout")
+        path.write_text(json.dumps(build))
+    (out / "real/splits/val3.txt").unlink()
+    (out / "labels_zs2.csv").unlink()
+    done = build_demo(out, "smoke", progress=False)
+    assert done["counts"]["real_rendered"] == 0  # no clip rendered again
+    assert (out / "real/splits/val3.txt").is_file() and (out / "labels_zs2.csv").is_file()
+    assert len((out / "real/splits/val3.txt").read_text().splitlines()) == PRESETS["smoke"].real_val_per_class * 8
