@@ -3,7 +3,12 @@ K-shot list `train1_few_shot_K.txt`, test on `val1.txt`. K in {2, 4, 8, 16}: `fe
 HMDB-51 (the headline command) and `few_shot_ucf101_k{K}` on UCF-101.
 
 The loss ablation of paper Table 7 runs the 4-shot protocol with each loss: `few_shot_k4_{ls,uw,uf,ul}`
-(their YAMLs select the loss; `few_shot_k4` itself is the CE row)."""
+(their YAMLs select the loss; `few_shot_k4` itself is the CE row).
+
+The prompt-strategy ablation of paper Table 6 (basic / env / cha / ie) is not a task of its own: it is
+any task run once per synthetic set, each into its own `--task.root`, e.g.
+`--data.synthetic_manifest data/synthetic/hmdb51_basic/manifest.jsonl --task.root runs/table6/basic`;
+results.json records the manifest and `python -m tasks report runs/table6` keeps one row per manifest."""
 
 from tasks.registry import Phase, TaskSpec, register_task
 
