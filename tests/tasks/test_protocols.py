@@ -64,7 +64,7 @@ def demo(tmp_path_factory):
 
 
 def datamodule(demo, **kwargs):
-    sets = {"base": "labels_base.csv", "novel": "labels_novel.csv", **{f"zs{i}": f"labels_zs{i}.csv" for i in (1, 2, 3)}}
+    sets = {"base": "labels_base.csv", "novel": "labels_novel.csv"} | {f"zs{i}": f"labels_zs{i}.csv" for i in (1, 2, 3)}
     args = dict(label_file=str(demo / "labels.csv"), label_files=sets, video_root=str(demo / "real/videos"),
                 split_dir=str(demo / "real/splits"), synthetic_manifest=str(demo / "synthetic/ie/manifest.jsonl"))
     return ActionDataModule(**{**args, **kwargs})  # fmt: skip
@@ -88,9 +88,11 @@ def test_a_class_without_synthetic_clips_and_an_unknown_label_set_are_errors(dem
     names = read_labels(demo / "labels.csv")
     write_labels(tmp_path / "extra.csv", [*names[:2], "juggling"])
     dm = datamodule(demo, labels_dir=str(tmp_path), label_files={"extra": "extra.csv"})
-    with pytest.raises(AnnotationError, match=r"1 of the 3 classes of .*extra.csv have no generated clip \(e.g. 'juggling'\)"):
+    message = r"1 of the 3 classes of .*extra.csv have no generated clip \(e.g. 'juggling'\)"
+    with pytest.raises(AnnotationError, match=message):
         dm.check([], synthetic=True, labels="extra")
-    with pytest.raises(ValueError, match=r"label set 'base', but `--data.label_files` has no such key \(it has: extra\)"):
+    message = r"label set 'base', but `--data.label_files` has no such key \(it has: extra\)"
+    with pytest.raises(ValueError, match=message):
         dm.set_labels("base")
     with pytest.raises(FileNotFoundError, match=r"label file of set 'x' not found: .*nope.csv.*--data.labels_dir"):
         datamodule(demo, label_files={"x": "nope.csv"}).set_labels("x")
