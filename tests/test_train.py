@@ -245,9 +245,7 @@ def test_missing_inputs_fail_before_training(smoke_data, tmp_path, override, err
 
 def test_bad_label_and_empty_list_are_reported_with_file_and_line(smoke_data, tmp_path):
     splits = tmp_path / "splits"
-    splits.mkdir()
-    for f in (smoke_data / "real/splits").iterdir():
-        (splits / f.name).write_text(f.read_text())
+    shutil.copytree(smoke_data / "real/splits", splits)
     lines = (splits / "train1_few_shot_4.txt").read_text().splitlines()
     lines[2] = lines[2].rsplit(" ", 1)[0] + " 99"
     (splits / "train1_few_shot_4.txt").write_text("\n".join(lines) + "\n")
