@@ -11,8 +11,11 @@ block a cross-attention layer lets them attend to the video's final context toke
 text tower do not depend on the video, so the batched path runs them once per batch and, since the prompt
 positions are the same for every class under the causal mask, runs the prompt layer once per video and
 only the EOT row of the last block per (video, class); `batched_prompting=False` keeps the per-video loop
-over the whole text tower (the official way) as the reference. The official release checkpoints load via
-`checkpoint=` (see `tc_clip_checkpoint.py`).
+over the whole text tower (the official way) as the reference. Vision attention runs through
+`scaled_dot_product_attention` (additive per-head bias as its float mask); as SDPA returns no weights, the
+CLS row's weights needed for seed selection are recomputed separately (one query per frame, no gradient:
+only the top-k indices are used); `sdpa=False` computes the full attention matrix instead.
+The official release checkpoints load via `checkpoint=` (see `tc_clip_checkpoint.py`).
 """
 
 from __future__ import annotations
@@ -183,6 +186,7 @@ class TCCLIP(nn.Module):
                              "shorten prompt_init or raise num_prompt_tokens")
         with torch.no_grad():
             init = self.clip.token_embedding(ids[1:1 + n_words]).clone()
+        self._prompt_pad = n - n_words  # prompt slots beyond prompt_init: random vectors, "X" in the text
         extra = torch.empty(n - n_words, init.shape[-1]).normal_(std=0.02)
         return torch.cat([init, extra])
 
@@ -190,13 +194,9 @@ class TCCLIP(nn.Module):
     def tokenize(self, class_names: list[str]) -> torch.Tensor:
         """(K, context_length) token ids of `"{prompt_init} {class}."` (UCF CamelCase split into words);
         the first `num_prompt_tokens` tokens after SOT are replaced by the learnt prompt vectors."""
-        pad = " X" * (self.n_prompt - len(self._init_prompt_words()))
-        prefix = self.prompt_init + pad
+        prefix = self.prompt_init + " X" * self._prompt_pad
         return self.tokenizer([f"{prefix} {split_camel_case(c)}." for c in class_names],
                               context_length=self.context_length)
-
-    def _init_prompt_words(self) -> list[str]:
-        return self.prompt_init.split()
 
     def _prompt_embeddings(self, tokens: torch.Tensor) -> torch.Tensor:
         """(K, L) ids -> (K, L, D) embeddings with the prompt vectors in place, plus positions."""
@@ -290,7 +290,8 @@ class TCCLIP(nn.Module):
         q, k, v = (_split_heads(z, heads) for z in F.linear(block.ln_1(x), w, bias).chunk(3, dim=-1))  # (BT,H,N,hd)
         mask = None
         if context is not None:
-            kc, vc = (_split_heads(z, heads) for z in F.linear(block.ln_1(context), w[width:], bias[width:]).chunk(2, -1))
+            kv = F.linear(block.ln_1(context), w[width:], bias[width:])  # (B, k, 2W): no queries for context
+            kc, vc = (_split_heads(z, heads) for z in kv.chunk(2, dim=-1))  # (B, H, k, hd)
             kc, vc = (z.repeat_interleave(t, dim=0) for z in (kc, vc))  # (B, H, k, hd) -> (BT, H, k, hd)
             k, v = torch.cat([k, kc], dim=2), torch.cat([v, vc], dim=2)  # (BT, H, N + k, hd)
             table = self.context_bias[i - 1].to(x.dtype)  # (H, 1, 2): local, context
@@ -298,8 +299,9 @@ class TCCLIP(nn.Module):
         scale = q.shape[-1] ** -0.5
         if self.sdpa:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (BT, H, N, hd)
-            logits = (q[:, :, :1] * scale) @ k.transpose(-2, -1)  # CLS row only: (BT, H, 1, N + k)
-            cls_attn = (logits if mask is None else logits + mask).softmax(-1)
+            with torch.no_grad():  # SDPA returns no weights: redo the CLS row (only indices are used)
+                logits = (q[:, :, :1] * scale) @ k.transpose(-2, -1)  # (BT, H, 1, N + k)
+                cls_attn = (logits if mask is None else logits + mask).softmax(-1)
         else:
             logits = (q * scale) @ k.transpose(-2, -1)  # (BT, H, N, N + k)
             attn = (logits if mask is None else logits + mask).softmax(-1)
@@ -319,6 +321,10 @@ class TCCLIP(nn.Module):
         """(B, T, C, H, W) frames -> (B, E) normalised video features and (B, k, E) projected context tokens."""
         visual = self.clip.visual
         b, t = video.shape[:2]
+        size = visual.image_size if isinstance(visual.image_size, tuple) else (visual.image_size,) * 2
+        if video.dim() != 5 or tuple(video.shape[-2:]) != tuple(size):
+            raise ValueError(f"TCCLIP expects video (B, T, C, {size[0]}, {size[1]}), got {tuple(video.shape)}; "
+                             "resize/crop frames to the CLIP input size")
         if t * self.num_seeds < self.num_context_tokens:
             raise ValueError(f"{t} frames x {self.num_seeds} seeds < num_context_tokens "
                              f"{self.num_context_tokens}; use more frames or fewer context tokens")

@@ -27,8 +27,9 @@ _NOT_STORED = ("clip.token_embedding.weight",)  # ours, absent from official che
 
 def _rename(key: str) -> str | None:
     """Official key (no `module.`) -> our key, for everything but q/k/v and the bias tables."""
-    for official, ours in (("image_encoder.", "clip.visual."), ("text_encoder.prompt_generation_layer.0.", "prompt_layer."),
-                           ("text_encoder.", "clip.")):
+    prefixes = (("image_encoder.", "clip.visual."), ("text_encoder.prompt_generation_layer.0.", "prompt_layer."),
+                ("text_encoder.", "clip."))
+    for official, ours in prefixes:
         if key.startswith(official):
             return ours + key[len(official):]
     return {"prompt_learner.ctx": "prompt_ctx", "logit_scale": "clip.logit_scale"}.get(key)
@@ -103,7 +104,8 @@ def load_official_state_dict(model: nn.Module, state: dict[str, torch.Tensor], s
         lines = [f"TC-CLIP checkpoint {source} does not match the model (was it trained with another arch?):"]
         for title, items in (("unexpected keys", unexpected), ("missing keys", missing), ("shape mismatches", shapes)):
             if items:
-                lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20]) + (" ..." if len(items) > 20 else ""))
+                more = " ..." if len(items) > 20 else ""
+                lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20]) + more)
         raise ValueError("\n".join(lines))
     model.load_state_dict(converted, strict=False)  # strictness checked above; token embedding kept
 

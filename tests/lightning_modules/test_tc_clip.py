@@ -89,6 +89,11 @@ def test_too_few_seeds_for_the_context_is_a_clear_error(net):
         net.encode_video(video(t=1))
 
 
+def test_frames_of_the_wrong_size_are_rejected(net):
+    with pytest.raises(ValueError, match=r"expects video \(B, T, C, 32, 32\), got \(2, 3, 3, 64, 64\)"):
+        net.encode_video(torch.zeros(2, 3, 3, 64, 64))
+
+
 def test_tokens_of_wrong_length_are_rejected(net):
     with pytest.raises(ValueError, match="expected context_length 30"):
         net(video(), torch.zeros(2, 77, dtype=torch.long))
