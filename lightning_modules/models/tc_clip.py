@@ -243,7 +243,8 @@ class TCCLIP(nn.Module):
     def encode_text_batched(self, tokens: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Same result as `encode_text_reference`, computing the video-independent parts once.
 
-        Blocks 0..L-2 run once on (K, L). Under the causal mask the prompt positions see only SOT and the
+        Blocks 0..L-2 run once on (K, L'), L' = the last EOT position + 1 (under the causal mask the
+        padding after it never reaches an EOT row). Under the causal mask the prompt positions see only SOT and the
         shared prompt vectors, so they are the same for every class: the prompt layer runs once per video on
         (B, n). The last block is needed only at each class's EOT row: its keys/values come from the class
         tokens (once per class) and the video's prompt states (once per video), its query and MLP run on the
@@ -251,22 +252,24 @@ class TCCLIP(nn.Module):
         """
         blocks = self.clip.transformer.resblocks
         last, n = blocks[-1], self.n_prompt
-        x = self._prompt_embeddings(tokens)
+        eot = tokens.argmax(dim=-1)  # (K,)
+        length = int(eot.max()) + 1  # causal: positions after the last EOT never reach an EOT row
+        x = self._prompt_embeddings(tokens)[:, :length]  # (K, L', D)
+        mask = self.causal_mask[:length, :length]
         for block in blocks[:-1]:
-            x = self._run_block(block, x, attn_mask=self.causal_mask)  # (K, L, D)
+            x = self._run_block(block, x, attn_mask=mask)  # (K, L', D)
         kc = x.shape[0]
         prompts = self.prompt_layer(x[:1, 1:1 + n].expand(context.shape[0], -1, -1), context)  # (B, n, D)
         # last block, EOT rows only
         w, bias, heads = last.attn.in_proj_weight, last.attn.in_proj_bias, last.attn.num_heads
         d = x.shape[-1]
-        eot = tokens.argmax(dim=-1)  # (K,)
         q_cls = F.linear(last.ln_1(x[torch.arange(kc), eot]), w[:d], bias[:d])  # (K, D)
-        k_cls, v_cls = F.linear(last.ln_1(x), w[d:], bias[d:]).chunk(2, dim=-1)  # (K, L, D) each
+        k_cls, v_cls = F.linear(last.ln_1(x), w[d:], bias[d:]).chunk(2, dim=-1)  # (K, L', D) each
         k_p, v_p = F.linear(last.ln_1(prompts), w[d:], bias[d:]).chunk(2, dim=-1)  # (B, n, D) each
         q_cls, k_cls, v_cls, k_p, v_p = (t.unflatten(-1, (heads, -1)) for t in (q_cls, k_cls, v_cls, k_p, v_p))
         scale = (d // heads) ** -0.5
         s_cls = torch.einsum("khd,klhd->khl", q_cls * scale, k_cls)  # (K, H, L)
-        keep = torch.arange(x.shape[1], device=x.device)[None] <= eot[:, None]  # (K, L) causal for the EOT row
+        keep = torch.arange(x.shape[1], device=x.device)[None] <= eot[:, None]  # (K, L') causal for the EOT row
         s_cls = s_cls.masked_fill(~keep[:, None], float("-inf"))
         s_p = torch.einsum("khd,bnhd->bkhn", q_cls * scale, k_p)  # (B, K, H, n)
         s = torch.cat([s_cls[None, :, :, :1].expand(s_p.shape[0], -1, -1, -1), s_p,
