@@ -9,7 +9,8 @@ same weights and inputs for both ways:
 "Ours" is `TCCLIP(batched_prompting=True, sdpa=True)`: text blocks 0..10 once per batch (only up to the
 last EOT position), the prompt layer once per video, only the EOT rows of block 11 per (video, class);
 vision attention through SDPA. The reference is `batched_prompting=False, sdpa=False`: the whole text
-tower once per video (as the official code does) and explicit vision attention. The logits of both must agree (max abs diff < 1e-4; asserted).
+tower once per video (as the official code does) and explicit vision attention. The logits of both must
+agree (max abs diff < 1e-4; asserted).
 `--quick` shrinks the batches (and uses 4 frames) for a run of a minute or two.
 """
 
