@@ -122,3 +122,20 @@ def test_demo_lists_cover_every_protocol(demo):
         zs = read_labels(demo / f"labels_zs{i}.csv")
         for e in read_video_list(splits / f"k600/ZS_split{i}_K600_eval.txt", len(zs)):
             assert e.path.startswith(zs[e.label])  # demo clip files start with their class name
+
+
+def test_init_weights_loads_a_state_dict_or_a_lightning_checkpoint_and_names_a_missing_file(tmp_path):
+    import torch
+    from torch import nn
+
+    from tasks.runner import _load
+
+    source, target = nn.Linear(2, 2), nn.Linear(2, 2)
+    torch.save(source.state_dict(), tmp_path / "weights.pt")
+    torch.save({"state_dict": source.state_dict(), "epoch": 3}, tmp_path / "last.ckpt")
+    for name in ("weights.pt", "last.ckpt"):
+        nn.init.zeros_(target.weight)
+        _load(target, tmp_path / name)
+        assert torch.equal(target.weight, source.weight)
+    with pytest.raises(FileNotFoundError, match=r"--task.init_weights: .*nope.pt not found; give a weights.pt"):
+        _load(target, tmp_path / "nope.pt")
