@@ -27,7 +27,7 @@ TINY_OVERRIDES = {  # net class name -> init_args replacing the full-size weight
     "ViFiCLIP": {"arch": "synthact-tiny", "pretrained": None},
     "CLIPZeroShot": {"arch": "synthact-tiny", "pretrained": None},
     "XCLIP": {"pretrained": False, "config": TINY_XCLIP},
-    "TCCLIP": {"arch": "synthact-tiny", "pretrained": None},
+    "TCCLIP": {"arch": "synthact-tiny", "pretrained": None, "num_context_tokens": 5, "merges_per_step": 2},
 }
 
 
