@@ -33,7 +33,7 @@ from datamodules.datasets import (
     filter_uncertain,
 )
 from datamodules.manifest import read_manifest
-from datamodules.transforms import VideoTransform
+from datamodules.transforms import CLIP_MEAN, CLIP_STD, VideoTransform
 
 Source = Literal["real", "synthetic"]
 
@@ -66,6 +66,8 @@ class ActionDataModule(L.LightningDataModule):
             `skip` (serve the next clip of the list instead, so the epoch keeps its size; each failure is
             counted, logged once per file, and the epoch's total is logged when the epoch ends).
     """
+
+    input_mean, input_std = CLIP_MEAN, CLIP_STD  # frame normalisation; the model re-normalises to its net's
 
     def __init__(
         self,
@@ -242,7 +244,7 @@ class ActionDataModule(L.LightningDataModule):
             self._train_clips()
 
     def _dataset(self, clips: list[Clip], train: bool) -> VideoDataset:
-        transform = VideoTransform(train=train, size=self.image_size)
+        transform = VideoTransform(train=train, size=self.image_size, mean=self.input_mean, std=self.input_std)
         return VideoDataset(clips, self.num_frames, transform, num_views=self.test_views, on_error=self.on_error)
 
     def setup(self, stage: str) -> None:

@@ -268,7 +268,9 @@ def extract(
         progress: show a progress bar.
     """
     net = net.to(device).eval()
-    transform = VideoTransform(train=False, size=image_size)
+    # Frames are normalised the way the net was trained (X-CLIP: ImageNet statistics; CLIP nets: OpenAI's).
+    stats = {k: getattr(net, f"input_{k}") for k in ("mean", "std") if hasattr(net, f"input_{k}")}
+    transform = VideoTransform(train=False, size=image_size, **stats)
     report = ExtractReport()
     for video in tqdm(videos, desc="features", unit="video", disable=not progress):
         target = feature_path(out_dir, video)

@@ -56,8 +56,10 @@ class VideoCLIPModule(L.LightningModule):
         self.loss_config = loss or LossConfig()
         self.class_names: list[str] = []
         self._tokens: torch.Tensor | None = None  # (K, L) class-prompt tokens, built in setup
-        # Normalisation of the input frames, undone to display clips in TensorBoard (CLIP's by default).
-        self.display_mean, self.display_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+        # Normalisation of the input frames, undone to display clips in TensorBoard (the net's; CLIP's by default).
+        self.display_mean = tuple(getattr(net, "input_mean", OPENAI_DATASET_MEAN))
+        self.display_std = tuple(getattr(net, "input_std", OPENAI_DATASET_STD))
+        self._renormalise: tuple[torch.Tensor, torch.Tensor] | None = None  # (scale, shift) per channel
 
     def setup(self, stage: str) -> None:
         """Read the label space from the datamodule and build one metric set per stage."""
@@ -75,10 +77,18 @@ class VideoCLIPModule(L.LightningModule):
         ).to(self.device)
         self.confusion = MulticlassConfusionMatrix(num_classes=k).to(self.device)  # test only: (true, pred)
         self.test_confusion: torch.Tensor | None = None  # (K, K) of the last test, rows = true class
+        self._renormalise = renormalisation(self.trainer.datamodule, self.net)
         if stage == "fit" and self.loss_config.name in UNCERTAINTY_LOSSES:
             check = getattr(self.trainer.datamodule, "check_uncertainty", None)
             if check is not None:  # the datamodule knows whether its training clips are scored / filtered
                 check(self.loss_config.name)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Re-normalise frames from the datamodule's statistics to the net's (e.g. X-CLIP's ImageNet ones)."""
+        if self._renormalise is not None and isinstance(batch, dict) and "video" in batch:
+            scale, shift = (t.to(batch["video"]) for t in self._renormalise)
+            batch["video"] = batch["video"] * scale + shift  # (..., C, H, W): channel dim is -3
+        return batch
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) -> (B, K) logits over the current class names."""
@@ -184,6 +194,20 @@ class VideoCLIPModule(L.LightningModule):
         warmup = round(total * self.warmup_epochs / max(1, self.trainer.max_epochs))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, warmup=warmup, total=total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def renormalisation(datamodule, net: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Per-channel (scale, shift), shaped (3, 1, 1), mapping frames normalised with the datamodule's
+    `input_mean`/`input_std` to the net's; None when they agree (or either side does not say)."""
+    source = [getattr(datamodule, f"input_{k}", None) for k in ("mean", "std")]
+    target = [getattr(net, f"input_{k}", None) for k in ("mean", "std")]
+    if None in source or None in target:
+        return None
+    (m_d, s_d), (m_n, s_n) = ([torch.tensor(v, dtype=torch.float32) for v in pair] for pair in (source, target))
+    if torch.allclose(m_d, m_n) and torch.allclose(s_d, s_n):
+        return None
+    # x_net = (x_d * s_d + m_d - m_n) / s_n
+    return (s_d / s_n).view(3, 1, 1), ((m_d - m_n) / s_n).view(3, 1, 1)
 
 
 def warmup_cosine(step: int, warmup: int, total: int) -> float:

@@ -106,3 +106,22 @@ def test_fused_adamw_when_all_parameters_are_on_cuda():
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
     assert configured(GroupedNet().cuda())["optimizer"].defaults["fused"] is True
+
+
+def test_frames_are_renormalised_from_the_datamodules_statistics_to_the_nets():
+    """X-CLIP expects ImageNet statistics while the datamodule normalises with CLIP's: the module maps one to
+    the other after transfer, equal to normalising the raw frames with the net's statistics directly."""
+    from types import SimpleNamespace
+
+    from datamodules.transforms import CLIP_MEAN, CLIP_STD
+    from lightning_modules.video_clip import renormalisation
+
+    imagenet = SimpleNamespace(input_mean=(0.485, 0.456, 0.406), input_std=(0.229, 0.224, 0.225))
+    datamodule = SimpleNamespace(input_mean=CLIP_MEAN, input_std=CLIP_STD)
+    raw = torch.rand(2, 3, 3, 4, 4)  # (B, T, C, H, W) in [0, 1]
+    as_clip = (raw - torch.tensor(CLIP_MEAN).view(3, 1, 1)) / torch.tensor(CLIP_STD).view(3, 1, 1)
+    scale, shift = renormalisation(datamodule, imagenet)
+    expected = (raw - torch.tensor(imagenet.input_mean).view(3, 1, 1)) / torch.tensor(imagenet.input_std).view(3, 1, 1)
+    torch.testing.assert_close(as_clip * scale + shift, expected)
+    assert renormalisation(datamodule, SimpleNamespace(input_mean=CLIP_MEAN, input_std=CLIP_STD)) is None
+    assert renormalisation(datamodule, SimpleNamespace()) is None  # a net that does not say: left as is
