@@ -30,7 +30,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, instantiate_class
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
 from datamodules.annotations import read_video_list
 from datamodules.manifest import write_text_atomic
@@ -57,6 +57,9 @@ class TaskConfig:
             Recorded in results.json.
         init_weights: state dict (a `weights.pt`, or a Lightning `.ckpt`) loaded before the first phase,
             e.g. a Kinetics-400-trained model for zero-shot; None starts from the net's own weights.
+        checkpoint_every_n_steps: also write `last.ckpt` every N optimiser steps, so a crash mid-epoch (long
+            synthetic epochs: 600 classes x 128 clips is 300 steps of 256) resumes from there; None: at
+            epoch ends only.
     """
 
     name: str | None = None
@@ -67,6 +70,7 @@ class TaskConfig:
     accumulate_grad_batches: dict[str, int] = field(default_factory=dict)
     synthetic_classes: Literal["protocol", "all"] = "protocol"
     init_weights: str | None = None
+    checkpoint_every_n_steps: int | None = None
 
 
 def phase_labels(phase: Phase, config: TaskConfig) -> str | None:
@@ -88,6 +92,16 @@ def _load(model: LightningModule, path: Path) -> None:
         raise FileNotFoundError(f"--task.init_weights: {path} not found; give a weights.pt or a Lightning .ckpt")
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["state_dict"] if "state_dict" in state else state)
+
+
+def _readable_checkpoint(path: Path) -> bool:
+    """Whether a Lightning checkpoint loads (Lightning writes it in place: a kill mid-write truncates it).
+    Our own file, so a full (non weights-only) load is safe; memory-mapped, so cheap."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means the resume would fail the same way
+        return False
 
 
 class TaskRunner:
@@ -122,13 +136,12 @@ class TaskRunner:
             else:
                 datamodule.check(unique, synthetic=synthetic, labels=key)
 
-    def _trainer(self, version: str, checkpoint: ModelCheckpoint | None = None, **overrides) -> Trainer:
+    def _trainer(self, version: str, checkpoints: list[ModelCheckpoint] | None = None, **overrides) -> Trainer:
         """A fresh Trainer per phase/test: its own logger version and checkpoint folder, fresh user callbacks."""
         user = self.cli.config[self.cli.subcommand].trainer.callbacks or []
         user = user if isinstance(user, list) else [user]
         callbacks = [instantiate_class((), cb.as_dict()) for cb in user]
-        if checkpoint is not None:
-            callbacks.append(checkpoint)
+        callbacks += checkpoints or []
         logger = TensorBoardLogger(self.config.root, name=self.spec.name, version=version, default_hp_metric=False)
         return self.cli.instantiate_trainer(logger=logger, callbacks=callbacks, **overrides)
 
@@ -187,13 +200,21 @@ class TaskRunner:
             save_top_k=1 if validate else 0,
             save_last=True,
         )
+        callbacks = [checkpoint]
+        if self.config.checkpoint_every_n_steps:  # a second writer of last.ckpt, mid-epoch
+            callbacks.append(ModelCheckpoint(dirpath=phase_dir / "checkpoints", save_top_k=0, save_last=True,
+                                             every_n_train_steps=self.config.checkpoint_every_n_steps))  # fmt: skip
         overrides = {"limit_val_batches": 0} if not validate else {}
         if phase.name in self.config.epochs:
             overrides["max_epochs"] = self.config.epochs[phase.name]
         if phase.name in self.config.accumulate_grad_batches:
             overrides["accumulate_grad_batches"] = self.config.accumulate_grad_batches[phase.name]
-        trainer = self._trainer(where, checkpoint, **overrides)
+        trainer = self._trainer(where, callbacks, **overrides)
         last = phase_dir / "checkpoints" / "last.ckpt"
+        if last.is_file() and not _readable_checkpoint(last):
+            last.replace(last.with_suffix(".ckpt.unreadable"))
+            rank_zero_warn(f"[{self.spec.name}] {last} is unreadable (killed while it was written?); kept as "
+                           f"{last.name}.unreadable, phase {where!r} starts over")  # fmt: skip
         if last.is_file():
             rank_zero_info(f"[{self.spec.name}] resuming phase {where!r} from {last}")
         rank_zero_info(f"[{self.spec.name}] phase {where!r}: training on {phase.source} data ({datamodule.label_file})")

@@ -115,3 +115,79 @@ def test_disk_full_while_writing_a_clip_removes_the_partial_and_stops(tmp_path, 
     assert summary.already_done == len(registered) and summary.rendered == len(rows) - len(registered)
     assert sorted(_manifest_ids(out)) == sorted(r.row_id for r in rows)
     assert all(np.asarray(read_video(out / r.video)).shape == (8, 32, 32, 3) for r in read_manifest(out / "manifest.jsonl"))
+
+
+PROBE = '''
+import json, os
+import lightning as L
+
+
+class OptimizerProbe(L.Callback):
+    """Records, when training starts, the step and the AdamW state the run (re)starts from."""
+
+    def on_train_start(self, trainer, pl_module):
+        state = trainer.optimizers[0].state_dict()["state"]
+        first = state.get(0, {})
+        record = {"global_step": trainer.global_step,
+                  "adam_step": float(first["step"]) if "step" in first else 0.0,
+                  "exp_avg_sum": float(first["exp_avg"].double().sum()) if "exp_avg" in first else 0.0}
+        with open(os.environ["PROBE_OUT"], "a") as f:
+            f.write(json.dumps(record) + "\\n")
+'''
+
+
+def test_training_killed_mid_epoch_resumes_from_the_saved_step_with_its_optimizer_state(tmp_path):
+    """kill -9 while a phase trains (after a mid-epoch last.ckpt): the re-run resumes that phase from the
+    checkpoint's step with the checkpoint's AdamW moments, runs exactly the remaining steps, and never
+    re-runs a finished phase."""
+    import torch
+
+    from generation.demo import build_demo
+
+    data = tmp_path / "smoke"
+    build_demo(data, preset="smoke")
+    (tmp_path / "probe.py").write_text(PROBE)
+    root = tmp_path / "runs"
+    cmd = [sys.executable, "train.py", "fit", "--config", "tasks/few_shot_k4.yaml", "--config", "configs/smoke.yaml",
+           "--data.label_file", str(data / "labels.csv"), "--data.video_root", str(data / "real/videos"),
+           "--data.split_dir", str(data / "real/splits"), "--data.labels_dir", str(data),
+           "--data.synthetic_manifest", str(data / "synthetic/ie/manifest.jsonl"), "--task.root", str(root),
+           "--task.epochs.pretrain", "4", "--task.checkpoint_every_n_steps", "3",
+           "--trainer.callbacks+=probe.OptimizerProbe"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}", "PROBE_OUT": str(tmp_path / "probe.jsonl")}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = root / "few_shot_k4/pretrain/checkpoints/last.ckpt"
+    steps_per_epoch = 32 // 4  # smoke: 32 synthetic clips, batch 4
+    deadline = time.time() + 300
+    saved = None
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file():
+            try:
+                saved = torch.load(last, map_location="cpu", weights_only=False)
+            except Exception:  # noqa: BLE001 - caught mid-write; read it again
+                saved = None
+            if saved is not None and saved["global_step"] % steps_per_epoch and saved["global_step"] >= 6:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the run ended before a mid-epoch checkpoint was seen: {proc.stderr.read()[-2000:]}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(last, map_location="cpu", weights_only=False)  # what the re-run must resume from
+    assert not (root / "few_shot_k4/pretrain/phase.json").exists()
+
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"resuming phase 'pretrain' from {last}" in done.stderr + done.stdout
+    starts = [json.loads(line) for line in (tmp_path / "probe.jsonl").read_text().splitlines()]
+    resumed = starts[1]  # [first run's pretrain start, resumed pretrain, finetune]
+    adam = saved["optimizer_states"][0]["state"][0]
+    assert resumed["global_step"] == saved["global_step"] > 0
+    assert resumed["adam_step"] == float(adam["step"])
+    assert resumed["exp_avg_sum"] == pytest.approx(float(adam["exp_avg"].double().sum()), rel=1e-6)
+    record = json.loads((root / "few_shot_k4/pretrain/phase.json").read_text())
+    assert record["steps"] == 4 * steps_per_epoch  # the remaining steps only, no epoch run twice
+
+    again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "phase 'pretrain' already finished" in again.stderr + again.stdout
+    assert "phase 'finetune' already finished" in again.stderr + again.stdout
