@@ -56,9 +56,8 @@ class VideoCLIPModule(L.LightningModule):
         self.loss_config = loss or LossConfig()
         self.class_names: list[str] = []
         self._tokens: torch.Tensor | None = None  # (K, L) class-prompt tokens, built in setup
-        # Normalisation of the input frames, undone to display clips in TensorBoard (the net's; CLIP's by default).
-        self.display_mean = tuple(getattr(net, "input_mean", OPENAI_DATASET_MEAN))
-        self.display_std = tuple(getattr(net, "input_std", OPENAI_DATASET_STD))
+        # Normalisation of the batches, undone to display clips in TensorBoard (the datamodule's; CLIP's by default).
+        self.display_mean, self.display_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
         self._renormalise: tuple[torch.Tensor, torch.Tensor] | None = None  # (scale, shift) per channel
 
     def setup(self, stage: str) -> None:
@@ -78,20 +77,19 @@ class VideoCLIPModule(L.LightningModule):
         self.confusion = MulticlassConfusionMatrix(num_classes=k).to(self.device)  # test only: (true, pred)
         self.test_confusion: torch.Tensor | None = None  # (K, K) of the last test, rows = true class
         self._renormalise = renormalisation(self.trainer.datamodule, self.net)
+        datamodule = self.trainer.datamodule
+        self.display_mean = tuple(getattr(datamodule, "input_mean", self.display_mean))
+        self.display_std = tuple(getattr(datamodule, "input_std", self.display_std))
         if stage == "fit" and self.loss_config.name in UNCERTAINTY_LOSSES:
             check = getattr(self.trainer.datamodule, "check_uncertainty", None)
             if check is not None:  # the datamodule knows whether its training clips are scored / filtered
                 check(self.loss_config.name)
 
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Re-normalise frames from the datamodule's statistics to the net's (e.g. X-CLIP's ImageNet ones)."""
-        if self._renormalise is not None and isinstance(batch, dict) and "video" in batch:
-            scale, shift = (t.to(batch["video"]) for t in self._renormalise)
-            batch["video"] = batch["video"] * scale + shift  # (..., C, H, W): channel dim is -3
-        return batch
-
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) -> (B, K) logits over the current class names."""
+        if self._renormalise is not None:  # datamodule statistics -> the net's (e.g. X-CLIP's ImageNet ones)
+            scale, shift = (t.to(video) for t in self._renormalise)
+            video = video * scale + shift  # (..., C, H, W): channel dim is -3
         return self.net(video, self._tokens.to(self.device))
 
     def scores(self, video: torch.Tensor) -> torch.Tensor:

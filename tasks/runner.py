@@ -158,6 +158,12 @@ class TaskRunner:
         """Run every phase and test (skipping finished ones); returns the results record."""
         if self.config.init_weights:
             _load(model, Path(self.config.init_weights))
+        if not any(p.requires_grad for p in model.parameters()):  # e.g. vanilla CLIP: the protocol's tests only
+            rank_zero_info(f"[{self.spec.name}] {type(getattr(model, 'net', model)).__name__} has no trainable "
+                           "parameters: evaluation-only, so the training phases are skipped")  # fmt: skip
+            tests = [self._test(split, test, model, datamodule, rerun=False)
+                     for split in self.spec.plan() for test in split.tests]  # fmt: skip
+            return self._write_results(tests, datamodule)
         initial = None
         for phase in self.spec.phases:
             self._run_phase(phase, self.run_dir / phase.name, model, datamodule)
@@ -272,7 +278,8 @@ class TaskRunner:
             label_file=str(datamodule.label_file),
             metrics={k: v for k, v in metrics.items() if v is not None},
             per_class=per_class,
-            weights=str(final / "weights.pt") if final else (self.config.init_weights or "initial"),
+            weights=str(final / "weights.pt") if final and (final / "phase.json").is_file()
+            else (self.config.init_weights or "initial"),
         )
         if trainer.is_global_zero:
             test_dir.mkdir(parents=True, exist_ok=True)

@@ -307,3 +307,15 @@ def test_ddp_two_cpu_processes(smoke_data, tmp_path):
     # rank 0's weights load strictly into the same architecture (every parameter present, nothing extra)
     module = VideoCLIPModule(net=ViFiCLIP("synthact-tiny", pretrained=None))
     module.load_state_dict(torch.load(run / "finetune/weights.pt", weights_only=True), strict=True)
+
+
+def test_evaluation_only_net_runs_the_protocols_tests_without_training(smoke_data, tmp_path):
+    """Vanilla CLIP (no trainable parameter) through a zero-shot task: no phase runs, every split is tested."""
+    main(smoke_args(ROOT / "tasks/zero_shot_hmdb51.yaml", smoke_data, tmp_path,
+                    "--model.init_args.net.class_path", "lightning_modules.models.CLIPZeroShot"))  # fmt: skip
+    run = tmp_path / "zero_shot_hmdb51"
+    results = json.loads((run / "results.json").read_text())
+    assert not list(run.rglob("phase.json")) and not list(run.rglob("*.ckpt"))
+    tests = results["tests"]
+    assert sorted(t["test"] for t in tests) == ["val1", "val2", "val3"]
+    assert all(t["weights"] == "initial" and 0.0 <= t["metrics"]["test/top1"] <= 1.0 for t in tests)
