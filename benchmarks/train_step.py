@@ -11,7 +11,8 @@ last EOT position), the prompt layer once per video, only the EOT rows of block 
 vision attention through SDPA. The reference is `batched_prompting=False, sdpa=False`: the whole text
 tower once per video (as the official code does) and explicit vision attention. The logits of both must
 agree (max abs diff < 1e-4; asserted).
-`--quick` shrinks the batches (and uses 4 frames) for a run of a minute or two.
+`--quick` shrinks the batches (and uses 4 frames) for a run of a minute or two; the targets (2x, 1.2x) are
+stated for the full sizes only, so a quick run prints its ratios without them.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def main() -> None:
           f"{t_ref:.2f} s, logits max abs diff {diff:.2e}")
     assert diff < 1e-4, f"eval logits differ from the reference by {diff:.2e} (>= 1e-4)"
     report("train_step", f"eval clips/s, {eval_k} classes, batch {eval_b}, {eval_t} frames", eval_b / t_ours,
-           eval_b / t_ref, "clips/s", min_ratio=2.0, note=f"{device}; logits max abs diff {diff:.2e}")
+           eval_b / t_ref, "clips/s", min_ratio=None if args.quick else 2.0, note=f"{device}; logits max abs diff {diff:.2e}")
 
     # (b) training step
     video = torch.randn(train_b, train_t, 3, 224, 224, generator=gen).to(device)
@@ -141,7 +142,7 @@ def main() -> None:
           f"reference {t_ref:.2f} s, logits max abs diff {diff:.2e}")
     assert diff < 1e-4, f"training logits differ from the reference by {diff:.2e} (>= 1e-4)"
     report("train_step", f"train step s, {train_k} classes, batch {train_b}, {train_t} frames", t_ours, t_ref, "s",
-           higher_is_better=False, min_ratio=1.2, note=f"{device}; logits max abs diff {diff:.2e}")
+           higher_is_better=False, min_ratio=None if args.quick else 1.2, note=f"{device}; logits max abs diff {diff:.2e}")
 
 
 if __name__ == "__main__":

@@ -71,10 +71,10 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
-    parser.add_argument("--quick", action="store_true", help="112 px, batch 2, 3 steps (CPU-sized)")
+    parser.add_argument("--quick", action="store_true", help="4 frames, batch 2, 3 steps (CPU-sized)")
     args = parser.parse_args()
     if args.quick:
-        args.size, args.batch_size, args.steps = 112, 2, 3
+        args.frames, args.batch_size, args.steps = 4, 2, 3
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     if args.manifest:
