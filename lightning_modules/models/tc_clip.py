@@ -124,7 +124,7 @@ class TCCLIP(nn.Module):
         num_prompt_tokens: learnable prompt vectors in front of the class name.
         prompt_init: words whose embeddings initialise the prompt vectors (padded with random vectors).
         context_length: text token length (at most the CLIP text context length).
-        gradient_checkpointing: recompute each transformer block in the backward pass (less memory).
+        grad_checkpointing: recompute each transformer block in the backward pass (less memory).
         batched_prompting: run the video-independent text blocks once per batch (fast); False runs the
             whole text tower once per video, the reference path.
         sdpa: use `scaled_dot_product_attention` in the vision blocks (plus the CLS-row weights computed
@@ -145,7 +145,7 @@ class TCCLIP(nn.Module):
         num_prompt_tokens: int = 4,
         prompt_init: str = "a photo of a",
         context_length: int = 30,
-        gradient_checkpointing: bool = False,
+        grad_checkpointing: bool = False,
         batched_prompting: bool = True,
         sdpa: bool = True,
     ):
@@ -161,7 +161,7 @@ class TCCLIP(nn.Module):
         self.num_seeds = int(self.num_patches * seed_ratio)
         self.num_context_tokens, self.merges_per_step = num_context_tokens, merges_per_step
         self.context_length, self.n_prompt = context_length, num_prompt_tokens
-        self.gradient_checkpointing, self.batched_prompting, self.sdpa = gradient_checkpointing, batched_prompting, sdpa
+        self.grad_checkpointing, self.batched_prompting, self.sdpa = grad_checkpointing, batched_prompting, sdpa
         blocks = visual.transformer.resblocks
         heads = blocks[0].attn.num_heads
         # per-head (local, context) logit bias of every block that sees context (all but the first)
@@ -209,7 +209,7 @@ class TCCLIP(nn.Module):
         return x + self.clip.positional_embedding[: self.context_length].to(x.dtype)
 
     def _run_block(self, block: nn.Module, x: torch.Tensor, **kwargs) -> torch.Tensor:
-        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
             return activation_checkpoint(block, x, use_reentrant=False, **kwargs)
         return block(x, **kwargs)
 
@@ -338,7 +338,7 @@ class TCCLIP(nn.Module):
         x = visual.ln_pre(x)
         context = None
         for i in range(len(visual.transformer.resblocks)):
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 x, context = activation_checkpoint(self._vision_block, i, x, context, t, use_reentrant=False)
             else:
                 x, context = self._vision_block(i, x, context, t)

@@ -122,7 +122,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     grads = []
     for ckpt in (False, True):
         torch.manual_seed(0)
-        m = TCCLIP(**TINY, gradient_checkpointing=ckpt).train()
+        m = TCCLIP(**TINY, grad_checkpointing=ckpt).train()
         m(video(), m.tokenize(CLASSES)).sum().backward()
         grads.append(m.clip.visual.conv1.weight.grad)
     torch.testing.assert_close(grads[0], grads[1])
