@@ -319,3 +319,30 @@ def test_evaluation_only_net_runs_the_protocols_tests_without_training(smoke_dat
     tests = results["tests"]
     assert sorted(t["test"] for t in tests) == ["val1", "val2", "val3"]
     assert all(t["weights"] == "initial" and 0.0 <= t["metrics"]["test/top1"] <= 1.0 for t in tests)
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        ["--model.init_args.net.class_path", "lightning_modules.models.TCCLIP",
+         "--model.init_args.net.init_args.arch", "synthact-tiny",
+         "--model.init_args.net.init_args.num_context_tokens", "5",
+         "--model.init_args.net.init_args.merges_per_step", "2"],
+        ["--model.init_args.net.class_path", "lightning_modules.models.XCLIP",
+         "--model.init_args.net.init_args.pretrained", "false",
+         "--model.init_args.net.init_args.config", "TINY_XCLIP"],
+    ],
+    ids=["tc_clip", "xclip"],
+)  # fmt: skip
+def test_tc_clip_and_xclip_train_through_a_task(net, smoke_data, tmp_path):
+    """The paper's models through the whole runner (param groups, X-CLIP's re-normalisation, BatchEncoding
+    tokens): both phases train and the test top-1 is a valid accuracy."""
+    import lightning_modules.models.xclip as xclip
+
+    net = [json.dumps(xclip.TINY_CONFIG) if a == "TINY_XCLIP" else a for a in net]
+    main(smoke_args(ROOT / "tasks/few_shot_k4.yaml", smoke_data, tmp_path, *net))
+    run = tmp_path / "few_shot_k4"
+    assert json.loads((run / "pretrain/phase.json").read_text())["steps"] > 0
+    assert json.loads((run / "finetune/phase.json").read_text())["steps"] > 0
+    top1 = json.loads((run / "results.json").read_text())["tests"][0]["metrics"]["test/top1"]
+    assert 0.0 <= top1 <= 1.0
