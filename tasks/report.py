@@ -123,7 +123,7 @@ def protocol_table(protocol: str, records: list[Results]) -> str:
     rows: dict[tuple, list[Results]] = defaultdict(list)
     for r in records:
         variant = re.sub(r"_k\d+", "", r.task) if protocol == "few_shot" else r.task
-        rows[(r.label_file or r.dataset, variant, r.synthetic_manifest or "-", r.synthetic_classes)].append(r)
+        rows[(r.label_file or r.dataset, variant, r.synthetic_manifest or "none", r.synthetic_classes)].append(r)
     if protocol == "few_shot":
         shots = sorted({r.shots for r in records if r.shots is not None})
         columns = [(f"K={k}", "test/top1", k) for k in shots]

@@ -324,6 +324,9 @@ class TaskRunner:
     def _write_results(self, tests: list[TestResult], datamodule) -> Results:
         """The results record of all tests (+ summary), written as results.json and results.md."""
         _use_labels(datamodule, None)
+        phases = [*self.spec.phases, *(p for split in self.spec.plan() for p in split.phases)]
+        # A run whose synthetic phases were given 0 epochs (the "no pre-training" baseline) used no synthetic set.
+        synthetic_trained = any(p.source == "synthetic" and self.config.epochs.get(p.name) != 0 for p in phases)
         results = Results(
             task=self.spec.name,
             protocol=self.spec.protocol,
@@ -332,7 +335,7 @@ class TaskRunner:
             shots=self.spec.shots,
             label_file=str(datamodule.label_file),
             test_list=self.spec.plan()[0].tests[0].test_list,
-            synthetic_manifest=getattr(datamodule, "synthetic_manifest", None),
+            synthetic_manifest=getattr(datamodule, "synthetic_manifest", None) if synthetic_trained else None,
             synthetic_classes=self.config.synthetic_classes,
             init_weights=self.config.init_weights,
             config_hash=self.config_hash(),

@@ -346,3 +346,16 @@ def test_tc_clip_and_xclip_train_through_a_task(net, smoke_data, tmp_path):
     assert json.loads((run / "finetune/phase.json").read_text())["steps"] > 0
     top1 = json.loads((run / "results.json").read_text())["tests"][0]["metrics"]["test/top1"]
     assert 0.0 <= top1 <= 1.0
+
+
+def test_a_run_without_synthetic_training_is_reported_as_none(smoke_data, tmp_path, capsys):
+    """`--task.epochs.pretrain 0` (the demo's baseline) trains on no synthetic clip: results.json records no
+    synthetic set, so `tasks report` keeps it apart from the runs pre-trained on the manifest."""
+    from tasks.__main__ import main as tasks_main
+
+    main(smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path / "none", "--task.epochs.pretrain", "0"))
+    results = json.loads((tmp_path / "none/few_shot_k2/results.json").read_text())
+    assert results["synthetic_manifest"] is None
+    capsys.readouterr()
+    tasks_main(["report", str(tmp_path / "none/few_shot_k2")])
+    assert "| few_shot | none | 1 |" in capsys.readouterr().out
