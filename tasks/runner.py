@@ -158,23 +158,21 @@ class TaskRunner:
         """Run every phase and test (skipping finished ones); returns the results record."""
         if self.config.init_weights:
             _load(model, Path(self.config.init_weights))
-        if not any(p.requires_grad for p in model.parameters()):  # e.g. vanilla CLIP: the protocol's tests only
+        trains = any(p.requires_grad for p in model.parameters())  # False e.g. for vanilla CLIP: tests only
+        if not trains:
             rank_zero_info(f"[{self.spec.name}] {type(getattr(model, 'net', model)).__name__} has no trainable "
                            "parameters: evaluation-only, so the training phases are skipped")  # fmt: skip
-            tests = [self._test(split, test, model, datamodule, rerun=False)
-                     for split in self.spec.plan() for test in split.tests]  # fmt: skip
-            return self._write_results(tests, datamodule)
-        initial = None
-        for phase in self.spec.phases:
+        for phase in self.spec.phases if trains else ():
             self._run_phase(phase, self.run_dir / phase.name, model, datamodule)
         plan = self.spec.plan()
-        if len(plan) > 1 and any(split.phases for split in plan):
+        initial = None
+        if trains and len(plan) > 1 and any(split.phases for split in plan):
             initial = copy.deepcopy(model.state_dict())  # each split starts from here
         tests = []
         for split in plan:
             if initial is not None:
                 model.load_state_dict(initial)
-            for phase in split.phases:
+            for phase in split.phases if trains else ():
                 self._run_phase(phase, self.run_dir / split.name / phase.name, model, datamodule)
             tests += [self._test(split, test, model, datamodule, rerun=False) for test in split.tests]
         return self._write_results(tests, datamodule)
@@ -191,7 +189,7 @@ class TaskRunner:
                     f"{done}: this finished phase trained on the classes of {record['label_file']}, but the config "
                     f"now asks for {datamodule.label_file} (--task.synthetic_classes?). Use another --task.root."
                 )
-            model.load_state_dict(torch.load(phase_dir / record["weights"], map_location="cpu", weights_only=True))
+            model.load_state_dict(self._load_phase(phase_dir))
             rank_zero_info(f"[{self.spec.name}] phase {where!r} already finished ({done}); skipping it")
             return
         datamodule.set_phase(phase.source, phase.train_list)

@@ -344,6 +344,10 @@ def test_tc_clip_and_xclip_train_through_a_task(net, smoke_data, tmp_path):
     run = tmp_path / "few_shot_k4"
     assert json.loads((run / "pretrain/phase.json").read_text())["steps"] > 0
     assert json.loads((run / "finetune/phase.json").read_text())["steps"] > 0
+    pretrained, finetuned = (torch.load(run / f"{p}/weights.pt", weights_only=True) for p in ("pretrain", "finetune"))
+    assert pretrained.keys() == finetuned.keys()
+    changed = [k for k in finetuned if not torch.equal(pretrained[k], finetuned[k])]
+    assert any(k.startswith("net.") for k in changed), "fine-tuning changed no network weight"
     top1 = json.loads((run / "results.json").read_text())["tests"][0]["metrics"]["test/top1"]
     assert 0.0 <= top1 <= 1.0
 
