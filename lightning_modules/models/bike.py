@@ -141,11 +141,14 @@ def concept_spotting(frames: torch.Tensor, words: torch.Tensor, classes: torch.T
         (B, K): for each class, the class feature's dot product with the saliency-weighted frame sum, the
         saliency of frame t being softmax_t(cos(word, frame_t) / temperature) averaged over the class's words.
     """
-    frames, words, classes = (F.normalize(x, dim=-1) for x in (frames, words, classes))
-    sims = torch.einsum("kld,btd->kblt", words, frames)  # (K, B, L, T)
-    saliency = (sims / temperature).softmax(dim=-1).mean(dim=2)  # (K, B, T)
-    video = torch.einsum("kbt,btd->kbd", saliency, frames)  # (K, B, D) class-specific video features
-    return torch.einsum("kbd,kd->bk", video, classes)  # (B, K)
+    # float32 even under bf16/fp16 autocast: dividing by 0.01 turns a bf16 rounding of the cosine (~4e-3)
+    # into a ~0.4 change of the saliency logit
+    with torch.autocast(frames.device.type, enabled=False):
+        frames, words, classes = (F.normalize(x.float(), dim=-1) for x in (frames, words, classes))
+        sims = torch.einsum("kld,btd->kblt", words, frames)  # (K, B, L, T)
+        saliency = (sims / temperature).softmax(dim=-1).mean(dim=2)  # (K, B, T)
+        video = torch.einsum("kbt,btd->kbd", saliency, frames)  # (K, B, D) class-specific video features
+        return torch.einsum("kbd,kd->bk", video, classes)  # (B, K)
 
 
 def fuse_branches(video_logits: torch.Tensor, attribute_logits: torch.Tensor, weight: float) -> torch.Tensor:

@@ -273,3 +273,14 @@ def test_video_and_attribute_releases_load_together_with_the_video_branchs_clip(
         assert torch.allclose(both.eval()(video(), tokens), model.eval()(video(), tokens), atol=1e-6)
     with pytest.raises(ValueError, match=r"missing keys \(8\): sentence_head.query_fc.0.bias"):
         BIKE(**TINY, attribute_weight=0.3, checkpoint=str(tmp_path / "video.pt"))
+
+
+def test_concept_spotting_runs_in_float32_under_bf16_autocast():
+    g = torch.Generator().manual_seed(0)
+    frames, words, classes = torch.randn(2, 4, 16, generator=g), torch.randn(3, 5, 16, generator=g), torch.randn(3, 16, generator=g)
+    exact = concept_spotting(frames, words, classes)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = concept_spotting(frames.bfloat16(), words.bfloat16(), classes.bfloat16())
+    assert mixed.dtype == torch.float32
+    bf16_inputs = concept_spotting(frames.bfloat16().float(), words.bfloat16().float(), classes.bfloat16().float())
+    assert torch.allclose(mixed, bf16_inputs, atol=1e-6) and (mixed - exact).abs().max() < 0.05
