@@ -238,7 +238,8 @@ def analysis_table(report: dict) -> str:
         db = d.get("davies_bouldin")
         db = "-" if db is None or db != db else f"{db:.2f}"  # NaN: fewer than 2 classes
         ref = " (reference)" if name == report.get("reference") else ""
-        lines.append(f"| {name}{ref} | {d.get('clips', '-')} | {d.get('classes', '-')} | {db} | " + " | ".join(mmd) + " |")
+        counts = f"{d.get('clips', '-')} | {d.get('classes', '-')}"
+        lines.append(f"| {name}{ref} | {counts} | {db} | " + " | ".join(mmd) + " |")
     note = f"MMD² against `{report.get('reference')}`; RBF sigma = {report.get('rbf_sigma', float('nan')):.4g}"
     return "\n".join(lines) + f"\n\n{note}"
 

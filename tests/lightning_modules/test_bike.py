@@ -265,7 +265,8 @@ def test_video_and_attribute_releases_load_together_with_the_video_branchs_clip(
     both = BIKE(**TINY, attribute_weight=0.3, checkpoint=[str(tmp_path / "video.pt"), str(tmp_path / "attr.pt")])
     state = both.state_dict()
     assert torch.equal(state["clip.visual.proj"], model.state_dict()["clip.visual.proj"])
-    assert torch.equal(state["sentence_head.query_fc.0.weight"], attr_model.state_dict()["sentence_head.query_fc.0.weight"])
+    head = "sentence_head.query_fc.0.weight"
+    assert torch.equal(state[head], attr_model.state_dict()[head])
     with torch.no_grad():  # the loaded video branch gives the original model's logits
         tokens = model.tokenize(CLASSES)
         both.attribute_weight = 0.0
@@ -277,7 +278,7 @@ def test_video_and_attribute_releases_load_together_with_the_video_branchs_clip(
 
 def test_concept_spotting_runs_in_float32_under_bf16_autocast():
     g = torch.Generator().manual_seed(0)
-    frames, words, classes = torch.randn(2, 4, 16, generator=g), torch.randn(3, 5, 16, generator=g), torch.randn(3, 16, generator=g)
+    frames, words, classes = (torch.randn(*shape, generator=g) for shape in ((2, 4, 16), (3, 5, 16), (3, 16)))
     exact = concept_spotting(frames, words, classes)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed = concept_spotting(frames.bfloat16(), words.bfloat16(), classes.bfloat16())

@@ -41,7 +41,8 @@ def test_paper_layouts():
     zs = record("zero_shot_k600", "zero_shot", splits, dataset="k600")
     lines = protocol_table("zero_shot", [zs]).splitlines()
     assert lines[0] == "| model | data | task | synthetic | runs | top-1 | top-5 |"
-    assert lines[2] == "| TC-CLIP+Ours | labels.csv | zero_shot_k600 | ie/manifest.jsonl | 1 | 80.0 ± 8.2 | 90.0 ± 0.0 |"
+    assert lines[2] == ("| TC-CLIP+Ours | labels.csv | zero_shot_k600 | ie/manifest.jsonl | 1 | 80.0 ± 8.2 "
+                        "| 90.0 ± 0.0 |")
     few = [record(f"few_shot_k{k}", "few_shot", [result("val1", "test", v)], shots=k) for k, v in ((2, .3), (8, .5))]
     lines = protocol_table("few_shot", few).splitlines()
     assert lines[0].endswith("| K=2 | K=8 |")
@@ -91,7 +92,8 @@ def test_table8_from_an_analysis_report(tmp_path, capsys):
                            "ie": {"clips": 8, "classes": 2, "davies_bouldin": float("nan"),
                                   "mmd2": {"linear": 0.01234, "rbf": 0.2, "poly": 0.056}}}}  # fmt: skip
     lines = analysis_table(report).splitlines()
-    assert lines[0] == "| dataset | clips | classes | Davies-Bouldin | MMD² ×100 linear | MMD² ×100 RBF | MMD² ×100 poly |"
+    assert lines[0] == ("| dataset | clips | classes | Davies-Bouldin | MMD² ×100 linear | MMD² ×100 RBF "
+                        "| MMD² ×100 poly |")
     assert lines[2] == "| real (reference) | 10 | 2 | 1.23 | 0.00 | 0.00 | 0.00 |"
     assert lines[3] == "| ie | 8 | 2 | - | 1.23 | 20.00 | 5.60 |"
     (tmp_path / "analysis").mkdir()
