@@ -127,8 +127,8 @@ COLUMNS = {  # protocol -> (column title, summary key)
     "anomaly": [("AUC", "test/auc"), ("AUC_A", "test/auc_abnormal")],
 }
 DECIMALS = {"anomaly": 2}  # the paper prints AUCs with two decimals, accuracies with one
-TITLES = {"zero_shot": "Table 1: zero-shot", "few_shot": "Table 2: few-shot", "base2novel": "Table 3: base-to-novel",
-          "long_tail": "Table 4: long-tail", "anomaly": "Table 5: anomaly detection"}  # fmt: skip
+TITLES = {"zero_shot": "Table 1", "few_shot": "Table 2", "base2novel": "Table 3", "long_tail": "Table 4",
+          "anomaly": "Table 5"}  # the paper's table of each protocol
 MODEL_NAMES = {"TCCLIP": "TC-CLIP", "ViFiCLIP": "ViFi-CLIP", "BIKE": "BIKE", "XCLIP": "X-CLIP",
                "CLIPZeroShot": "CLIP", "MILHead": "MIL"}  # net class -> the paper's row name  # fmt: skip
 TABLE1 = [("HMDB", "hmdb51", "test/top1"), ("UCF", "ucf101", "test/top1"), ("K600 top-1", "k600", "test/top1"),
@@ -219,7 +219,7 @@ def task_table(records: list[Results]) -> str:
         by_protocol[r.protocol].append(r)
     parts = []
     for p, rs in by_protocol.items():
-        title = TITLES.get(p, p)
+        title = f"{p} ({TITLES[p]})" if p in TITLES else p  # e.g. "zero_shot (Table 1)"
         if p == "zero_shot":
             parts.append(f"### {title}\n\n{table1(rs)}\n\n#### zero-shot runs\n\n{protocol_table(p, rs)}")
         else:

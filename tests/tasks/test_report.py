@@ -125,7 +125,7 @@ def test_report_merges_two_runs_of_a_variant_and_keeps_prompt_sets_apart(tmp_pat
     assert main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "| TC-CLIP+Ours | labels.csv | few_shot | ie.jsonl | 2 | 60.0 ± 10.0 |" in out
-    assert "| few_shot | basic.jsonl | 1 | 20.0 |" in out and "### Table 2: few-shot" in out
+    assert "| few_shot | basic.jsonl | 1 | 20.0 |" in out and "### few_shot (Table 2)" in out
     assert main([str(tmp_path / "missing")]) == 2
     assert "no such run folder" in capsys.readouterr().err
     assert main([str(tmp_path / "a" / "few_shot_k4" / "nothing_here")]) == 2
