@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="toy pipeline on CPU: a dry run of every code path")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 50; 6 with --tiny)")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="skip (and list) the variants that would end after this many seconds, by the bare "
+                             "run's time (compile counted as 2 renders + 60 s)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
     prompt = "a man in a red jacket is waving in the park, camera shot"
@@ -135,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         if name == "magcache" and ratios is not None:
             over["cache_args"] = {"mag_ratios": ",".join(f"{r:.6f}" for r in ratios)}
         s = dataclasses.replace(base, **over)
+        if args.budget_s and bare_loop is not None:
+            cost = (bare_loop + vae_s) * (2 if s.compile else 1) + (60 if s.compile else 0)
+            if time.perf_counter() - t0 + cost > args.budget_s:
+                print(f"{name}: skipped (budget: {args.budget_s:.0f} s would be exceeded; run it with --variants)")
+                rows.append({"variant": name, "skipped": "time budget"})
+                continue
         if s.fp8:
             try:
                 cog.check_fp8(s.device)

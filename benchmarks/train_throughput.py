@@ -33,7 +33,8 @@ from benchmarks.common import report  # noqa: E402
 from datamodules.datasets import Clip, VideoDataLoader, VideoDataset, clips_from_manifest  # noqa: E402
 from datamodules.transforms import VideoTransform  # noqa: E402
 
-SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_clips"
+# the real clips; SYNTHACT_CLIPS points elsewhere (the GPU suite's carried subset, benchmarks/gpu_prepare.sh)
+SHARED_CLIPS = Path(os.environ.get("SYNTHACT_CLIPS") or Path(__file__).resolve().parents[2] / "shared" / "data" / "real_clips")
 
 
 def real_clips(root: Path) -> list[Clip]:
