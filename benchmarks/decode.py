@@ -154,14 +154,22 @@ def main() -> None:
     parser.add_argument("--clips", type=Path, default=DEFAULT_CLIPS)
     parser.add_argument("--repeats", type=int, default=3, help="passes over the clips; the fastest counts")
     parser.add_argument("--no-breakdown", action="store_true", help="only the single-thread comparison")
+    parser.add_argument("--parallel-only", action="store_true",
+                        help="only the processes x thread_type measurement (the GPU suite runs this on its host)")
+    parser.add_argument("--processes", type=int, default=None, help="processes of the parallel measurement "
+                        "(default: every core)")
+    parser.add_argument("--max-clips", type=int, default=None, help="only the first N clips (dry runs)")
     parser.add_argument("--max-width", type=int, default=None, help="only clips at most this wide (e.g. 400)")
     args = parser.parse_args()
     clips = sorted(p for p in args.clips.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
     if args.max_width:
         clips = [p for p in clips if video_info(p).width <= args.max_width]
+    clips = clips[: args.max_clips] if args.max_clips else clips
     if not clips:
         sys.exit(f"no video files under {args.clips}")
     torch.set_num_threads(1)
+    if args.parallel_only:
+        return parallel(clips, args.processes)
     frames = sum(decode_all(p, rgb=False) for p in clips)  # also warms the file cache
     print(f"{len(clips)} clips, {frames} frames, 1 thread, best of {args.repeats}")
 
@@ -186,9 +194,15 @@ def main() -> None:
         print(f"  {name:55s} {ms:8.2f} ms/clip")
         report("decode", f"ms/clip: {name}", ms, total, "ms", higher_is_better=False,
                note="baseline = read_clip (NONE) + augmentation; ratio = that total / this stage")
+    parallel(clips, args.processes)
+
+
+def parallel(clips: list[Path], processes: int | None) -> None:
+    """Decode + augmentation clips/s of 1 and `processes` worker processes, PyAV thread_type NONE and AUTO."""
     cores = os.cpu_count() or 1
+    processes = processes or cores
     for tt in ("NONE", "AUTO"):
-        rates = {n: parallel_rate(clips, n, tt) for n in sorted({1, cores})}
+        rates = {n: parallel_rate(clips, n, tt) for n in sorted({1, processes})}
         for n, r in rates.items():
             print(f"  decode + augmentation, {n} processes, thread_type {tt}: {r:7.1f} clips/s")
             report("decode", f"train clips/s, {n} processes, thread_type {tt}", r, rates[1], "clips/s",

@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-classes", type=int, default=None)
     parser.add_argument("--check-batch", type=int, default=2, help="clips of the float64 agreement check")
     parser.add_argument("--no-check", action="store_true", help="skip the float64 agreement check")
+    parser.add_argument("--check-only", action="store_true", help="only the float64 agreement check")
     parser.add_argument("--compile", action="store_true", help="also time ours with a compiled vision tower")
     parser.add_argument("--tag", default="", help="prefix of the reported metric names")
     args = parser.parse_args(argv)
@@ -203,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
         assert a["logits"] < 1e-6 and a["grads"] < 1e-6, (
             f"float64: the two ways differ (logits {a['logits']:.2e}, gradients {a['grads']:.2e}; seeds "
             f"{a['seeds']:.2e}): a real disagreement, not rounding")
+        if args.check_only:
+            return
 
     initial = copy.deepcopy(net.state_dict())
     small = torch.randn(1, frames, 3, *image_size(net), generator=gen).to(device)  # (B, T, C, H, W) warm-up

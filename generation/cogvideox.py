@@ -179,9 +179,9 @@ def _parse_value(key: str, text: str, default):
         if text.lower() not in ("true", "false"):
             raise ValueError("expected true or false")
         return text.lower() == "true"
+    if key.endswith("identifiers"):  # module-name regexes
+        return [part.strip() for part in text.split(",")]
     if isinstance(default, (tuple, list)) or "," in text:
-        if key.endswith("identifiers"):
-            return [part.strip() for part in text.split(",")]
         numbers = [float(part) for part in text.split(",")]
         numbers = [int(n) if n.is_integer() else n for n in numbers]
         return tuple(numbers) if isinstance(default, tuple) else numbers
