@@ -6,8 +6,8 @@ default to ../shared/data/real_clips (or $SYNTHACT_CLIPS).
    PyAV thread_type="NONE"). The baseline is the naive loader: decode every frame and convert each to an RGB
    array, then take 16 of them; a second baseline line decodes every frame without the RGB conversion.
 2. Breakdown (ms per clip, the dataset's training path: 16 random TSN frames, short side 256, then
-   `VideoTransform(train=True)` at 224): probe (`video_info`), open + seek + decode of the 16 frames (no
-   conversion), conversion to RGB at the decode-time resize (swscale, as `read_clip` does it) and at the native
+   `VideoTransform(train=True)` at 224): probe (`video_info`), the counterfactual of decoding sequentially up
+   to the last wanted frame without `read_clip`'s seeks (no conversion), conversion to RGB at the decode-time resize (swscale, as `read_clip` does it) and at the native
    size, the torch augmentation (crop/resize/flip/normalise), and `read_clip` end to end; then `read_clip` with
    thread_type AUTO vs NONE, in 1 process and in as many processes as cores (what DataLoader workers do).
 """
@@ -96,7 +96,8 @@ def breakdown(clips: list[Path], repeats: int) -> dict[str, float]:
         stages[name] = 1000 * best / len(plans)
 
     timed("probe (video_info)", lambda p, w: video_info(p))
-    timed("open+decode 16 frames, sequential, no conversion", lambda p, w: decode_wanted(p, w, "NONE"))
+    timed("open + sequential decode to the last of the 16 frames (no seeks, no conversion)",
+          lambda p, w: decode_wanted(p, w, "NONE"))
     decoded = [decode_wanted(p, w, "NONE") for p, w in plans]
 
     def convert(resize: bool):
