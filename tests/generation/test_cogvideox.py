@@ -1,4 +1,6 @@
-"""The cogvideox backend with a tiny CogVideoX pipeline built from configs (local T5 tokenizer, no download)."""
+"""The cogvideox backend with a tiny CogVideoX pipeline built from configs (local T5 tokenizer, no download),
+and its speed options: every diffusers cache, compile, fp8's error path, the PSNR comparison with the uncached
+render."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import torch
 from datamodules.manifest import read_manifest
 from generation.__main__ import main
 from generation.cogvideox import (
-    CogVideoXRenderer, CogVideoXSettings, tiny_pipeline, tiny_pipeline_settings, tiny_tokenizer,
+    CACHES, COGVIDEOX_TAYLORSEER_MODULES, CogVideoXRenderer, CogVideoXSettings, cache_kwargs, calibrate_mag_ratios,
+    configure_pipeline, psnr, tiny_pipeline, tiny_pipeline_settings, tiny_tokenizer,
 )
 from generation.prompts import Label, fit_tokens, make_prompts, write_prompts
 from generation.render import render_prompts
@@ -147,10 +150,6 @@ def test_prompts_cli_reports_truncations_to_the_t5_budget(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------- speed options: caches, compile, fp8
-
-from generation.cogvideox import (  # noqa: E402
-    CACHES, COGVIDEOX_TAYLORSEER_MODULES, cache_kwargs, calibrate_mag_ratios, configure_pipeline, psnr,
-)
 
 # Knobs that make each cache skip work on the toy pipeline within 6 steps (random weights change fast, so
 # the threshold caches need loose thresholds to skip at all).
