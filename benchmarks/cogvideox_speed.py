@@ -129,10 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     state = {k: v.clone() for k, v in raw.transformer.state_dict().items()}  # fp8 quantises in place: restore
 
     def fresh_transformer():
-        """The same transformer weights, unquantised (after an fp8 variant)."""
-        t = type(raw.transformer).from_config(raw.transformer.config)
+        """The same transformer weights, unquantised (after an fp8 variant), built on their device and dtype."""
+        first = next(iter(state.values()))
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(first.dtype)
+        try:
+            with first.device:
+                t = type(raw.transformer).from_config(raw.transformer.config)
+        finally:
+            torch.set_default_dtype(previous)
         t.load_state_dict(state)
-        return t.to(device=state[next(iter(state))].device, dtype=cog.DTYPES[base.dtype]).eval()
+        return t.eval()
     for name in ["bare"] + [v for v in args.variants if v != "bare"]:
         over = dict(VARIANTS[name])
         if name == "magcache" and ratios is not None:
