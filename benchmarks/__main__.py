@@ -51,7 +51,7 @@ class Benchmark:
 
 
 BENCHMARKS = [
-    Benchmark("decode", ["--repeats", "1"], needs=[SHARED_CLIPS], timeout_s=180),
+    Benchmark("decode", ["--repeats", "1", "--max-width", "400"], needs=[SHARED_CLIPS], timeout_s=300),
     Benchmark(
         "score",
         ["--manifest", str(SCORE_DATA / "synthetic/ie/manifest.jsonl"), "--labels", str(SCORE_DATA / "labels.csv"),
