@@ -292,3 +292,11 @@ def test_compile_renders_the_same_clips_as_eager():
     assert isinstance(renderer.pipe.transformer, torch._dynamo.eval_frame.OptimizedModule)
     clip = renderer.render_batch(_rows(1))[0]
     assert np.abs(clip.astype(int) - eager.astype(int)).max() <= 1  # kernels fused differently: rounding only
+
+
+def test_cli_cache_choices_are_the_backends_caches():
+    from generation.__main__ import build_parser
+
+    render = build_parser()._subparsers._group_actions[0].choices["render"]
+    cache = next(a for a in render._actions if a.dest == "cache")
+    assert tuple(cache.choices) == CACHES and cache.default == "none"
