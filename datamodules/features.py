@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -30,7 +29,7 @@ from tqdm import tqdm
 from datamodules.annotations import AnnotationError, read_list
 from datamodules.manifest import ManifestError, read_manifest
 from datamodules.transforms import VideoTransform
-from datamodules.video import VideoDecodeError
+from datamodules.video import VideoDecodeError, iter_frames
 
 log = logging.getLogger(__name__)
 
@@ -120,24 +119,6 @@ def load_net(class_path: str, init_args: dict | None = None) -> torch.nn.Module:
     if not callable(getattr(net, "encode_video", None)):
         raise ValueError(f"--model-class {class_path!r} has no `encode_video(video) -> (B, D)`; pick a video network")
     return net
-
-
-def iter_frames(path: Path) -> Iterator[np.ndarray]:
-    """Every frame of a video file as (H, W, 3) uint8 RGB, decoded in order (PyAV)."""
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoDecodeError(f"cannot read video {str(path)!r}: {type(exc).__name__}: {exc}") from exc
-    with container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"cannot read video {str(path)!r}: no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
-        except (av.FFmpegError, EOFError) as exc:
-            raise VideoDecodeError(f"cannot read video {str(path)!r}: {type(exc).__name__}: {exc}") from exc
 
 
 @torch.no_grad()
