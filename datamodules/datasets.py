@@ -238,7 +238,8 @@ class _ScanDataset(Dataset):
         try:
             read_clip(d.clips[index].path, d.num_frames, train=False, num_views=d.num_views, short_side=16)
         except VideoDecodeError as exc:
-            return index, str(exc).split(". Check that it exists")[0]
+            cause = str(exc).split(". Check that it exists")[0]
+            return index, cause.split("': ", 1)[-1] if cause.startswith("cannot read video '") else cause
         return index, ""
 
 

@@ -374,7 +374,8 @@ def _decode_video(
                 else:  # fewer frames than claimed: later indices clamp to the last decoded frame
                     exhausted = True
             if frame is None:
-                raise _decode_error(path, "no decodable video frames")
+                claim = claimed or _claimed_frames(path, stream)
+                raise _decode_error(path, f"no decodable video frames (0 of the {claim} its container claims)")
             if frame is not rgb_of:
                 size = size or _resized(frame.width, frame.height, short_side)
                 rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])  # (H, W, 3)
