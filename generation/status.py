@@ -1,10 +1,13 @@
 """Observability of a render folder: `status` (what is planned, done, failed, missing) and `gallery`.
 
 `render_status` compares prompts.jsonl with OUT/manifest.jsonl, OUT/failed.jsonl and the files under
-OUT/videos: a row is *done* when the manifest registers it and its file exists, *failed* when its last
-attempt raised (failed.jsonl) and it is not done, *missing* otherwise. Leftover `.partial` files (a run
-was killed mid-write) and orphan clips (a file no manifest row points at) are flagged; the next
-`render` removes the former and re-renders the latter's rows.
+OUT/videos: a row is *done* when the manifest registers it and its clip is intact (`datamodules.video.probe`:
+it opens, and holds the frames the manifest says; `decode=True` decodes every frame too), *broken* when
+it is registered but its clip is unreadable or truncated, *failed* when its last attempt raised
+(failed.jsonl) and it is not done, *missing* otherwise. Leftover `.partial` files (a run was killed
+mid-write) and orphan clips (a file no manifest row points at) are flagged; the next `render` removes
+the former and re-renders the latter's rows (and, with `--verify`, the broken ones). `RenderStatus.complete`
+is what `python -m generation status` turns into its exit code: 0 complete, 1 anything left to do.
 
 `make_gallery` writes one contact sheet per class (the middle frame of up to N clips, in a grid) as
 PNG, and the same images into TensorBoard with `add_image`, so a person can eyeball quality.
@@ -29,6 +32,7 @@ class ClassStatus:
 
     planned: int = 0
     done: int = 0
+    broken: int = 0  # registered, but the clip is unreadable or truncated
     failed: int = 0
     missing: int = 0
 
@@ -42,22 +46,40 @@ class RenderStatus:
     partial_files: list[str] = field(default_factory=list)
     orphan_files: list[str] = field(default_factory=list)
     registered_without_file: list[str] = field(default_factory=list)
+    broken_files: list[str] = field(default_factory=list)  # "path: cause" of registered clips that fail the check
+
+    @property
+    def complete(self) -> bool:
+        """Every planned row is done and nothing is left over: what exit code 0 means."""
+        return (self.overall.done == self.overall.planned and not self.partial_files and not self.orphan_files
+                and not self.registered_without_file and not self.broken_files)
 
     def table(self) -> str:
         width = max([len("overall")] + [len(c) for c in self.classes]) + 2
-        lines = [f"{'class':<{width}}{'planned':>9}{'done':>8}{'failed':>8}{'missing':>9}"]
+        lines = [f"{'class':<{width}}{'planned':>9}{'done':>8}{'broken':>8}{'failed':>8}{'missing':>9}"]
         for name, c in [*self.classes.items(), ("overall", self.overall)]:
-            lines.append(f"{name:<{width}}{c.planned:>9}{c.done:>8}{c.failed:>8}{c.missing:>9}")
+            lines.append(f"{name:<{width}}{c.planned:>9}{c.done:>8}{c.broken:>8}{c.failed:>8}{c.missing:>9}")
         for what, files in (("partial files (killed mid-write; the next render removes them)", self.partial_files),
                             ("orphan files (in no manifest row; the next render redoes their rows)", self.orphan_files),
-                            ("manifest rows whose file is gone", self.registered_without_file)):
+                            ("manifest rows whose file is gone (the next render redoes them)", self.registered_without_file),
+                            ("broken clips (`render --verify` redoes them)", self.broken_files)):
             if files:
                 lines.append(f"{len(files)} {what}: {', '.join(files[:5])}{' ...' if len(files) > 5 else ''}")
+        lines.append("complete" if self.complete else
+                     "INCOMPLETE: run `python -m generation render` again with the same --prompts/--out (exit code 1)")
         return "\n".join(lines)
 
 
-def render_status(prompts_path: str | Path, out_dir: str | Path) -> RenderStatus:
-    """Per-class and overall planned/done/failed/missing counts, plus partial and orphan files."""
+def render_status(prompts_path: str | Path, out_dir: str | Path, decode: bool = False) -> RenderStatus:
+    """Per-class and overall planned/done/broken/failed/missing counts, plus partial and orphan files.
+
+    Args:
+        prompts_path: prompts.jsonl the folder is rendered from.
+        out_dir: the render folder.
+        decode: check registered clips by decoding every frame (slow) instead of reading their packets.
+    """
+    from datamodules.video import VideoDecodeError, probe, read_video
+
     out_dir = Path(out_dir)
     rows = read_prompts(prompts_path)
     manifest = out_dir / "manifest.jsonl"
@@ -73,11 +95,20 @@ def render_status(prompts_path: str | Path, out_dir: str | Path) -> RenderStatus
                 print(f"warning: {failed_path}:{lineno}: unreadable line skipped")
     classes: dict[str, ClassStatus] = {}
     overall = ClassStatus()
+    broken_files: list[str] = []
     for row in rows:
         c = classes.setdefault(row.class_name, ClassStatus())
         m = registered.get(row.row_id)
-        state = "done" if m is not None and (out_dir / m.video).exists() else (
-            "failed" if row.row_id in failed else "missing")
+        state = "failed" if row.row_id in failed else "missing"
+        if m is not None and (out_dir / m.video).exists():
+            try:
+                got = len(read_video(out_dir / m.video)) if decode else probe(out_dir / m.video, m.num_frames).num_frames
+                if got < m.num_frames:
+                    raise VideoDecodeError(f"{got} of the {m.num_frames} frames the manifest says")
+                state = "done"
+            except VideoDecodeError as exc:
+                state = "broken"
+                broken_files.append(f"{m.video}: {str(exc).split('. Check that it exists')[0].split(chr(39) + ': ', 1)[-1]}")
         for counts in (c, overall):
             counts.planned += 1
             setattr(counts, state, getattr(counts, state) + 1)
@@ -87,7 +118,7 @@ def render_status(prompts_path: str | Path, out_dir: str | Path) -> RenderStatus
     orphans = sorted(rel for p in videos.glob("*/*.mp4") if (rel := str(p.relative_to(out_dir))) not in known) \
         if videos.exists() else []
     gone = sorted(m.row_id for m in registered.values() if not (out_dir / m.video).exists())
-    return RenderStatus(classes, overall, partial, orphans, gone)
+    return RenderStatus(classes, overall, partial, orphans, gone, broken_files)
 
 
 def status_json(status: RenderStatus) -> str:

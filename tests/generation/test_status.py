@@ -52,15 +52,59 @@ def test_status_counts_done_failed_missing_and_flags_partial_and_orphan_files(tm
     assert (c.planned, c.done, c.failed, c.missing) == (3, 1, 1, 1)
     assert st.partial_files == [str(Path(manifest[0].video).with_name(".x.mp4.partial"))]
     assert st.orphan_files == [manifest[-1].video]
-    assert main(["status", "--prompts", str(prompts), "--out", str(out)]) == 0
+    assert main(["status", "--prompts", str(prompts), "--out", str(out)]) == 1  # incomplete
     table = capsys.readouterr().out
-    assert "overall" in table and "1 partial files" in table and "1 orphan files" in table
+    assert "overall" in table and "1 partial files" in table and "1 orphan files" in table and "INCOMPLETE" in table
     # A re-run retries the failed rows and redoes the orphan; status then says all done.
     s2 = render_prompts(prompts, out, backend=lambda row: np.zeros((4, 16, 16, 3), np.uint8), progress=False)
     assert (s2.rendered, s2.failed, s2.partials_removed) == (4, 0, 1)
     st = render_status(prompts, out)
     assert (st.overall.done, st.overall.failed, st.overall.missing) == (9, 0, 0)
     assert not st.partial_files and not st.orphan_files
+    assert main(["status", "--prompts", str(prompts), "--out", str(out)]) == 0 and st.complete
+
+
+def test_status_flags_truncated_and_deleted_clips_and_a_rerender_redoes_them(tmp_path, capsys):
+    prompts = _prompts(tmp_path)
+    out = tmp_path / "out"
+    render_prompts(prompts, out, **SMALL)
+    rows = read_manifest(out / "manifest.jsonl")
+    truncated, deleted = out / rows[0].video, out / rows[4].video
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    deleted.unlink()
+    st = render_status(prompts, out)
+    assert (st.overall.done, st.overall.broken, st.overall.missing) == (7, 1, 1)
+    assert st.broken_files[0].startswith(rows[0].video) and st.registered_without_file == [rows[4].row_id]
+    assert main(["status", "--prompts", str(prompts), "--out", str(out)]) == 1
+    # a plain re-render redoes the deleted clip; --verify also the truncated one; no row is registered twice
+    s = render_prompts(prompts, out, **SMALL)
+    assert (s.rendered, s.missing_files) == (1, 1) and deleted.is_file()
+    s = render_prompts(prompts, out, **SMALL, verify=True)
+    assert (s.rendered, s.missing_files) == (1, 1)
+    manifest = read_manifest(out / "manifest.jsonl")  # raises on a repeated row_id
+    assert sorted(m.row_id for m in manifest) == sorted(m.row_id for m in rows)
+    assert main(["status", "--prompts", str(prompts), "--out", str(out), "--decode"]) == 0
+
+
+def test_a_row_id_that_escapes_the_output_folder_is_refused(tmp_path, capsys):
+    prompts = _prompts(tmp_path)
+    lines = prompts.read_text().splitlines()
+    row = json.loads(lines[1])
+    row["row_id"] = "../../../x"
+    prompts.write_text("\n".join([lines[0], json.dumps(row), *lines[2:]]) + "\n")
+    out = tmp_path / "deep" / "er" / "out"
+    code = main(["render", "--prompts", str(prompts), "--out", str(out), "--frames", "4", "--size", "16", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "row 2" in err and "'../../../x' cannot be used as a file name" in err
+    assert not list(tmp_path.rglob("x*.mp4")) and not (out / "manifest.jsonl").exists()  # nothing written anywhere
+    from datamodules.manifest import ManifestError
+
+    manifest = tmp_path / "m.jsonl"  # a hand-edited manifest is refused too
+    manifest.write_text(json.dumps({"row_id": "ok", "class_id": 0, "class_name": "a", "strategy": "ie", "prompt": "p",
+                                    "seed": 0, "video": "../../x.mp4", "num_frames": 1, "fps": 8, "width": 2,
+                                    "height": 2, "backend": "procedural"}) + "\n")
+    with pytest.raises(ManifestError, match=r"video.*must be a relative path inside its folder"):
+        read_manifest(manifest)
 
 
 def test_a_renderer_that_always_fails_stops_with_its_error(tmp_path):
