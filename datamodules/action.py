@@ -33,6 +33,7 @@ from datamodules.datasets import (
     SkipTally,
     VideoDataLoader,
     VideoDataset,
+    VideoLayout,
     clips_from_list,
     filter_uncertain,
     scan_clips,
@@ -53,6 +54,8 @@ class ActionDataModule(L.LightningDataModule):
         label_files: extra label spaces a task switches to, by key, e.g. `{base: ucf_101_base_labels.csv,
             novel: ucf_101_novel_labels.csv}` or `{zs1: ZS_split1_K600.csv, ...}` (the task says which keys).
         video_root: folder that the paths in the annotation lists are relative to.
+        video_layout: `as_listed` (video_root / listed path) or `by_name` (each clip found by its file name
+            anywhere under video_root, e.g. official `<Class>/<clip>.avi` folders with flat lists).
         split_dir: folder holding the annotation lists; list names below are relative to it.
         train_list: real training list (a task sets it per phase).
         val_list: real list validated on during fine-tuning; None to skip validation.
@@ -84,6 +87,7 @@ class ActionDataModule(L.LightningDataModule):
         labels_dir: str | None = None,
         label_files: dict[str, str] | None = None,
         video_root: str | None = None,
+        video_layout: VideoLayout = "as_listed",
         split_dir: str | None = None,
         train_list: str | None = None,
         val_list: str | None = None,
@@ -109,6 +113,7 @@ class ActionDataModule(L.LightningDataModule):
         self.labels_dir = labels_dir
         self.label_files = dict(label_files or {})
         self.video_root = video_root
+        self.video_layout = video_layout
         self.split_dir = split_dir
         self.train_list = train_list
         self.val_list = val_list
@@ -198,7 +203,7 @@ class ActionDataModule(L.LightningDataModule):
             raise ValueError(f"`--data.{option}` is not set; name the annotation list to use")
         if self.video_root is None:
             raise ValueError("`--data.video_root` is not set; it must be the folder the listed clips are in")
-        return clips_from_list(self._list_path(name, option), self.video_root, self.class_names)
+        return clips_from_list(self._list_path(name, option), self.video_root, self.class_names, self.video_layout)
 
     def _train_clips(self) -> list[Clip]:
         if self.train_source == "real":

@@ -36,6 +36,52 @@ from datamodules.video import VideoDecodeError, read_clip
 
 log = logging.getLogger(__name__)
 OnError = Literal["raise", "skip"]
+# Where the clips of a list live under its root: `as_listed` (root / listed path, the split lists' own
+# layout) or `by_name` (found by file name anywhere under root, e.g. the official `<Class>/<clip>.avi`
+# folders while the lists name bare `<clip>.avi`).
+VideoLayout = Literal["as_listed", "by_name"]
+
+
+def resolve_paths(root: Path, listed: list[str], layout: VideoLayout = "as_listed") -> list[Path]:
+    """The file of each listed path under `root`: `root / path`, or with `by_name` the file of that name
+    anywhere under `root` (when `root / path` does not exist). A name that is not found stays
+    `root / path` (callers report it missing); a name found twice raises ValueError naming both."""
+    direct = [root / p for p in listed]
+    if layout == "as_listed" or all(p.exists() for p in direct):
+        return direct
+    if layout != "by_name":
+        raise ValueError(f"video layout must be 'as_listed' or 'by_name', got {layout!r}")
+    index: dict[str, list[Path]] = {}
+    for path in root.rglob("*"):
+        index.setdefault(path.name, []).append(path)
+    out = []
+    for rel, path in zip(listed, direct):
+        found = index.get(Path(rel).name, []) if not path.exists() else [path]
+        if len(found) > 1:
+            raise ValueError(f"{Path(rel).name!r} is found {len(found)} times under {root} ({found[0]}, {found[1]}); "
+                             "by_name needs unique file names: point the root at one copy")
+        out.append(found[0] if found else path)
+    return out
+
+
+def layout_hint(root: Path, missing: list[str]) -> str | None:
+    """Why listed clips are missing under `root`, and what to do: they sit deeper (class sub-folders: the
+    option that finds them), or the root holds only sub-folders; None when nothing explains it."""
+    wanted = {Path(m).name for m in missing}
+    files = [p for p in root.rglob("*") if p.is_file()]
+    found = [p for p in files if p.name in wanted and p.parent != root]
+    option = ("use `--root-layout by-name` (validate) / `--data.video_layout by_name` (training) to find each "
+              "clip by its file name under the root")
+    if found:
+        return (f"{len({p.name for p in found})} of the {len(wanted)} missing clips sit in sub-folders of the root "
+                f"(e.g. {found[0].relative_to(root)}): the clips are in class sub-folders but the list names them "
+                f"without; {option}")
+    subfolders = [p for p in root.iterdir() if p.is_dir()]
+    if subfolders and not any(p.parent == root for p in files):
+        return (f"the root holds {len(subfolders)} sub-folders (e.g. {subfolders[0].name}/) and no files, but the "
+                f"list names clips without a folder: if these are class sub-folders, {option}; otherwise point the "
+                "root at the folder the listed paths are relative to")
+    return None
 
 
 @dataclass(frozen=True)
@@ -47,8 +93,10 @@ class Clip:
     uncertainty: float | None = None  # normalised CLIP uncertainty of a generated clip; None if unscored/real
 
 
-def clips_from_list(list_file: str | Path, video_root: str | Path, class_names: list[str]) -> list[Clip]:
-    """Clips of an annotation list, checking that the files exist under `video_root`.
+def clips_from_list(
+    list_file: str | Path, video_root: str | Path, class_names: list[str], layout: VideoLayout = "as_listed"
+) -> list[Clip]:
+    """Clips of an annotation list, checking that the files exist under `video_root` (see `resolve_paths`).
 
     Raises:
         FileNotFoundError: the root is missing, or listed clips are missing (count and examples named).
@@ -60,13 +108,15 @@ def clips_from_list(list_file: str | Path, video_root: str | Path, class_names: 
             f"{list_file} are relative to."
         )
     entries = read_video_list(list_file, len(class_names))
-    clips = [Clip(path=video_root / e.path, label=e.label) for e in entries]
+    paths = resolve_paths(video_root, [e.path for e in entries], layout)
+    clips = [Clip(path=path, label=e.label) for e, path in zip(entries, paths)]
     missing = [(e, c.path) for e, c in zip(entries, clips) if not c.path.exists()]
     if missing:
         examples = ", ".join(f"line {e.line}: {p}" for e, p in missing[:3])
+        hint = layout_hint(video_root, [e.path for e, _ in missing]) if layout == "as_listed" else None
         raise FileNotFoundError(
             f"{len(missing)} of {len(clips)} clips listed in {list_file} are missing under {video_root} "
-            f"({examples}). Check `--data.video_root`."
+            f"({examples}). " + (f"{hint}." if hint else "Check `--data.video_root`.")
         )
     return clips
 
