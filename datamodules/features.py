@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from datamodules.annotations import AnnotationError, read_list
-from datamodules.manifest import ManifestError, read_manifest
+from datamodules.manifest import ManifestError, read_manifest, safe_join
 from datamodules.transforms import VideoTransform
 from datamodules.video import VideoDecodeError, iter_frames
 
@@ -40,8 +40,15 @@ FEATURE_SUFFIX = ".pt"
 
 
 def feature_path(feature_dir: str | Path, video: str | Path) -> Path:
-    """Where the features of `video` live: `<feature_dir>/<file stem>.pt` (UCF-Crime names are unique)."""
-    return Path(feature_dir) / f"{Path(video).stem}{FEATURE_SUFFIX}"
+    """Where the features of `video` live: `<feature_dir>/<file stem>.pt` (UCF-Crime names are unique).
+
+    Raises:
+        ValueError: the stem is no usable file name (empty, '.', '..', hidden) or the path leaves feature_dir.
+    """
+    stem = Path(video).stem
+    if not stem or stem in (".", "..") or stem.startswith(".") or "/" in stem or "\\" in stem:
+        raise ValueError(f"video {str(video)!r}: its file stem {stem!r} cannot name a feature file; rename the video")
+    return safe_join(feature_dir, f"{stem}{FEATURE_SUFFIX}", "feature file")
 
 
 def segment_bounds(num_frames: int, num_segments: int) -> np.ndarray:
