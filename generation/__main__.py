@@ -101,7 +101,7 @@ def _gallery(args: argparse.Namespace) -> None:
     from generation.status import make_gallery
 
     paths = make_gallery(args.manifest, args.out, per_class=args.per_class, columns=args.columns,
-                         tensorboard=args.tensorboard)
+                         frames_per_clip=args.frames_per_clip, frame_size=args.frame_size, tensorboard=args.tensorboard)
     print(f"wrote {len(paths)} contact sheets to {args.out}" + (f" and {args.tensorboard}" if args.tensorboard else ""))
 
 
@@ -234,11 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="check clips by decoding every frame (slow) instead of reading their packets")
     st.set_defaults(func=_status)
 
-    g = sub.add_parser("gallery", help="contact-sheet PNG per class (middle frames), optionally into TensorBoard")
+    g = sub.add_parser("gallery", help="labelled contact-sheet PNG per class, optionally into TensorBoard")
     g.add_argument("--manifest", required=True, help="manifest.jsonl of a render folder")
     g.add_argument("--out", required=True, help="folder for <class>.png sheets")
-    g.add_argument("--per-class", type=int, default=16, help="clips per sheet (default 16)")
-    g.add_argument("--columns", type=int, default=8, help="clips per sheet row (default 8)")
+    g.add_argument("--per-class", type=int, default=8, help="clips per sheet (default 8)")
+    g.add_argument("--columns", type=int, default=2, help="clips per sheet row (default 2)")
+    g.add_argument("--frames-per-clip", type=int, default=4, help="frames shown per clip, 1 = middle (default 4)")
+    g.add_argument("--frame-size", type=int, default=128, help="short side of each frame in px (default 128)")
     g.add_argument("--tensorboard", default=None, help="also add the sheets to this TensorBoard folder")
     g.set_defaults(func=_gallery)
 

@@ -9,8 +9,9 @@ mid-write) and orphan clips (a file no manifest row points at) are flagged; the 
 the former and re-renders the latter's rows (and, with `--verify`, the broken ones). `RenderStatus.complete`
 is what `python -m generation status` turns into its exit code: 0 complete, 1 anything left to do.
 
-`make_gallery` writes one contact sheet per class (the middle frame of up to N clips, in a grid) as
-PNG, and the same images into TensorBoard with `add_image`, so a person can eyeball quality.
+`make_gallery` writes one labelled contact sheet per class (title: class name and id; one strip of frames
+per clip, scaled to a readable size and captioned with its row id and uncertainty) as PNG, and the same
+images into TensorBoard with `add_image`, so a person can eyeball quality.
 """
 
 from __future__ import annotations
@@ -125,21 +126,64 @@ def status_json(status: RenderStatus) -> str:
     return json.dumps(asdict(status), indent=2)
 
 
+GALLERY_PAD = 6  # pixels between cells and around the sheet
+GALLERY_BACKGROUND = (32, 32, 32)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)  # Pillow >= 10.1: a scalable built-in font
+
+
+def contact_sheet(title: str, clips: list[tuple[str, np.ndarray]], columns: int) -> np.ndarray:
+    """A labelled contact sheet: `title` on top, then one cell per clip in `columns` columns, each cell a strip
+    of the clip's frames (F, H, W, 3) with its caption underneath. Returns (H', W', 3) uint8."""
+    from PIL import Image, ImageDraw
+
+    title_font, caption_font = _font(18), _font(12)
+    header, caption = 30, 18  # band heights in pixels
+    strip_h = max(f.shape[1] for _, f in clips)
+    strip_w = max(f.shape[0] * (f.shape[2] + 2) - 2 for _, f in clips)  # frames 2 px apart
+    strip_w = max(strip_w, *(math.ceil(caption_font.getlength(label)) for label, _ in clips))  # captions fit
+    cols = min(columns, len(clips))
+    rows = math.ceil(len(clips) / cols)
+    cell_w, cell_h = strip_w + GALLERY_PAD, strip_h + caption + GALLERY_PAD
+    sheet = Image.new("RGB", (cols * cell_w + GALLERY_PAD, header + rows * cell_h + GALLERY_PAD), GALLERY_BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    draw.text((GALLERY_PAD, 6), title, fill=(255, 255, 255), font=title_font)
+    for k, (label, frames) in enumerate(clips):
+        r, c = divmod(k, cols)
+        x, y = GALLERY_PAD + c * cell_w, header + r * cell_h
+        for i, frame in enumerate(frames):  # (H, W, 3) each, side by side
+            sheet.paste(Image.fromarray(frame), (x + i * (frame.shape[1] + 2), y))
+        draw.text((x, y + frames.shape[1] + 2), label, fill=(230, 230, 230), font=caption_font)
+    return np.asarray(sheet)
+
+
 def make_gallery(
     manifest_path: str | Path,
     out_dir: str | Path,
     *,
-    per_class: int = 16,
-    columns: int = 8,
+    per_class: int = 8,
+    columns: int = 2,
+    frames_per_clip: int = 4,
+    frame_size: int = 128,
     tensorboard: str | Path | None = None,
 ) -> list[Path]:
-    """One contact sheet per class: middle frames of the first `per_class` clips, `columns` per row.
+    """One labelled contact sheet per class, as PNG and (optionally) TensorBoard images.
+
+    A sheet is titled with the class name and id and how many of its clips it shows; each clip is a strip
+    of `frames_per_clip` frames (segment centres, so 1 is the middle frame) scaled to a `frame_size` px
+    short side, captioned with its row id (and CLIP uncertainty when scored).
 
     Args:
         manifest_path: manifest.jsonl of a render folder.
         out_dir: where `<class-slug>.png` files go.
-        per_class: clips shown per class.
+        per_class: clips shown per class (the first ones of the manifest).
         columns: clips per row of the sheet.
+        frames_per_clip: frames shown per clip.
+        frame_size: short side of each shown frame in pixels (small clips are scaled up to be readable).
         tensorboard: also log every sheet as an image `gallery/<class-slug>` in this TensorBoard folder.
 
     Returns:
@@ -147,11 +191,13 @@ def make_gallery(
     """
     from PIL import Image
 
-    from generation.video_io import read_video
+    from datamodules.manifest import safe_join
+    from datamodules.video import decode_frames, sample_indices
 
     manifest_path, out_dir = Path(manifest_path), Path(out_dir)
-    if per_class < 1 or columns < 1:
-        raise ValueError(f"--per-class and --columns must be >= 1, got {per_class} and {columns}")
+    if min(per_class, columns, frames_per_clip, frame_size) < 1:
+        raise ValueError(f"--per-class, --columns, --frames-per-clip and --frame-size must be >= 1, got "
+                         f"{per_class}, {columns}, {frames_per_clip}, {frame_size}")
     rows = read_manifest(manifest_path)
     if not rows:
         raise ValueError(f"{manifest_path}: no rendered clips yet; run `python -m generation render` first")
@@ -165,18 +211,16 @@ def make_gallery(
 
         writer = SummaryWriter(str(tensorboard))
     written = []
-    for (_, name), clips in sorted(by_class.items()):
-        frames = []
-        for m in clips[:per_class]:
-            video = read_video(manifest_path.parent / m.video)  # (T, H, W, 3)
-            frames.append(video[len(video) // 2])
-        h, w = max(f.shape[0] for f in frames), max(f.shape[1] for f in frames)
-        cols = min(columns, len(frames))
-        sheet = np.zeros((math.ceil(len(frames) / cols) * h, cols * w, 3), np.uint8)  # (H', W', 3) grid
-        for k, f in enumerate(frames):
-            r, c = divmod(k, cols)
-            sheet[r * h:r * h + f.shape[0], c * w:c * w + f.shape[1]] = f
-        path = out_dir / f"{slug(name)}.png"
+    for (class_id, name), members in sorted(by_class.items()):
+        clips = []
+        for m in members[:per_class]:
+            indices = sample_indices(m.num_frames, frames_per_clip, train=False)
+            frames = decode_frames(manifest_path.parent / m.video, indices, short_side=frame_size)  # (F, H, W, 3)
+            label = m.row_id if m.uncertainty is None else f"{m.row_id}  u={m.uncertainty:.2f}"
+            clips.append((label, frames))
+        title = f"{name}  (class {class_id}; {len(clips)} of {len(members)} clips)"
+        sheet = contact_sheet(title, clips, columns)  # (H', W', 3)
+        path = safe_join(out_dir, f"{slug(name)}.png", "gallery file")
         tmp = path.with_name(f".{path.name}.partial")
         Image.fromarray(sheet).save(tmp, format="PNG")
         tmp.replace(path)

@@ -126,21 +126,35 @@ def test_class_names_map_to_safe_unique_folders(tmp_path):
         assert (out / "videos" / name).resolve().parent == (out / "videos").resolve()
 
 
-def test_gallery_sheet_holds_middle_frames_and_goes_to_tensorboard(tmp_path):
+def test_gallery_sheets_are_labelled_readable_and_go_to_tensorboard(tmp_path):
+    from PIL import Image
+
+    from generation.status import GALLERY_BACKGROUND, GALLERY_PAD
+
     out = tmp_path / "out"
     rows = make_prompts(LABELS[:2], "ie", videos_per_class=3)
     write_prompts(tmp_path / "p.jsonl", rows)
     render_prompts(tmp_path / "p.jsonl", out, num_frames=5, size=16, progress=False)
     tb = tmp_path / "tb"
-    paths = make_gallery(out / "manifest.jsonl", tmp_path / "gallery", columns=2, tensorboard=tb)
+    paths = make_gallery(out / "manifest.jsonl", tmp_path / "gallery", columns=2, frames_per_clip=1, frame_size=16,
+                         tensorboard=tb)
     assert [p.name for p in paths] == [f"{slug(label.name)}.png" for label in LABELS[:2]]
-    from PIL import Image
-
     sheet = np.asarray(Image.open(paths[0]))
-    assert sheet.shape == (32, 32, 3)  # 3 clips in 2 columns of 16 px -> 2 rows, last cell empty
+    header, caption = 30, 18
+    cell_h = 16 + caption + GALLERY_PAD
+    assert sheet.shape[0] == header + 2 * cell_h + GALLERY_PAD  # 3 clips in 2 columns: 2 rows
+    cell_w = (sheet.shape[1] - GALLERY_PAD) // 2  # cells widen to fit the caption
+    assert cell_w >= 16 + GALLERY_PAD
     first = read_video(out / read_manifest(out / "manifest.jsonl")[0].video)
-    assert np.array_equal(sheet[:16, :16], first[2])  # middle of 5 frames
-    assert not sheet[16:, 16:].any()
+    x, y = GALLERY_PAD, header
+    assert np.array_equal(sheet[y:y + 16, x:x + 16], first[2])  # frames_per_clip=1: the middle of 5 frames
+    assert (sheet[4:header - 4] != GALLERY_BACKGROUND).any()  # the class-name title is drawn
+    assert (sheet[y + 16:y + 16 + caption, x:x + cell_w] != GALLERY_BACKGROUND).any()  # the row-id caption
+    assert (sheet[header + cell_h:, GALLERY_PAD + cell_w:] == GALLERY_BACKGROUND).all()  # 4th cell empty
+    assert (sheet[header + cell_h:header + cell_h + 16, GALLERY_PAD:GALLERY_PAD + 16] != GALLERY_BACKGROUND).any()
+    # defaults: 4 frames per clip at a 128 px short side, so a 16 px clip is scaled up to be readable
+    big = np.asarray(Image.open(make_gallery(out / "manifest.jsonl", tmp_path / "big")[0]))
+    assert big.shape[1] >= 2 * 4 * 128 and big.shape[0] >= 2 * 128
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(tb))
