@@ -199,3 +199,42 @@ def test_no_false_positive_on_the_66_shipped_clips() -> None:
     for path in clips:  # includes hmdb51/cartwheel (non-UTF-8 metadata), raw m4v named .mp4, mkv, 1080p AVI
         assert read_clip(path, 4, train=False, short_side=16).shape[:2] == (1, 4), path
         probe(path)
+
+
+@pytest.mark.slow
+def test_a_task_run_records_skips_and_exclusions_end_to_end(tmp_path: Path) -> None:
+    """train.py on the smoke demo with one truncated synthetic clip and one truncated test clip: the skip is
+    logged to TensorBoard and phase.json and summed into results.json; the test clip is excluded and recorded."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from datamodules.annotations import read_list
+    from datamodules.manifest import read_manifest
+    from generation.demo import build_demo
+    from train import main
+
+    data, root = tmp_path / "smoke", tmp_path / "runs"
+    build_demo(data, preset="smoke")
+    synthetic = data / "synthetic/ie/manifest.jsonl"
+    clip = synthetic.parent / read_manifest(synthetic)[0].video
+    clip.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    _, entries = read_list(data / "real/splits/val1.txt")
+    test_clip = data / "real/videos" / entries[0].path
+    test_clip.write_bytes(test_clip.read_bytes()[: test_clip.stat().st_size // 2])
+    repo = Path(__file__).resolve().parents[2]
+    main(["fit", "--config", str(repo / "tasks/few_shot_k4.yaml"), "--config", str(repo / "configs/smoke.yaml"),
+          "--data.label_file", str(data / "labels.csv"), "--data.video_root", str(data / "real/videos"),
+          "--data.split_dir", str(data / "real/splits"), "--data.synthetic_manifest", str(synthetic),
+          "--data.labels_dir", str(data), "--task.root", str(root),
+          "--data.on_error", "skip", "--data.test_on_error", "exclude"])  # fmt: skip
+    run = root / "few_shot_k4"
+    phase = json.loads((run / "pretrain/phase.json").read_text())
+    assert phase["data"]["skipped_reads"] >= 1 and phase["data"]["files"] == [str(clip)]
+    results = json.loads((run / "results.json").read_text())
+    assert results["data"]["skipped_reads"] == phase["data"]["skipped_reads"]
+    assert results["data"]["excluded_from_tests"] == 1
+    (excluded,) = results["data"]["excluded"].values()
+    assert excluded["clips"][0]["path"] == str(test_clip) and "Invalid data" in excluded["clips"][0]["cause"]
+    assert "excluded 1 undecodable clip" in (run / "results.md").read_text()
+    events = EventAccumulator(str(run / "pretrain"))
+    events.Reload()
+    assert "data/skipped_reads" in events.Tags()["scalars"]
