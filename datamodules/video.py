@@ -350,6 +350,7 @@ def _decode_video(
     frames short of what the container claims raises `VideoDecodeError`.
     """
     container = _open(path)
+    pos = -1  # index of the frame last decoded
     try:
         stream = container.streams.video[0]
         claimed = _claimed_frames(path, stream) if verify else 0
@@ -361,7 +362,7 @@ def _decode_video(
 
         out: list[np.ndarray] = []
         frames = _frames_from(container, stream, clock, None)
-        pos, frame, exhausted = -1, None, False  # index and frame last decoded
+        frame, exhausted = None, False  # frame last decoded
         size: tuple[int, int] | None = None  # output (width, height), fixed by the first frame
         rgb, rgb_of = None, None  # last conversion, reused when several indices clamp to one frame
         for target in wanted:
