@@ -34,6 +34,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 
 from datamodules.annotations import read_video_list
 from datamodules.manifest import write_text_atomic
+from datamodules.skips import SkipLogger, record_excluded, with_data_section  # data accounting (issue 16)
 from datamodules.splits import lt_groups
 from tasks.metrics import class_mean, group_means, per_class_accuracy
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task
@@ -142,6 +143,7 @@ class TaskRunner:
         user = user if isinstance(user, list) else [user]
         callbacks = [instantiate_class((), cb.as_dict()) for cb in user]
         callbacks += checkpoints or []
+        callbacks.append(SkipLogger())  # data accounting (issue 16): failed reads per epoch, over ranks
         logger = TensorBoardLogger(self.config.root, name=self.spec.name, version=version, default_hp_metric=False)
         return self.cli.instantiate_trainer(logger=logger, callbacks=callbacks, **overrides)
 
@@ -238,6 +240,7 @@ class TaskRunner:
                 "seconds": round(time.time() - started, 1),
                 "weights": "weights.pt",
                 "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+                "data": datamodule.skip_report() if hasattr(datamodule, "skip_report") else None,  # issue 16
             }
             write_text_atomic(done, json.dumps(record, indent=2) + "\n")
         trainer.strategy.barrier()
@@ -281,6 +284,7 @@ class TaskRunner:
         )
         if trainer.is_global_zero:
             test_dir.mkdir(parents=True, exist_ok=True)
+            record_excluded(test_dir, datamodule, test.test_list)  # data accounting (issue 16)
             write_text_atomic(done, json.dumps(result.__dict__, indent=1) + "\n")
         return result
 
@@ -343,8 +347,9 @@ class TaskRunner:
         )
         results.metrics = {k: v["mean"] for k, v in results.summary.items()}
         if rank_zero_only.rank == 0:
-            write_text_atomic(self.run_dir / "results.json", results.to_json())
-            table = task_table([results])
+            text, data_lines = with_data_section(results.to_json(), self.run_dir)  # data accounting (issue 16)
+            write_text_atomic(self.run_dir / "results.json", text)
+            table = task_table([results]) + (f"\n\n{data_lines}" if data_lines else "")
             write_text_atomic(self.run_dir / "results.md", table + "\n")
             print(f"\n{self.spec.name}: {self.spec.description}\n{table}")
             print(f"results: {self.run_dir / 'results.json'}\nTensorBoard: tensorboard --logdir {self.config.root}")
