@@ -70,7 +70,7 @@ def instance_indices(
     return indices % num_frames
 
 
-def test_segments(num_frames: int, frames_per_instance: int, frame_interval: int) -> list[np.ndarray]:
+def segment_indices(num_frames: int, frames_per_instance: int, frame_interval: int) -> list[np.ndarray]:
     """UMIL's test items of one video: per segment of T x interval frames, its (T,) frame indices."""
     span = frames_per_instance * frame_interval
     items = []
@@ -248,7 +248,7 @@ class AnomalyVideoDataModule(L.LightningDataModule):
             num_frames = num_frames or video_info(path).num_frames
             name = video_name(str(path))
             self.frame_counts[name] = num_frames
-            segments = test_segments(num_frames, *self.layout[1:])
+            segments = segment_indices(num_frames, *self.layout[1:])
             items += [(path, name, i, idx) for i, idx in enumerate(segments)]
         return SegmentDataset(items, self.transform)
 
