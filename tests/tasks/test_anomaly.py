@@ -277,3 +277,17 @@ def test_evaluate_anomaly_cli_prints_one_json_line_and_fails_clearly(tmp_path, c
     scores.write_text(json.dumps({"A_x264.mp4": [0.9]}))
     assert tasks_main(["evaluate-anomaly", "--annotation", str(annotation), "--scores", str(scores)]) == 2
     assert "1 of 2 annotated videos have no scores (e.g. N_x264.mp4)" in capsys.readouterr().err
+
+
+def test_anomaly_prompt_label_set_covers_ucf_crime_and_writes_ie_prompts():
+    from datamodules.annotations import UCF_CRIME_CLASSES, read_labels
+    from generation.prompts import labels_from_csv, make_prompts
+
+    path = ROOT / "configs" / "datasets" / "ucf_crime_anomaly_labels.csv"
+    names = read_labels(path)
+    normal = [n for n in names if "normal" in n.lower()]  # what the datamodules count as normal by default
+    assert normal == ["Normal activity"]
+    assert sorted(n for n in names if n not in normal) == sorted(UCF_CRIME_CLASSES[1:])  # the 13 anomaly classes
+    rows = make_prompts(labels_from_csv(path), strategy="ie", videos_per_class=4)
+    assert len(rows) == 14 * 4 and {r.class_name for r in rows} == set(names)
+    assert all(r.env_text and r.char_text for r in rows)  # information enhancement: where + who
