@@ -75,3 +75,18 @@ def test_instances_are_scored_independently_of_their_bag():
         together = net(bags)
         alone = net(bags[1:, 2:])  # the last instance of the second bag, as a bag of one
     torch.testing.assert_close(alone[0, 0], together[1, 2], rtol=1e-4, atol=1e-5)
+
+
+def test_saved_8_frame_weights_load_as_5_frame_instances_with_a_new_mit_position_embedding(tmp_path):
+    from tests.lightning_modules.test_xclip import save_clip_tokenizer
+
+    torch.manual_seed(0)
+    source = XCLIPMIL(pretrained=False, config=TINY_CONFIG, num_frames=8).xclip.model  # "the 8-frame release"
+    source.save_pretrained(tmp_path)
+    save_clip_tokenizer(tmp_path)
+    net = XCLIPMIL(str(tmp_path), num_frames=5)
+    loaded = net.xclip.model
+    assert loaded.config.vision_config.num_frames == 5 and loaded.mit.position_embedding.shape == (1, 5, 32)
+    same = {n: torch.equal(p, loaded.state_dict()[n]) for n, p in source.state_dict().items() if n != "mit.position_embedding"}
+    assert all(same.values()), [n for n, ok in same.items() if not ok]
+    assert net(torch.randn(1, 2, 5, 3, 32, 32)).shape == (1, 2, 2)
