@@ -253,3 +253,26 @@ def write_scores(path: str | Path, scores: Mapping[str, Sequence[float]]) -> Non
     lines = [f"{json.dumps(name)}: {json.dumps([float(s) for s in scores[name]])}" for name in sorted(scores)]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("{\n" + ",\n".join(lines) + "\n}\n")
+
+
+def evaluate_protocols(
+    scores: Mapping[str, Sequence[float]],
+    annotations: Mapping[str, str | Path],
+    default: str,
+    frame_counts: Mapping[str, int] | None = None,
+    log_dir: str | Path | None = None,
+) -> dict[str, float]:
+    """A test's metrics: SCORES.json written to `log_dir` (when given), then every protocol of
+    `annotations` (protocol -> annotation file) evaluated on the same scores: `test/<protocol>/auc`,
+    `test/<protocol>/auc_a`, and the `default` protocol's also as `test/auc`, `test/auc_a`."""
+    if default not in annotations:
+        raise ValueError(f"the default protocol {default!r} has no annotation (protocols: {', '.join(annotations)})")
+    if log_dir is not None:
+        write_scores(Path(log_dir) / "SCORES.json", scores)
+    metrics = {}
+    for protocol, annotation in annotations.items():
+        for key, value in evaluate(protocol, read_annotation(protocol, annotation, frame_counts), scores).items():
+            metrics[f"test/{protocol}/{key}"] = value
+            if protocol == default:
+                metrics[f"test/{key}"] = value
+    return metrics

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.anomaly_eval import PROTOCOLS, evaluate, read_annotation, video_name, write_scores
+from datamodules.anomaly_eval import PROTOCOLS, evaluate_protocols, video_name
 from datamodules.annotations import AnnotationError, read_list
 from datamodules.manifest import read_manifest
 from datamodules.transforms import VideoTransform
@@ -254,16 +254,8 @@ class AnomalyVideoDataModule(L.LightningDataModule):
 
     def evaluate_scores(self, scores: dict[str, list[float]], log_dir: str | None) -> dict[str, float]:
         """Write SCORES.json to `log_dir` and evaluate the scores under every protocol."""
-        if log_dir is not None:
-            write_scores(Path(log_dir) / "SCORES.json", scores)
-        metrics = {}
-        for protocol, annotation in self.protocols.items():
-            videos = read_annotation(protocol, self._list_path(annotation, "protocols"), self.frame_counts)
-            for key, value in evaluate(protocol, videos, scores).items():
-                metrics[f"test/{protocol}/{key}"] = value
-                if protocol == self.default_protocol:
-                    metrics[f"test/{key}"] = value
-        return metrics
+        annotations = {p: self._list_path(a, "protocols") for p, a in self.protocols.items()}
+        return evaluate_protocols(scores, annotations, self.default_protocol, self.frame_counts, log_dir)
 
     # -------------------------------------------------------------------------------------- Lightning
 

@@ -62,17 +62,21 @@ def write_planted(root: Path, seed: int = 0) -> dict[str, Path]:
     manifest = root / "synthetic" / "manifest.jsonl"
     write_jsonl(manifest, rows)
 
-    test_lines = []
+    test_lines, umil_lines = [], []
     for i in range(6):
         name = f"Arrest{i:03d}_x264.mp4"
         ranges = (planted_range(), (26, 30)) if i == 0 else (planted_range(),)  # video 0: two intervals
         save_features(feature_path(features, name), _bag(rng, signal, ranges), FRAMES, name)
         slots = [x for s, e in ranges for x in (10 * s + 1, 10 * e)] + [-1, -1]  # 1-indexed inclusive frames
         test_lines.append(f"{name}  Arrest  " + "  ".join(map(str, slots[:4])))
+        slots = [x for s, e in ranges for x in (10 * s, 10 * e)] + [-1, -1]  # UMIL: 0-based end-exclusive
+        umil_lines.append(f"Arrest/{name} {FRAMES} 2 " + " ".join(map(str, slots[:4])))
         name = f"Normal_Videos_{i:03d}_x264.mp4"
         save_features(feature_path(features, name), _bag(rng, signal, ()), FRAMES, name)
         test_lines.append(f"{name}  Normal  -1  -1  -1  -1")
+        umil_lines.append(f"Normal/{name} {FRAMES} 0 -1 -1 -1 -1")
     (splits / "Temporal_Anomaly_Annotation.txt").write_text("\n".join(test_lines) + "\n")
+    (splits / "UCF_test.txt").write_text("\n".join(umil_lines) + "\n")
     return {"features": features, "splits": splits, "manifest": manifest}
 
 
@@ -121,8 +125,9 @@ def test_features_smoke_run_reaches_auc_on_planted_signal(tmp_path):
     results = json.loads(results_file.read_text())
     assert results["protocol"] == "anomaly"
     assert results["label_file"].endswith("Temporal_Anomaly_Annotation.txt")
-    assert results["metrics"]["test/auc"] > 0.9
-    assert results["metrics"]["test/auc_abnormal"] > 0.9
+    assert results["metrics"]["test/auc"] > 0.9 and results["metrics"]["test/auc_a"] > 0.9
+    assert results["metrics"]["test/auc"] == results["metrics"]["test/sultani/auc"]  # this variant's default
+    assert results["metrics"]["test/umil/auc"] > 0.9
     for phase, steps in (("pretrain", 5 * 2), ("train", 20 * 6)):  # epochs x ceil(max(abnormal, normal) / 8)
         assert json.loads((runs / "anomaly_ucf_crime_features" / phase / "phase.json").read_text())["steps"] == steps
     # `test` re-tests the finished run's final weights: the same numbers
