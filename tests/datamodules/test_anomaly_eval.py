@@ -114,3 +114,17 @@ def test_bad_umil_line_names_file_and_line(tmp_path):
 def test_real_umil_list_reads(shared_data):
     videos = read_umil_annotation(shared_data / "splits" / "ucf_crime" / "UCF_test.txt")
     assert len(videos) == 290 and sum(v.abnormal for v in videos) == 140
+
+
+def test_real_lists_oracle_scores_under_both_protocols(shared_data):
+    """Scores = the UMIL labels' anomalous fraction of every 30-frame segment: both protocols read all 290
+    videos (the temporal annotation's names match UCF_test.txt's, whose frame counts it borrows) and rank
+    them almost perfectly; they differ (other intervals on 14 videos, smoothing)."""
+    splits = shared_data / "splits" / "ucf_crime"
+    umil_videos = read_umil_annotation(splits / "UCF_test.txt")
+    scores = {v.name: [float(v.labels[s : s + 30].mean()) for s in range(0, v.num_frames, 30)] for v in umil_videos}
+    counts = frame_counts_from(splits / "UCF_test.txt")
+    umil = evaluate("umil", umil_videos, scores)
+    sultani = evaluate("sultani", read_annotation("sultani", splits / "Temporal_Anomaly_Annotation.txt", counts), scores)
+    assert min(umil.values()) > 0.95 and min(sultani.values()) > 0.9
+    assert umil != pytest.approx(sultani)
