@@ -112,11 +112,20 @@ class UMILBaselineModule(L.LightningModule):
             self.test_scores[name][index] = score
 
     def on_test_epoch_end(self) -> None:
-        scores = {name: [by_index[i] for i in sorted(by_index)] for name, by_index in self.test_scores.items()}
         evaluate = getattr(self.trainer.datamodule, "evaluate_scores", None)
         if evaluate is None:
             raise TypeError(f"{type(self.trainer.datamodule).__name__} has no evaluate_scores(scores, log_dir); use an anomaly datamodule")
-        for key, value in evaluate(scores, self.trainer.log_dir).items():
+        by_video = self.test_scores
+        if self.trainer.world_size > 1:  # each rank scored a shard of the segments: every rank gets them all
+            shards = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(shards, dict(self.test_scores))
+            by_video = defaultdict(dict)
+            for shard in shards:
+                for name, by_index in shard.items():
+                    by_video[name].update(by_index)
+        scores = {name: [by_index[i] for i in sorted(by_index)] for name, by_index in by_video.items()}
+        log_dir = self.trainer.log_dir  # a collective call under DDP: every rank makes it
+        for key, value in evaluate(scores, log_dir if self.trainer.is_global_zero else None).items():
             self.log(key, value)
 
     def configure_optimizers(self):
