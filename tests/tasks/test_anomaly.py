@@ -128,6 +128,8 @@ def test_features_smoke_run_reaches_auc_on_planted_signal(tmp_path):
     assert results["metrics"]["test/auc"] > 0.9 and results["metrics"]["test/auc_a"] > 0.9
     assert results["metrics"]["test/auc"] == results["metrics"]["test/sultani/auc"]  # this variant's default
     assert results["metrics"]["test/umil/auc"] > 0.9
+    scores = json.loads((runs / "anomaly_ucf_crime_features" / "test" / "test" / "SCORES.json").read_text())
+    assert len(scores) == 12 and all(len(s) == SEGMENTS for s in scores.values())  # 32 segment scores per video
     for phase, steps in (("pretrain", 5 * 2), ("train", 20 * 6)):  # epochs x ceil(max(abnormal, normal) / 8)
         assert json.loads((runs / "anomaly_ucf_crime_features" / phase / "phase.json").read_text())["steps"] == steps
     # `test` re-tests the finished run's final weights: the same numbers
