@@ -125,7 +125,8 @@ class UMILBaselineModule(L.LightningModule):
                     by_video[name].update(by_index)
         scores = {name: [by_index[i] for i in sorted(by_index)] for name, by_index in by_video.items()}
         log_dir = self.trainer.log_dir  # a collective call under DDP: every rank makes it
-        for key, value in evaluate(scores, log_dir if self.trainer.is_global_zero else None).items():
+        write = self.trainer.is_global_zero and self.trainer.logger is not None  # no logger: nowhere to write SCORES.json
+        for key, value in evaluate(scores, log_dir if write else None).items():
             self.log(key, value)
 
     def configure_optimizers(self):
