@@ -92,3 +92,38 @@ def test_a_list_of_one_kind_and_missing_videos_are_refused(world):
 def test_unknown_protocol_is_refused(world):
     with pytest.raises(ValueError, match=r"`--data.protocols` keys must be among umil, sultani"):
         _dm(world, protocols={"ucf": "UCF_test.txt"})
+
+
+def _frame_of(video) -> list[int]:
+    """Frame index written into each frame of a (..., T, C, H, W) normalised clip (value = 2 x index)."""
+    mean, std = 0.485, 0.229  # red channel, ImageNet statistics
+    red = video[..., 0, :, :].mean(dim=(-1, -2)) * std + mean  # back to [0, 1]
+    return (red * 255 / 2).round().int().flatten().tolist()
+
+
+def test_items_decode_the_frames_umil_samples_from_frame_folders(tmp_path):
+    """UMIL reads extracted frame folders: a folder per video, frame f written with value 2 f."""
+    from PIL import Image
+
+    folder = tmp_path / "videos" / "Arrest" / "Arrest001_x264.mp4"  # UMIL's layout: a folder named like the video
+    folder.mkdir(parents=True)
+    for f in range(70):
+        Image.fromarray(np.full((32, 32, 3), 2 * f, dtype=np.uint8)).save(folder / f"img_{f:08d}.png")
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "UCF_test.txt").write_text("Arrest/Arrest001_x264.mp4 70 2 10 20 -1 -1\n")
+    dm = AnomalyVideoDataModule(str(tmp_path / "videos"), str(tmp_path / "splits"), image_size=32, num_workers=0)
+    dm.setup("test")
+    items = [dm.datasets["test"][i] for i in range(len(dm.datasets["test"]))]
+    assert [(i["name"], i["instance"]) for i in items] == [("Arrest001_x264.mp4", k) for k in range(3)]
+    assert [_frame_of(i["video"]) for i in items] == [[0, 6, 12, 18, 24], [30, 36, 42, 48, 54], [60, 66, 62, 68, 64]]
+    assert dm.frame_counts == {"Arrest001_x264.mp4": 70}
+    (tmp_path / "splits" / "UCF_train.txt").write_text(
+        "Arrest/Arrest001_x264.mp4 0 69 2\nArrest/Arrest001_x264.mp4 0 69 0\n"  # the same frames, labelled twice
+    )
+    dm = AnomalyVideoDataModule(str(tmp_path / "videos"), str(tmp_path / "splits"), num_instances=2, image_size=32,
+                                batch_size=2, num_workers=0)  # fmt: skip
+    dm.setup("fit")
+    bag = dm.datasets["train"][0]["video"]  # (K=2, T=5, C, H, W); 70 frames: strides of (70 - 30 + 1) // 2 = 20
+    frames = _frame_of(bag)
+    assert bag.shape[:2] == (2, 5) and 0 <= frames[0] < 20 and 20 <= frames[5] < 40
+    assert frames[:5] == [frames[0] + 6 * t for t in range(5)]
