@@ -47,7 +47,8 @@ def instance_indices(
     """Frame indices (K, T) of a bag, as mmaction's SampleFrames: training offsets with `rng`, test without.
 
     Training: K offsets, one at random inside each of K strides of (n - T * interval + 1) // K frames; a
-    video too short for that spreads them evenly (or starts all at 0). Test: offsets at the strides'
+    video too short for that but longer than K and T * interval draws K sorted offsets from
+    [0, n - T * interval]; shorter ones spread them evenly (stride 0) or start all at 0. Test: offsets at the strides'
     centres. Each instance takes T frames every `frame_interval` from its offset; indices past the end
     wrap around (mmaction's `out_of_bound_opt='loop'`).
     """
@@ -60,6 +61,8 @@ def instance_indices(
         if stride > 0:
             offsets = k * stride + rng.integers(stride, size=num_instances)
         elif num_frames > max(num_instances, span):
+            offsets = np.sort(rng.integers(num_frames - span + 1, size=num_instances))
+        elif stride == 0:
             offsets = np.around(k * (num_frames - span + 1.0) / num_instances)
         else:
             offsets = np.zeros(num_instances)

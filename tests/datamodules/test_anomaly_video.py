@@ -22,6 +22,14 @@ def test_train_instances_are_random_inside_their_stride():
     assert (np.diff(idx, axis=1) == 6).all()
 
 
+def test_videos_without_a_whole_stride_draw_sorted_offsets():
+    idx = instance_indices(40, 16, 5, 6, rng=np.random.default_rng(0))  # (40 - 30 + 1) // 16 = 0, 40 > 30
+    offsets = idx[:, 0]
+    assert (np.diff(offsets) >= 0).all() and offsets.max() <= 10 and len(set(offsets.tolist())) > 1
+    # 30 frames: stride 0 and not longer than 30: offsets round(k / 16), 8 / 16 rounding half to even
+    assert instance_indices(30, 16, 5, 6, rng=np.random.default_rng(0))[:, 0].tolist() == [0] * 9 + [1] * 7
+
+
 def test_short_videos_start_at_zero_and_wrap():
     assert instance_indices(20, 4, 5, 6, rng=np.random.default_rng(0))[0].tolist() == [0, 6, 12, 18, 4]
 
