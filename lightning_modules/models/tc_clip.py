@@ -109,9 +109,9 @@ class TCCLIP(nn.Module):
     """TC-CLIP video-text model (temporal contextualisation + video-conditional prompting).
 
     Args:
-        arch: open_clip architecture (`ViT-B-16` for the paper; `synthact-tiny` for tests). The official
-            checkpoints were trained with QuickGELU: use `pretrained: openai` (open_clip then builds QuickGELU)
-            or `ViT-B-16-quickgelu` when loading one without OpenAI weights.
+        arch: open_clip architecture (`ViT-B-16` for the paper; `synthact-tiny` for tests). The activation
+            follows the weights (`create_clip`): QuickGELU for `pretrained: openai` and whenever `checkpoint`
+            is given (the official releases were trained from OpenAI's CLIP).
         pretrained: open_clip pretrained tag (`openai`), local CLIP weight file, or None for random weights.
             The token embedding always comes from here (the official checkpoints do not store it).
         checkpoint: path to an official TC-CLIP release checkpoint (`{"model": ...}`), loaded over
@@ -150,7 +150,9 @@ class TCCLIP(nn.Module):
         sdpa: bool = True,
     ):
         super().__init__()
-        self.clip, self.tokenizer = create_clip(arch, pretrained)
+        self.clip, self.tokenizer = create_clip(  # an official checkpoint was trained with QuickGELU
+            arch, pretrained, quick_gelu=True if checkpoint is not None else None,
+            quick_gelu_source=f"TC-CLIP checkpoint {checkpoint!r}")
         visual = self.clip.visual
         if not hasattr(visual, "conv1") or not hasattr(self.clip, "token_embedding"):
             raise ValueError(f"TCCLIP needs an open_clip ViT with the built-in text tower; {arch!r} is not one")
