@@ -83,6 +83,7 @@ class VideoCLIPModule(L.LightningModule):
         self.synthetic_loss = synthetic_loss or PAPER_SYNTHETIC_LOSS
         self.mixup = mixup
         self.class_names: list[str] = []
+        self._texts: list[str] = []  # what the text encoder reads per class (the names unless label_text)
         self._tokens: torch.Tensor | None = None  # (K, L) class-prompt tokens, built in setup
         # Normalisation of the batches, undone to display clips in TensorBoard (the datamodule's; CLIP's by default).
         self.display_mean, self.display_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
@@ -91,9 +92,10 @@ class VideoCLIPModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Read the label space from the datamodule and build one metric set per stage."""
         names = list(self.trainer.datamodule.class_names)
-        if names != self.class_names:
-            self.class_names = names
-            self._tokens = self.net.tokenize(names)
+        texts = list(getattr(self.trainer.datamodule, "class_texts", names))  # e.g. TC-CLIP's LLM-rephrased labels
+        if names != self.class_names or texts != self._texts:
+            self.class_names, self._texts = names, texts
+            self._tokens = self.net.tokenize(texts)
         k = len(self.class_names)
         self.metrics = nn.ModuleDict(  # "{stage}_{metric}" (a key "train" would clash with Module.train)
             {

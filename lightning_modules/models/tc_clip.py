@@ -197,8 +197,12 @@ class TCCLIP(nn.Module):
         """(K, context_length) token ids of `"{prompt_init} {class}."` (UCF CamelCase split into words);
         the first `num_prompt_tokens` tokens after SOT are replaced by the learnt prompt vectors."""
         prefix = self.prompt_init + " X" * self._prompt_pad
-        return self.tokenizer([f"{prefix} {split_camel_case(c)}." for c in class_names],
-                              context_length=self.context_length)
+        prompts = [f"{prefix} {split_camel_case(c)}." for c in class_names]
+        too_long = [p for p in prompts if len(self.tokenizer.encode(p)) + 2 > self.context_length]  # + SOT, EOT
+        if too_long:  # the tokenizer would cut them silently
+            raise ValueError(f"{len(too_long)} class prompts exceed TCCLIP's context_length {self.context_length} "
+                             f"tokens, e.g. {too_long[0]!r}; raise `context_length` (77 for LLM-rephrased labels)")
+        return self.tokenizer(prompts, context_length=self.context_length)
 
     def _prompt_embeddings(self, tokens: torch.Tensor) -> torch.Tensor:
         """(K, L) ids -> (K, L, D) embeddings with the prompt vectors in place, plus positions."""

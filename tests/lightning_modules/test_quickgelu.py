@@ -48,14 +48,20 @@ def frames(b: int = 1, t: int = 2) -> torch.Tensor:
 def test_openai_tag_builds_quickgelu_with_the_quickgelu_arch_logits(offline_openai):
     model, tokenizer = create_clip("ViT-B-16", "openai")
     reference, _ = create_clip("ViT-B-16-quickgelu", str(offline_openai))
-    gelu, _ = create_clip("ViT-B-16", str(offline_openai))  # a plain file: built as the arch says (GELU)
-    assert uses_quick_gelu(model) and uses_quick_gelu(reference) and not uses_quick_gelu(gelu)
+    assert uses_quick_gelu(model) and uses_quick_gelu(reference)
     assert type(model.visual.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
     image, text = frames(t=1)[0], tokenizer(CLASSES)  # one 224 px image
+
+    def logits(m):
+        image_features, text_features, _ = m.eval()(image, text)
+        return image_features @ text_features.T
+
     with torch.no_grad():
-        logits = [m.eval()(image, text)[0] @ m(image, text)[1].T for m in (model, reference, gelu)]
-    assert torch.equal(logits[0], logits[1])
-    assert (logits[0] - logits[2]).abs().max() > 1e-3  # GELU on these weights is measurably off
+        quick = logits(model)
+        assert torch.equal(quick, logits(reference))
+        for block in [*model.visual.transformer.resblocks, *model.transformer.resblocks]:
+            block.mlp.gelu = torch.nn.GELU()  # what open_clip's plain ViT-B-16 builds
+        assert (quick - logits(model)).abs().max() > 1e-3  # GELU on these weights is measurably off
 
 
 def test_openai_release_file_builds_quickgelu(openai_file, tmp_path):
@@ -99,6 +105,7 @@ def test_documented_tc_clip_config_builds_quickgelu_with_reference_logits(offlin
         assert torch.equal(net(frames(), tokens), reference(frames(), tokens))  # T=2: 96 context tokens
 
 
+@pytest.mark.slow  # two ViT-B/16 builds and forwards each: about 20 s on 2 cores
 @pytest.mark.parametrize("cls", [ViFiCLIP, CLIPZeroShot], ids=lambda c: c.__name__)
 def test_vifi_and_zero_shot_clip_build_quickgelu_with_reference_logits(cls, offline_openai):
     net = cls(arch="ViT-B-16", pretrained="openai").eval()
@@ -109,6 +116,7 @@ def test_vifi_and_zero_shot_clip_build_quickgelu_with_reference_logits(cls, offl
         assert torch.equal(net(frames(t=1), tokens), reference(frames(t=1), tokens))
 
 
+@pytest.mark.slow  # two ViT-B/16 builds and forwards
 def test_generation_encoder_builds_quickgelu_for_score_analyze_and_features(offline_openai):
     from generation.clip_features import ClipEncoder  # what `generation score` and `generation analyze` build
 
@@ -118,3 +126,26 @@ def test_generation_encoder_builds_quickgelu_for_score_analyze_and_features(offl
     with torch.no_grad():
         assert torch.equal(encoder.encode_texts(CLASSES), reference.encode_texts(CLASSES))
         assert torch.equal(encoder.encode_frames(frames(t=1)), reference.encode_frames(frames(t=1)))
+
+
+def test_every_entry_point_asks_open_clip_for_quickgelu_with_openai_weights(monkeypatch):
+    """Fast routing check (the slow tests above compare full ViT-B/16 logits): each entry point's `openai`
+    build reaches open_clip with QuickGELU forced, here answered by a tiny model."""
+    from generation.clip_features import ClipEncoder
+    from lightning_modules.models import clip
+
+    calls, create_model = [], open_clip.create_model
+
+    def tiny(name, pretrained=None, force_quick_gelu=False):
+        calls.append((name, pretrained, force_quick_gelu))
+        return create_model("synthact-tiny", force_quick_gelu=force_quick_gelu)
+
+    monkeypatch.setattr(clip.open_clip, "create_model", tiny)
+    builds = {
+        "ViFiCLIP": lambda: ViFiCLIP("ViT-B-16", "openai").clip,
+        "CLIPZeroShot": lambda: CLIPZeroShot("ViT-B-16", "openai").clip,
+        "ClipEncoder (generation score / analyze / features)": lambda: ClipEncoder("ViT-B-16", "openai").model,
+    }
+    for name, build in builds.items():
+        assert uses_quick_gelu(build()), name
+    assert calls == [("ViT-B-16", "openai", True)] * len(builds)

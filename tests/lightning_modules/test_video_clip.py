@@ -213,3 +213,19 @@ def test_defaults_are_the_papers_recipe():
     assert module.synthetic_loss == LossConfig("ul", uncertainty_weight=0.3)
     assert module.mixup == MixupConfig(mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5)
     assert module.min_lr_ratio == 0.01
+
+
+def test_the_text_encoder_reads_the_datamodules_class_texts_and_metrics_keep_the_names():
+    from types import SimpleNamespace
+
+    class RecordingNet(FixedNet):
+        def tokenize(self, names):
+            self.seen = list(names)
+            return super().tokenize(names)
+
+    module = VideoCLIPModule(net=RecordingNet())
+    datamodule = SimpleNamespace(class_names=["brush_hair", "cartwheel", "clap"],
+                                 class_texts=["Brush hair: a person ...", "Cartwheel: ...", "Clap: ..."])
+    module._trainer = SimpleNamespace(datamodule=datamodule)
+    module.setup("validate")
+    assert module.net.seen == datamodule.class_texts and module.class_names == datamodule.class_names
