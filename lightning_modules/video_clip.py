@@ -9,10 +9,12 @@ Training defaults are the paper's: real clips (`batch["synthetic"]` False) get T
 (label smoothing 0.1 inside the one-hot, Mixup 0.8 / CutMix 1.0 switched with probability 0.5, soft-target
 cross-entropy), generated clips get uncertainty label smoothing (UL, eps_i = 0.3 u_i). Every clip's soft
 target comes from its own source's loss and is then mixed with its partner's (`lightning_modules.mixup`), so
-a batch may hold both sources; `train/real/*` and `train/synthetic/*` log each source's loss and top-1. At test it also keeps the confusion matrix (`test_confusion`,
-read by the task runner for per-class accuracy) and shows it, for up to `MAX_CONFUSION_CLASSES` classes, a
-confusion-matrix figure in TensorBoard. Networks are plain `nn.Module`s injected by config
-(`lightning_modules.models`); the class names come from the datamodule's label file.
+a batch may hold both sources; `train/real/*` and `train/synthetic/*` log each source's loss and top-1.
+
+At test it also keeps the confusion matrix (`test_confusion`, read by the task runner for per-class
+accuracy) and shows it, for up to `MAX_CONFUSION_CLASSES` classes, a confusion-matrix figure in TensorBoard.
+Networks are plain `nn.Module`s injected by config (`lightning_modules.models`); the class names come from
+the datamodule's label file (the text encoder reads its `class_texts` when it has them).
 """
 
 from __future__ import annotations
