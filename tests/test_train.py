@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from datamodules.annotations import read_labels
 from datamodules.manifest import read_manifest
 from generation.demo import build_demo
+from lightning_modules.losses import LossConfig
 from lightning_modules.models import ViFiCLIP
 from lightning_modules.video_clip import VideoCLIPModule
 from generation.score import score_manifest
@@ -117,6 +118,7 @@ def test_every_task_runs_through_the_smoke_config(name, smoke_data, task_run):
         eps = [e.value for e in events.Scalars("train/eps_mean")]
         hparams = torch.load(phase_dir / "checkpoints/last.ckpt", weights_only=False)["hyper_parameters"]
         loss = hparams["synthetic_loss" if phase.source == "synthetic" else "loss"]  # the loss of this source
+        loss = LossConfig(**loss) if isinstance(loss, dict) else loss
         if loss.name == "ul" and phase.source == "synthetic":  # eps_i = w * u_i, u in [0, 1]
             assert all(0.0 <= x <= loss.uncertainty_weight for x in eps) and max(eps) > 0
         elif loss.name in ("ls", "ul"):  # fixed smoothing; UL on real clips: real_eps
