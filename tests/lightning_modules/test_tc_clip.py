@@ -215,3 +215,12 @@ def test_checkpoint_builds_quickgelu_and_refuses_a_gelu_model(net, tmp_path):
     assert uses_quick_gelu(loaded.clip)
     with pytest.raises(ValueError, match="QuickGELU .* GELU"):
         load_official_checkpoint(TCCLIP(**TINY), path)  # a GELU model built without the checkpoint
+
+
+def test_llm_rephrased_class_text_needs_a_longer_context_and_is_never_cut(net):
+    text = "Brush hair: A person is using a brush to style their hair, stroke after stroke, slowly and carefully"
+    text += " in front of a large bathroom mirror"  # 37 tokens with the prompt
+    with pytest.raises(ValueError, match=r"exceed TCCLIP.s context_length 30 tokens.*\(77 for LLM-rephrased labels\)"):
+        net.tokenize([text])
+    tokens = TCCLIP(**{**TINY, "context_length": 32}).tokenize(["brush hair"])  # synthact-tiny's text context: 32
+    assert tokens.shape == (1, 32)
