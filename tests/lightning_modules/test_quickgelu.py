@@ -105,7 +105,6 @@ def test_documented_tc_clip_config_builds_quickgelu_with_reference_logits(offlin
         assert torch.equal(net(frames(), tokens), reference(frames(), tokens))  # T=2: 96 context tokens
 
 
-@pytest.mark.slow  # two ViT-B/16 builds and forwards each: about 20 s on 2 cores
 @pytest.mark.parametrize("cls", [ViFiCLIP, CLIPZeroShot], ids=lambda c: c.__name__)
 def test_vifi_and_zero_shot_clip_build_quickgelu_with_reference_logits(cls, offline_openai):
     net = cls(arch="ViT-B-16", pretrained="openai").eval()
@@ -116,7 +115,6 @@ def test_vifi_and_zero_shot_clip_build_quickgelu_with_reference_logits(cls, offl
         assert torch.equal(net(frames(t=1), tokens), reference(frames(t=1), tokens))
 
 
-@pytest.mark.slow  # two ViT-B/16 builds and forwards
 def test_generation_encoder_builds_quickgelu_for_score_analyze_and_features(offline_openai):
     from generation.clip_features import ClipEncoder  # what `generation score` and `generation analyze` build
 
@@ -129,7 +127,7 @@ def test_generation_encoder_builds_quickgelu_for_score_analyze_and_features(offl
 
 
 def test_every_entry_point_asks_open_clip_for_quickgelu_with_openai_weights(monkeypatch):
-    """Fast routing check (the slow tests above compare full ViT-B/16 logits): each entry point's `openai`
+    """Fast routing check (the tests above compare full ViT-B/16 logits): each entry point's `openai`
     build reaches open_clip with QuickGELU forced, here answered by a tiny model."""
     from generation.clip_features import ClipEncoder
     from lightning_modules.models import clip
