@@ -67,6 +67,15 @@ class ActionDataModule(L.LightningDataModule):
             Needs a scored manifest (`python -m generation score`).
         num_frames: frames per clip (TSN segments).
         image_size: crop size in pixels.
+        color_jitter: probability of a colour jitter per training clip (TC-CLIP recipe: 0.8).
+        grayscale: probability of greyscale per training clip (TC-CLIP recipe: 0.2).
+        flip: horizontal flip with probability 0.5 in training (TC-CLIP: on, except for SSv2, where
+            left/right is part of the label).
+        label_text: text the networks read instead of the class names, per label set: `{main: <json>,
+            <label_files key>: <json>, ...}` (`main` is `label_file`), paths relative to `labels_dir`. Each JSON
+            is TC-CLIP's LLM-rephrased labels (`{"0": "Brush hair: A person is ...", ...}`, ids of that
+            set's CSV) or `{name: text}`; a set without its own file uses any listed file's text for its
+            names. Pair it with a 77-token text context for TC-CLIP (`context_length: 77`).
         test_views: temporal views per test clip; softmax scores are summed over views.
         batch_size: clips per batch per device.
         num_workers: DataLoader worker processes.
@@ -97,6 +106,10 @@ class ActionDataModule(L.LightningDataModule):
         uncertainty_filter_quantile: float | None = None,
         num_frames: int = 8,
         image_size: int = 224,
+        color_jitter: float = 0.8,
+        grayscale: float = 0.2,
+        flip: bool = True,
+        label_text: dict[str, str] | None = None,
         test_views: int = 2,
         batch_size: int = 8,
         num_workers: int = 4,
@@ -123,6 +136,8 @@ class ActionDataModule(L.LightningDataModule):
         self.uncertainty_filter_quantile = uncertainty_filter_quantile
         self.num_frames = num_frames
         self.image_size = image_size
+        self.color_jitter, self.grayscale, self.flip = color_jitter, grayscale, flip
+        self.label_text = dict(label_text or {})
         self.test_views = test_views
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -142,6 +157,27 @@ class ActionDataModule(L.LightningDataModule):
         if self._class_names is None:
             self._class_names = read_labels(self.label_file)
         return self._class_names
+
+    @property
+    def class_texts(self) -> list[str]:
+        """What the networks read for each class of the current label space: `label_text`'s text, else the name."""
+        if not self.label_text:
+            return self.class_names
+        from datamodules.label_text import read_label_text
+
+        texts: dict[str, str] = {}
+        own = next((k for k in self.label_text if self.label_path(None if k == "main" else k) == self.label_file), None)
+        for key in sorted(self.label_text, key=lambda k: k != own):  # the current set's own file wins
+            folder = Path(self.labels_dir) if self.labels_dir else Path(self.main_label_file).parent
+            csv_path = self.label_path(None if key == "main" else key)
+            texts = {**read_label_text(folder / self.label_text[key], csv_path), **texts}
+        missing = [n for n in self.class_names if n not in texts]
+        if missing:
+            raise ValueError(
+                f"`--data.label_text` has no text for {len(missing)} classes of {self.label_file} (e.g. "
+                f"{', '.join(map(repr, missing[:3]))}); add that label set's JSON to `--data.label_text`"
+            )
+        return [texts[n] for n in self.class_names]
 
     @property
     def test_list(self) -> str | None:
@@ -227,7 +263,8 @@ class ActionDataModule(L.LightningDataModule):
         rows = read_manifest(manifest)
         if not rows:
             raise AnnotationError(f"{manifest}: the manifest has no clips; render some with `python -m generation`")
-        clips = [Clip(manifest.parent / r.video, ids[r.class_name], r.uncertainty) for r in rows if r.class_name in ids]
+        clips = [Clip(manifest.parent / r.video, ids[r.class_name], r.uncertainty, synthetic=True)
+                 for r in rows if r.class_name in ids]
         covered = {c.label for c in clips}
         missing = [name for name, i in ids.items() if i not in covered]
         if missing:
@@ -265,7 +302,8 @@ class ActionDataModule(L.LightningDataModule):
             self._train_clips()
 
     def _dataset(self, clips: list[Clip], train: bool) -> VideoDataset:
-        transform = VideoTransform(train=train, size=self.image_size, mean=self.input_mean, std=self.input_std)
+        augment = {"flip": self.flip, "color_jitter": self.color_jitter, "grayscale": self.grayscale} if train else {}
+        transform = VideoTransform(train=train, size=self.image_size, mean=self.input_mean, std=self.input_std, **augment)
         on_error = self.on_error if train else "raise"  # evaluation never substitutes a clip
         return VideoDataset(clips, self.num_frames, transform, num_views=self.test_views, on_error=on_error)
 

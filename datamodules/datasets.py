@@ -3,7 +3,8 @@
 Both become a list of `Clip` records served by one `VideoDataset`, so real and synthetic data go
 through the same decoding, sampling and augmentation. A sample is a dict:
 `video` float (T, C, H, W) in training or (V, T, C, H, W) at test (V temporal views),
-`label` int, and `uncertainty` float (the clip's CLIP uncertainty in [0, 1]; NaN for real clips).
+`label` int, `uncertainty` float (the clip's CLIP uncertainty in [0, 1]; NaN for real clips) and
+`synthetic` bool (a generated clip).
 
 A clip that fails to decode either raises (`on_error="raise"`, the default) or is skipped
 (`on_error="skip"`, meant for training sets): the next decodable clip of the list is served in its place,
@@ -91,6 +92,7 @@ class Clip:
     path: Path
     label: int
     uncertainty: float | None = None  # normalised CLIP uncertainty of a generated clip; None if unscored/real
+    synthetic: bool = False  # a generated clip (the module trains it with `synthetic_loss`)
 
 
 def clips_from_list(
@@ -136,7 +138,7 @@ def clips_from_manifest(manifest: str | Path, class_names: list[str]) -> list[Cl
                 f"{manifest}: row {row.row_id!r} has class {row.class_id} {row.class_name!r}, but the label "
                 f"file says {expected!r}; generate with the same label file you train with"
             )
-        clips.append(Clip(path=manifest.parent / row.video, label=row.class_id, uncertainty=row.uncertainty))
+        clips.append(Clip(manifest.parent / row.video, row.class_id, row.uncertainty, synthetic=True))
     if not clips:
         raise AnnotationError(f"{manifest}: the manifest has no clips; render some with `python -m generation`")
     return clips
@@ -241,6 +243,7 @@ class VideoDataset(Dataset):
             "video": views[0] if self.transform.train else views,
             "label": clip.label,
             "uncertainty": math.nan if clip.uncertainty is None else clip.uncertainty,
+            "synthetic": clip.synthetic,
         }
 
     def __getitem__(self, index: int) -> dict:

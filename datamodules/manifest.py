@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path, PurePosixPath
+from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -64,6 +65,9 @@ class ManifestRow(BaseModel):
     class_name: str
     strategy: Strategy = Field(description="prompt strategy: basic | env | cha | ie (paper Table 6)")
     prompt: str
+    prompt_backend: str | None = Field(
+        default=None, description="who wrote the prompt: 'template' (offline fallback) or 'openai:<model>'; None "
+        "for rows rendered before prompts recorded it")
     seed: int
     env_id: int | None = None
     env_text: str | None = None
@@ -185,3 +189,24 @@ def repair_torn_tail(path: str | Path) -> bool:
     tmp.write_bytes(keep)
     os.replace(tmp, path)
     return True
+
+
+def prompt_provenance(path: str | Path) -> dict:
+    """Who wrote the prompts of a manifest's clips, for results: a run trained on offline template prompts
+    must not pass for one trained on the paper's LLM prompts.
+
+    Returns:
+        `{"manifest": path, "clips": N, "prompt_backends": {backend: count}, "strategies": {strategy: count},
+        "prompts": label}` with backend `unknown` for rows that predate the record, and label `template` (every
+        clip from the offline template), `openai:<model>` (every clip from that LLM), `mixed` or `unknown`.
+    """
+    rows = read_manifest(path)
+    backends = Counter(row.prompt_backend or "unknown" for row in rows)
+    label = next(iter(backends)) if len(backends) == 1 else ("mixed" if backends else "unknown")
+    return {
+        "manifest": str(path),
+        "clips": len(rows),
+        "prompt_backends": dict(sorted(backends.items())),
+        "strategies": dict(sorted(Counter(row.strategy for row in rows).items())),
+        "prompts": label,
+    }

@@ -16,8 +16,11 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # TSN multi-scale crop: crop sides are these fractions of the short side, height and width at most one
 # step apart (TSN's max_distort=1), so aspect ratios stay between 0.66 / 0.875 and 0.875 / 0.66.
 CROP_SCALES = (1.0, 0.875, 0.75, 0.66)
-# Colour-jitter strengths (torchvision ColorJitter semantics), used with probability `color_jitter`.
-BRIGHTNESS, CONTRAST, SATURATION, HUE = 0.4, 0.4, 0.4, 0.1
+# Colour-jitter strengths (torchvision ColorJitter semantics), used with probability `color_jitter`: TC-CLIP's
+# (datasets/pipeline.py ColorJitter: brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1). The reference
+# draws them per frame in torchvision's random order; here one draw per clip in a fixed order, so a clip's
+# frames stay consistent.
+BRIGHTNESS, CONTRAST, SATURATION, HUE = 0.4, 0.4, 0.2, 0.1
 
 
 class VideoTransform:

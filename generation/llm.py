@@ -4,6 +4,8 @@ For every class the LLM is asked (structured outputs, parsed into pydantic model
 environment and `num_chars` character descriptions, then for one 50-100 word action description per
 (environment, character) combination the strategy needs; clip i of a class uses combination
 `prompts.combo(i, ...)`, exactly as the template backend does, with the seed `prompts.clip_seed`.
+`basic` (paper Eq. 1) asks for one such description from the class name alone, no place or person named;
+the class's clips share it and differ by seed. Rows record `prompt_backend: openai:<model>`.
 
 Any OpenAI-compatible server works (`base_url` or OPENAI_BASE_URL: vLLM, Ollama, ...). The official
 client does the retries (429, 5xx, timeouts, with back-off) and timeouts. Every response body is written
@@ -25,7 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from datamodules.manifest import write_text_atomic
-from generation.prompts import Label, PromptError, PromptRow, clip_seed, combo, compose_prompt, fit_tokens, slug
+from generation.prompts import Label, PromptError, PromptRow, clip_seed, combo, fit_tokens, slug
 
 DEFAULT_MODEL = "gpt-4o"
 SYSTEM = (
@@ -186,8 +188,9 @@ def make_llm_prompts(
 ) -> tuple[list[PromptRow], LLMReport]:
     """One `PromptRow` per video, with LLM-written environments, characters and action descriptions.
 
-    `basic` prompts need no LLM ("A person is <action>."). Row ids, seeds and the (env, char) combination
-    of clip i equal the template backend's, so the two backends' sets differ only in text.
+    `basic` prompts are one LLM description per class written from the class name alone (paper Eq. 1). Row
+    ids, seeds and the (env, char) combination of clip i equal the template backend's, so the two backends'
+    sets differ only in text (and `prompt_backend`).
     """
     from generation.prompts import STRATEGIES
 
@@ -208,7 +211,12 @@ def make_llm_prompts(
         combos = sorted({combo(i, strategy, num_envs, num_chars) for i in range(videos_per_class)},
                         key=lambda ec: (ec[0] or 0, ec[1] or 0))
         texts: dict[tuple[int | None, int | None], str] = {}
-        if strategy != "basic":
+        if strategy == "basic":
+            texts[(None, None)] = writer.ask(
+                f"Write one 50 to 100 word video description of a person doing the action '{name}'. Describe the "
+                "motion of the action clearly; do not name a particular place or describe what the person looks "
+                "like.", 1, f"class {name!r} basic action description")[0]
+        else:
             for start in range(0, len(combos), chunk):
                 part = combos[start:start + chunk]
                 lines = "\n".join(
@@ -221,14 +229,14 @@ def make_llm_prompts(
                 texts.update(zip(part, got))
         for i in range(videos_per_class):
             e, c = combo(i, strategy, num_envs, num_chars)
-            prompt = compose_prompt(name, "basic", None, None) if strategy == "basic" else texts[(e, c)]
-            prompt, cut = fit_tokens(prompt, tokenizer)
+            prompt, cut = fit_tokens(texts[(e, c)], tokenizer)
             report.truncated += cut
-            report.short += strategy != "basic" and len(prompt.split()) < 50
+            report.short += len(prompt.split()) < 50
             rows.append(PromptRow(
                 class_id=label.id, class_name=name, strategy=strategy,
                 env_id=e, env_text=envs[e] if e is not None else None,
                 char_id=c, char_text=chars[c] if c is not None else None,
                 prompt=prompt, seed=clip_seed(label.id, i), row_id=f"{s}-{strategy}-{i:04d}",
+                prompt_backend=f"openai:{writer.model}",
             ))
     return rows, report

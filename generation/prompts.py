@@ -1,10 +1,15 @@
 """Prompt rows for video generation: the label CSV reader, the `PromptRow` record and the `template` backend.
 
 `make_prompts` turns class names into one `PromptRow` per video to render, following the paper's
-prompt strategies: `basic` ("A person is waving."), `env` (adds where), `cha` (adds who) and `ie`
-(information enhancement: where + who, 4 environments x 16 characters per class by default). The
-`template` backend is offline and deterministic: it assembles sentences from `generation.vocab`, so
-the same labels and counts always give byte-identical `prompts.jsonl`. Seeds depend only on
+prompt strategies: `basic` (an action description from the class name alone, paper Eq. 1), `env` (adds
+where), `cha` (adds who) and `ie` (information enhancement: where + who, 4 environments x 16 characters
+per class by default). The paper's prompts are written by an LLM (`generation.llm`, the `openai` backend).
+The `template` backend here is the offline fallback: it assembles sentences from `generation.vocab` (its
+`basic` prompt is the fixed "A person is <action>."), deterministically, so the same labels and counts
+always give byte-identical `prompts.jsonl`. Every row says which backend wrote it (`prompt_backend`:
+`template`, or `openai:<model>`), and rendering copies it into the manifest, so a result trained on
+template prompts can never pass for one trained on the paper's LLM prompts
+(`datamodules.manifest.prompt_provenance`). Seeds depend only on
 (class_id, index), so clip i of a class has the same motion parameters under every strategy.
 """
 
@@ -25,6 +30,7 @@ from generation import vocab
 
 STRATEGIES: tuple[str, ...] = ("basic", "env", "cha", "ie")
 BACKENDS: tuple[str, ...] = ("template",)
+TEMPLATE_BACKEND = "template"  # the `prompt_backend` of offline template rows
 T5_MAX_TOKENS = 226  # CogVideoX's text encoder length (max_sequence_length of the pipeline)
 MAX_WORDS_WITHOUT_TOKENIZER = 120
 
@@ -48,6 +54,9 @@ class PromptRow(BaseModel):
     prompt: str
     seed: int = Field(ge=0)
     row_id: str
+    prompt_backend: str | None = Field(
+        default=None, description="who wrote the prompt: 'template' (offline fallback) or 'openai:<model>'; "
+        "None in files written before this field existed (unknown)")
 
 
 @dataclass(frozen=True)
@@ -245,6 +254,7 @@ def make_prompts(
                     prompt=compose_prompt(label.name, strategy, env, char),
                     seed=clip_seed(label.id, i),
                     row_id=f"{s}-{strategy}-{i:04d}",
+                    prompt_backend=TEMPLATE_BACKEND,
                 )
             )
     return rows

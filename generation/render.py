@@ -124,7 +124,7 @@ def write_clip(out_dir: Path, row: PromptRow, frames: np.ndarray, fps: float, ba
     return ManifestRow(
         row_id=row.row_id, class_id=row.class_id, class_name=row.class_name, strategy=row.strategy,
         prompt=row.prompt, seed=row.seed, env_id=row.env_id, env_text=row.env_text, char_id=row.char_id,
-        char_text=row.char_text, video=rel, num_frames=t, fps=fps, width=w, height=h, backend=backend_name,
+        char_text=row.char_text, prompt_backend=row.prompt_backend, video=rel, num_frames=t, fps=fps, width=w, height=h, backend=backend_name,
     )
 
 

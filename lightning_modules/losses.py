@@ -14,6 +14,14 @@ label and eps_i / (K - 1) on every other class, and the clip's loss is the cross
     uf  plain cross-entropy; the high-uncertainty clips were dropped from the synthetic set by the
         datamodule (`ActionDataModule(uncertainty_filter_quantile=...)`) before training
 
+`spread` says where eps goes: `others` (default, the paper's formula above) or `all`, eps / K on every
+class including the label (1 - eps + eps / K on it), which is timm's `LabelSmoothingCrossEntropy` and the
+smoothed one-hot of TC-CLIP's mixup (`REFERENCE_REAL_LOSS`, the reference recipe for real clips).
+
+`soft_targets` returns each clip's target distribution (B, K) and loss weight (B,); `soft_cross_entropy`
+scores logits against them. Mixup/CutMix (`lightning_modules.mixup`) blends those per-clip targets and
+weights with the same lambda as the frames, so UL's per-clip smoothing survives mixing.
+
 The function is per batch and stateless (so it is the same under DDP, where each rank normalises the UW
 weights over its own batch) and computes in float32 whatever the dtype of the logits (mixed precision).
 """
@@ -26,6 +34,7 @@ from typing import Literal
 import torch
 
 LossName = Literal["ce", "ls", "ul", "uw", "uf"]
+Spread = Literal["others", "all"]
 UNCERTAINTY_LOSSES = ("ul", "uw", "uf")  # need scored synthetic clips (`python -m generation score`)
 
 
@@ -38,17 +47,75 @@ class LossConfig:
         label_smoothing: the fixed eps of `ls`.
         uncertainty_weight: w of `ul`: eps_i = w * u_i (paper: 0.3).
         real_eps: the eps of real clips (u = NaN) under `ul`; 0 trains them with plain cross-entropy.
+        spread: `others`: eps / (K - 1) on each other class (the paper's formula); `all`: eps / K on every
+            class, the label included (timm / TC-CLIP's label smoothing).
     """
 
     name: LossName = "ce"
     label_smoothing: float = 0.1
     uncertainty_weight: float = 0.3
     real_eps: float = 0.0
+    spread: Spread = "others"
 
     def __post_init__(self) -> None:
+        if self.spread not in ("others", "all"):
+            raise ValueError(f"loss.spread must be 'others' or 'all', got {self.spread!r}")
         for field in ("label_smoothing", "uncertainty_weight", "real_eps"):
             if not 0.0 <= getattr(self, field) <= 1.0:
                 raise ValueError(f"loss.{field} must be in [0, 1], got {getattr(self, field)}")
+
+
+# The reference recipe for real clips (TC-CLIP configs/aug/default_aug.yaml: label_smooth 0.1, built into
+# the one-hot as timm does) and the paper's loss for generated clips (UL, eps_i = 0.3 u_i).
+REFERENCE_REAL_LOSS = LossConfig(name="ls", label_smoothing=0.1, spread="all")
+PAPER_SYNTHETIC_LOSS = LossConfig(name="ul", uncertainty_weight=0.3)
+
+
+def soft_targets(
+    labels: torch.Tensor,
+    uncertainty: torch.Tensor | None,
+    config: LossConfig,
+    num_classes: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each clip's target distribution, loss weight and smoothing eps under `config`.
+
+    Args:
+        labels: (B,) class ids.
+        uncertainty: (B,) normalised CLIP uncertainty in [0, 1], NaN for real clips; None = all real.
+        config: the loss.
+        num_classes: K.
+
+    Returns:
+        (targets (B, K) float32 rows summing to 1, weights (B,) float32, eps (B,) float32).
+    """
+    b, k = len(labels), num_classes
+    device = labels.device
+    u = torch.full((b,), torch.nan, device=device) if uncertainty is None else uncertainty.float().to(device)
+    real = u.isnan()
+    if config.name == "ls":
+        eps = torch.full((b,), config.label_smoothing, device=device)
+    elif config.name == "ul":
+        eps = torch.where(real, torch.full_like(u, config.real_eps), config.uncertainty_weight * u)
+    else:
+        eps = torch.zeros(b, device=device)
+    if config.spread == "all":
+        off, on = eps / k, 1 - eps + eps / k  # (B,)
+    else:
+        off, on = eps / max(k - 1, 1), 1 - eps
+    targets = off[:, None].expand(b, k).clone()  # (B, K)
+    targets.scatter_(1, labels.long()[:, None], on[:, None])
+
+    weights = torch.ones(b, device=device)
+    if config.name == "uw":
+        raw = torch.where(real, torch.ones_like(u), (1 - u).clamp(min=0.0))  # (B,)
+        mean = raw.mean()
+        weights = torch.where(mean > 0, raw / mean.clamp(min=torch.finfo(raw.dtype).tiny), torch.ones_like(raw))
+    return targets, weights, eps
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(B, K) logits (any float dtype, computed in float32) and (B, K) targets -> (B,) cross-entropies."""
+    return -(targets * logits.float().log_softmax(dim=-1)).sum(dim=-1)
 
 
 def action_loss(
@@ -68,25 +135,5 @@ def action_loss(
     Returns:
         (loss, eps_mean): scalar float32 tensors.
     """
-    logits = logits.float()
-    b, k = logits.shape  # (B, K)
-    u = torch.full((b,), torch.nan, device=logits.device) if uncertainty is None else uncertainty.float()
-    real = u.isnan()
-    logp = logits.log_softmax(dim=-1)  # (B, K)
-    nll = -logp.gather(1, labels.long()[:, None]).squeeze(1)  # (B,) -log p(label)
-    off_label = (-logp.sum(dim=-1) - nll) / max(k - 1, 1)  # (B,) mean -log p over the other classes
-
-    if config.name == "ls":
-        eps = torch.full_like(nll, config.label_smoothing)
-    elif config.name == "ul":
-        eps = torch.where(real, torch.full_like(u, config.real_eps), config.uncertainty_weight * u)
-    else:
-        eps = torch.zeros_like(nll)
-    per_clip = (1 - eps) * nll + eps * off_label  # (B,) cross-entropy to the smoothed target
-
-    if config.name == "uw":
-        raw = torch.where(real, torch.ones_like(u), (1 - u).clamp(min=0.0))  # (B,)
-        mean = raw.mean()
-        weights = torch.where(mean > 0, raw / mean.clamp(min=torch.finfo(raw.dtype).tiny), torch.ones_like(raw))
-        per_clip = weights * per_clip
-    return per_clip.mean(), eps.mean()
+    targets, weights, eps = soft_targets(labels, uncertainty, config, logits.shape[-1])
+    return (weights * soft_cross_entropy(logits, targets)).mean(), eps.mean()

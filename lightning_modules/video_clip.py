@@ -2,16 +2,25 @@
 
 Classification is by cosine similarity between video features and the text features of the label
 space's class names (times the model's logit scale). The module owns the loop: loss, top-1/top-5
-metrics per stage, AdamW with cosine-after-warmup, and multi-view test aggregation (softmax scores summed
-over the temporal views of a clip). At test it also keeps the confusion matrix (`test_confusion`,
-read by the task runner for per-class accuracy) and shows it, for up to `MAX_CONFUSION_CLASSES` classes, a
-confusion-matrix figure in TensorBoard. Networks are plain `nn.Module`s injected by config
-(`lightning_modules.models`); the class names come from the datamodule's label file.
+metrics per stage, AdamW with warm-up then cosine decay to a floor, and multi-view test aggregation
+(softmax scores summed over the temporal views of a clip).
+
+Training defaults are the paper's: real clips (`batch["synthetic"]` False) get TC-CLIP's reference recipe
+(label smoothing 0.1 inside the one-hot, Mixup 0.8 / CutMix 1.0 switched with probability 0.5, soft-target
+cross-entropy), generated clips get uncertainty label smoothing (UL, eps_i = 0.3 u_i). Every clip's soft
+target comes from its own source's loss and is then mixed with its partner's (`lightning_modules.mixup`), so
+a batch may hold both sources; `train/real/*` and `train/synthetic/*` log each source's loss and top-1.
+
+At test it also keeps the confusion matrix (`test_confusion`, read by the task runner for per-class
+accuracy) and shows it, for up to `MAX_CONFUSION_CLASSES` classes, a confusion-matrix figure in TensorBoard.
+Networks are plain `nn.Module`s injected by config (`lightning_modules.models`); the class names come from
+the datamodule's label file (the text encoder reads its `class_texts` when it has them).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from functools import partial
 
 import lightning as L
@@ -21,7 +30,15 @@ from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from lightning_modules.losses import UNCERTAINTY_LOSSES, LossConfig, action_loss
+from lightning_modules.losses import (
+    PAPER_SYNTHETIC_LOSS,
+    REFERENCE_REAL_LOSS,
+    UNCERTAINTY_LOSSES,
+    LossConfig,
+    soft_cross_entropy,
+    soft_targets,
+)
+from lightning_modules.mixup import MixupConfig, mix_batch
 
 MAX_CONFUSION_CLASSES = 60  # larger confusion matrices are unreadable as an image: a text note instead
 
@@ -34,9 +51,14 @@ class VideoCLIPModule(L.LightningModule):
         lr: peak learning rate of AdamW (a task phase may override it).
         weight_decay: AdamW weight decay.
         betas: AdamW betas (TC-CLIP recipe: 0.9, 0.98).
-        warmup_epochs: linear warm-up length before the cosine decay, in (fractional) epochs.
-        loss: the training loss, `{name: ce | ls | ul | uw | uf, ...}` (`lightning_modules.losses`);
-            default plain cross-entropy. ul/uw/uf need a scored manifest (`python -m generation score`).
+        warmup_epochs: linear warm-up length from lr 0, in (fractional) epochs.
+        min_lr_ratio: the cosine's floor as a fraction of `lr` (TC-CLIP: lr_min = lr / 100).
+        loss: the loss of real clips, `{name: ce | ls | ul | uw | uf, label_smoothing, spread, ...}`
+            (`lightning_modules.losses`); default TC-CLIP's recipe, label smoothing 0.1 spread over all classes.
+        synthetic_loss: the loss of generated clips; default UL, eps_i = 0.3 u_i (the paper). ul/uw/uf need a
+            scored manifest (`python -m generation score`).
+        mixup: Mixup/CutMix of training batches (`lightning_modules.mixup.MixupConfig`; default TC-CLIP's
+            0.8 / 1.0 / switch 0.5); null trains on unmixed clips.
     """
 
     def __init__(
@@ -46,15 +68,24 @@ class VideoCLIPModule(L.LightningModule):
         weight_decay: float = 0.001,
         betas: tuple[float, float] = (0.9, 0.98),
         warmup_epochs: float = 5.0,
-        loss: LossConfig | None = None,
+        min_lr_ratio: float = 0.01,
+        loss: LossConfig = REFERENCE_REAL_LOSS,
+        synthetic_loss: LossConfig = PAPER_SYNTHETIC_LOSS,
+        mixup: MixupConfig | None = MixupConfig(),
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.net = net
         self.lr = lr
         self.warmup_epochs = warmup_epochs
-        self.loss_config = loss or LossConfig()
+        if not 0.0 <= min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio is a fraction of lr in [0, 1], got {min_lr_ratio}")
+        self.min_lr_ratio = min_lr_ratio
+        self.loss_config = loss or REFERENCE_REAL_LOSS
+        self.synthetic_loss = synthetic_loss or PAPER_SYNTHETIC_LOSS
+        self.mixup = mixup
         self.class_names: list[str] = []
+        self._texts: list[str] = []  # what the text encoder reads per class (the names unless label_text)
         self._tokens: torch.Tensor | None = None  # (K, L) class-prompt tokens, built in setup
         # Normalisation of the batches, undone to display clips in TensorBoard (the datamodule's; CLIP's by default).
         self.display_mean, self.display_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
@@ -63,9 +94,10 @@ class VideoCLIPModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Read the label space from the datamodule and build one metric set per stage."""
         names = list(self.trainer.datamodule.class_names)
-        if names != self.class_names:
-            self.class_names = names
-            self._tokens = self.net.tokenize(names)
+        texts = list(getattr(self.trainer.datamodule, "class_texts", names))  # e.g. TC-CLIP's LLM-rephrased labels
+        if names != self.class_names or texts != self._texts:
+            self.class_names, self._texts = names, texts
+            self._tokens = self.net.tokenize(texts)
         k = len(self.class_names)
         self.metrics = nn.ModuleDict(  # "{stage}_{metric}" (a key "train" would clash with Module.train)
             {
@@ -80,10 +112,10 @@ class VideoCLIPModule(L.LightningModule):
         datamodule = self.trainer.datamodule
         self.display_mean = tuple(getattr(datamodule, "input_mean", self.display_mean))
         self.display_std = tuple(getattr(datamodule, "input_std", self.display_std))
-        if stage == "fit" and self.loss_config.name in UNCERTAINTY_LOSSES:
-            check = getattr(self.trainer.datamodule, "check_uncertainty", None)
-            if check is not None:  # the datamodule knows whether its training clips are scored / filtered
-                check(self.loss_config.name)
+        if stage == "fit" and self.synthetic_loss.name in UNCERTAINTY_LOSSES:
+            check = getattr(datamodule, "check_uncertainty", None)
+            if check is not None and getattr(datamodule, "train_source", "real") != "real":
+                check(self.synthetic_loss.name)  # the datamodule knows whether its generated clips are scored
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) -> (B, K) logits over the current class names."""
@@ -98,16 +130,67 @@ class VideoCLIPModule(L.LightningModule):
         probs = self(video.flatten(0, 1)).softmax(dim=-1)  # (B*V, K)
         return probs.view(b, v, -1).sum(dim=1)  # (B, K)
 
+    def targets(self, batch: dict, num_classes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-clip (targets (B, K), weights (B,), eps (B,)): `loss` for real clips, `synthetic_loss` for
+        generated ones (`batch["synthetic"]`; a batch without the key is all real)."""
+        labels = batch["label"]
+        uncertainty = batch.get("uncertainty")
+        if uncertainty is None:
+            uncertainty = torch.full(labels.shape, torch.nan, device=labels.device)
+        synthetic = batch.get("synthetic")
+        synthetic = torch.zeros_like(labels, dtype=torch.bool) if synthetic is None else synthetic.bool()
+        targets = torch.empty(len(labels), num_classes, device=labels.device)
+        weights, eps = torch.empty(len(labels), device=labels.device), torch.empty(len(labels), device=labels.device)
+        for generated, config in ((False, self.loss_config), (True, self.synthetic_loss)):
+            mask = synthetic if generated else ~synthetic
+            if not mask.any():
+                continue
+            u = uncertainty[mask].float()
+            if not generated:
+                u = torch.full_like(u, torch.nan)  # real clips carry no uncertainty
+            elif config.name in ("ul", "uw") and u.isnan().any():
+                raise ValueError(
+                    f"synthetic_loss {config.name!r} needs each generated clip's CLIP uncertainty, but a batch has "
+                    "unscored generated clips; run `python -m generation score --manifest ...` first"
+                )
+            targets[mask], weights[mask], eps[mask] = soft_targets(labels[mask], u, config, num_classes)
+        return targets, weights, eps
+
+    def _train_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixed (if `mixup`) forward and loss of a training batch; logs overall and per-source values."""
+        video, labels = batch["video"], batch["label"]
+        n = len(labels)
+        tokens = self._tokens
+        k = len(tokens["input_ids"] if isinstance(tokens, Mapping) else tokens)  # K classes
+        targets, weights, eps = self.targets(batch, k)
+        if self.mixup is not None:
+            video, targets, weights, _ = mix_batch(video, targets, weights, self.mixup)
+        preds = self(video)
+        per_clip = weights * soft_cross_entropy(preds, targets)  # (B,)
+        loss = per_clip.mean()
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log("train/eps_mean", eps.mean(), batch_size=n)
+        synthetic = batch.get("synthetic")
+        synthetic = torch.zeros_like(labels, dtype=torch.bool) if synthetic is None else synthetic.bool()
+        correct = (preds.argmax(dim=-1) == labels).float()
+        for source, mask in (("real", ~synthetic), ("synthetic", synthetic)):
+            m = int(mask.sum())
+            if m:
+                self.log(f"train/{source}/loss", per_clip[mask].mean(), batch_size=m)
+                self.log(f"train/{source}/top1", correct[mask].mean(), batch_size=m)
+        return preds, loss
+
     def _step(self, batch: dict, stage: str) -> torch.Tensor | None:
         video, labels = batch["video"], batch["label"]
         if video.ndim == 6:  # (B, V, T, C, H, W): evaluation with temporal views
             preds, loss = self.scores(video), None
+        elif stage == "train":
+            preds, loss = self._train_loss(batch)
         else:
             preds = self(video)
-            loss, eps_mean = action_loss(preds, labels, batch.get("uncertainty"), self.loss_config)
-            self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=stage != "train")
-            if stage == "train":
-                self.log("train/eps_mean", eps_mean, batch_size=len(labels))
+            targets, weights, _ = self.targets(batch, preds.shape[-1])
+            loss = (weights * soft_cross_entropy(preds, targets)).mean()
+            self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=True)
         for name in ("top1", "top5"):
             metric = self.metrics[f"{stage}_{name}"]
             metric(preds, labels)
@@ -157,7 +240,8 @@ class VideoCLIPModule(L.LightningModule):
         experiment.add_figure("test/confusion_matrix", fig, self.global_step)  # closes the figure
 
     def configure_optimizers(self):
-        """AdamW over the trainable parameters; linear warm-up for `warmup_epochs`, then cosine decay to 0.
+        """AdamW over the trainable parameters; TC-CLIP's schedule (`warmup_cosine`): linear warm-up for
+        `warmup_epochs`, cosine decay to `lr * min_lr_ratio`.
 
         A net may define `param_groups()` returning `[{"params": [...], "lr_scale": float, "wd_scale": float},
         ...]` (`wd_scale` optional, default 1): each group gets lr `self.lr * lr_scale` and weight decay
@@ -190,7 +274,8 @@ class VideoCLIPModule(L.LightningModule):
         optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=self.hparams.betas, weight_decay=wd, fused=fused)
         total = max(1, self.trainer.estimated_stepping_batches)
         warmup = round(total * self.warmup_epochs / max(1, self.trainer.max_epochs))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, warmup=warmup, total=total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(
+            warmup_cosine, warmup=warmup, total=total, min_ratio=self.min_lr_ratio))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
@@ -208,8 +293,14 @@ def renormalisation(datamodule, net: nn.Module) -> tuple[torch.Tensor, torch.Ten
     return (s_d / s_n).view(3, 1, 1), ((m_d - m_n) / s_n).view(3, 1, 1)
 
 
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """LR factor: linear warm-up over `warmup` steps to 1, then cosine decay to 0 at step `total`."""
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
+    """LR factor of optimiser step `step` (0-based), TC-CLIP's timm `CosineLRScheduler` (warmup_lr_init 0,
+    warmup_prefix False, cycle_limit 1): linear warm-up (step + 1) / warmup over the first `warmup` steps,
+    then min_ratio + (1 - min_ratio) * (1 + cos(pi * step / total)) / 2, the cosine counted from step 0 (not
+    from the warm-up's end, as timm does), and min_ratio from step `total` on. timm starts warm-up at lr 0
+    (a step that changes nothing); here the first step already gets lr / warmup."""
     if step < warmup:
         return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    if step >= total:
+        return min_ratio
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * step / total))

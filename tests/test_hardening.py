@@ -146,6 +146,10 @@ def test_training_killed_mid_epoch_resumes_from_the_saved_step_with_its_optimize
 
     data = tmp_path / "smoke"
     build_demo(data, preset="smoke")
+    from generation.score import score_manifest  # synthetic phases train with UL by default: score the clips
+
+    score_manifest(data / "synthetic/ie/manifest.jsonl", data / "labels.csv", arch="synthact-tiny", pretrained=None,
+                   num_frames=4, progress=False)  # fmt: skip
     (tmp_path / "probe.py").write_text(PROBE)
     root = tmp_path / "runs"
     cmd = [sys.executable, "train.py", "fit", "--config", "tasks/few_shot_k4.yaml", "--config", "configs/smoke.yaml",

@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from datamodules.annotations import read_labels
 from datamodules.manifest import read_manifest
 from generation.demo import build_demo
+from lightning_modules.losses import LossConfig
 from lightning_modules.models import ViFiCLIP
 from lightning_modules.video_clip import VideoCLIPModule
 from generation.score import score_manifest
@@ -115,13 +116,15 @@ def test_every_task_runs_through_the_smoke_config(name, smoke_data, task_run):
         events = EventAccumulator(str(phase_dir)).Reload()
         assert "train/loss" in events.Tags()["scalars"] and "train/clips" in events.Tags()["images"]
         eps = [e.value for e in events.Scalars("train/eps_mean")]
-        if name.endswith("_ul") and phase.source == "synthetic":
-            assert all(0.0 <= x <= 0.3 for x in eps) and max(eps) > 0  # eps_i = 0.3 * u_i, u in [0, 1]
-        elif name.endswith("_ls"):
-            assert eps == pytest.approx([0.1] * len(eps))
+        hparams = torch.load(phase_dir / "checkpoints/last.ckpt", weights_only=False)["hyper_parameters"]
+        loss = hparams["synthetic_loss" if phase.source == "synthetic" else "loss"]  # the loss of this source
+        loss = LossConfig(**loss) if isinstance(loss, dict) else loss
+        if loss.name == "ul" and phase.source == "synthetic":  # eps_i = w * u_i, u in [0, 1]
+            assert all(0.0 <= x <= loss.uncertainty_weight for x in eps) and max(eps) > 0
+        elif loss.name in ("ls", "ul"):  # fixed smoothing; UL on real clips: real_eps
+            assert eps == pytest.approx([loss.label_smoothing if loss.name == "ls" else loss.real_eps] * len(eps))
         else:
-            assert eps == [0.0] * len(eps)  # CE, UW, UF, and UL on real clips
-        assert (phase_dir / "checkpoints/last.ckpt").is_file()
+            assert eps == [0.0] * len(eps)  # CE, UW, UF
     results = json.loads((run / "results.json").read_text())
     planned = [(split.name, t) for split in spec.plan() for t in split.tests]
     assert results["task"] == spec.name and len(results["tests"]) == len(planned)

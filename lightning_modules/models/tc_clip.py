@@ -109,9 +109,9 @@ class TCCLIP(nn.Module):
     """TC-CLIP video-text model (temporal contextualisation + video-conditional prompting).
 
     Args:
-        arch: open_clip architecture (`ViT-B-16` for the paper; `synthact-tiny` for tests). The official
-            checkpoints were trained with QuickGELU: use `pretrained: openai` (open_clip then builds QuickGELU)
-            or `ViT-B-16-quickgelu` when loading one without OpenAI weights.
+        arch: open_clip architecture (`ViT-B-16` for the paper; `synthact-tiny` for tests). The activation
+            follows the weights (`create_clip`): QuickGELU for `pretrained: openai` and whenever `checkpoint`
+            is given (the official releases were trained from OpenAI's CLIP).
         pretrained: open_clip pretrained tag (`openai`), local CLIP weight file, or None for random weights.
             The token embedding always comes from here (the official checkpoints do not store it).
         checkpoint: path to an official TC-CLIP release checkpoint (`{"model": ...}`), loaded over
@@ -154,7 +154,9 @@ class TCCLIP(nn.Module):
         compile_vision: bool = False,
     ):
         super().__init__()
-        self.clip, self.tokenizer = create_clip(arch, pretrained)
+        self.clip, self.tokenizer = create_clip(  # an official checkpoint was trained with QuickGELU
+            arch, pretrained, quick_gelu=True if checkpoint is not None else None,
+            quick_gelu_source=f"TC-CLIP checkpoint {checkpoint!r}")
         visual = self.clip.visual
         if not hasattr(visual, "conv1") or not hasattr(self.clip, "token_embedding"):
             raise ValueError(f"TCCLIP needs an open_clip ViT with the built-in text tower; {arch!r} is not one")
@@ -200,8 +202,12 @@ class TCCLIP(nn.Module):
         """(K, context_length) token ids of `"{prompt_init} {class}."` (UCF CamelCase split into words);
         the first `num_prompt_tokens` tokens after SOT are replaced by the learnt prompt vectors."""
         prefix = self.prompt_init + " X" * self._prompt_pad
-        return self.tokenizer([f"{prefix} {split_camel_case(c)}." for c in class_names],
-                              context_length=self.context_length)
+        prompts = [f"{prefix} {split_camel_case(c)}." for c in class_names]
+        too_long = [p for p in prompts if len(self.tokenizer.encode(p)) + 2 > self.context_length]  # + SOT, EOT
+        if too_long:  # the tokenizer would cut them silently
+            raise ValueError(f"{len(too_long)} class prompts exceed TCCLIP's context_length {self.context_length} "
+                             f"tokens, e.g. {too_long[0]!r}; raise `context_length` (77 for LLM-rephrased labels)")
+        return self.tokenizer(prompts, context_length=self.context_length)
 
     def _prompt_embeddings(self, tokens: torch.Tensor) -> torch.Tensor:
         """(K, L) ids -> (K, L, D) embeddings with the prompt vectors in place, plus positions."""

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lightning_modules.models.clip import uses_quick_gelu
+
 _IGNORED = re.compile(r"prompt_learner\.token_(prefix|suffix)$")
 _QKV = re.compile(r"image_encoder\.transformer\.resblocks\.(\d+)\.attn\.([qkv])_proj\.(weight|bias)$")
 _BIAS = re.compile(r"image_encoder\.transformer\.resblocks\.(\d+)\.attn\.local_global_bias_table$")
@@ -107,6 +109,9 @@ def load_official_state_dict(model: nn.Module, state: dict[str, torch.Tensor], s
                 more = " ..." if len(items) > 20 else ""
                 lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20]) + more)
         raise ValueError("\n".join(lines))
+    if not uses_quick_gelu(model):
+        raise ValueError(f"TC-CLIP checkpoint {source} was trained with QuickGELU (OpenAI CLIP) but the model's CLIP "
+                         "uses GELU; build it with `TCCLIP(checkpoint=...)` (QuickGELU follows) or a `-quickgelu` arch")
     model.load_state_dict(converted, strict=False)  # strictness checked above; token embedding kept
 
 

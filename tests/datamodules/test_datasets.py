@@ -122,6 +122,8 @@ def _write_dataset(root: Path, num_clips: int, broken: tuple[int, ...] = ()) -> 
         train_list="train.txt",
         num_frames=SEGMENTS,
         image_size=8,
+        color_jitter=0.0,  # pixel values encode frame numbers: no colour change
+        grayscale=0.0,
     )
 
 

@@ -172,3 +172,17 @@ def test_auto_backend_is_template_without_a_key(monkeypatch, tmp_path, capsys):
     assert "template" in capsys.readouterr().out
     assert [r.prompt for r in read_prompts(out)] == [r.prompt for r in make_prompts([Label(0, "waving")], "ie",
                                                                                      videos_per_class=3)]
+
+
+def test_basic_prompts_are_one_llm_description_per_class_from_the_name_alone(chat, tmp_path):
+    rows, report = make_llm_prompts(LABELS, "basic", _writer(chat, tmp_path), videos_per_class=3)
+    assert len(chat.requests) == 2  # one request per class, no environments or characters asked for
+    asked = [r["messages"][-1]["content"] for r in chat.requests]
+    assert "'waving'" in asked[0] and "exactly 1 items" in asked[0] and "place" in asked[0]
+    assert all(r.env_text is None and r.char_text is None for r in rows)
+    assert rows[0].prompt == rows[2].prompt != rows[3].prompt  # the class's clips share it; seeds differ
+    assert not rows[0].prompt.startswith("A person is") and 50 <= len(rows[0].prompt.split()) <= 100
+    assert {r.prompt_backend for r in rows} == {"openai:test-model"}
+    template = make_prompts(LABELS, "basic", videos_per_class=3)
+    assert [(r.row_id, r.seed) for r in rows] == [(t.row_id, t.seed) for t in template]
+    assert {t.prompt_backend for t in template} == {"template"} and template[0].prompt == "A person is waving."

@@ -148,7 +148,9 @@ def _official_file(tmp_path, model):
     return path, state
 
 
-def test_official_layout_checkpoint_loads_back_to_identical_logits(net, tmp_path):
+def test_official_layout_checkpoint_loads_back_to_identical_logits(tmp_path):
+    torch.manual_seed(0)
+    net = TCCLIP(**{**TINY, "arch": "synthact-tiny-quickgelu"}).eval()  # official releases use QuickGELU
     path, state = _official_file(tmp_path, net)
     assert "module.image_encoder.transformer.resblocks.1.attn.q_proj.weight" in state
     assert "module.image_encoder.transformer.resblocks.1.attn.local_global_bias_table" in state
@@ -202,3 +204,23 @@ def test_full_size_vit_b16_image_tower_has_86m_parameters():
     assert sum(p.numel() for p in m.context_bias.parameters()) == 11 * 12 * 2
     assert (m.num_patches, m.num_seeds, m.num_context_tokens) == (196, 58, 96)
     assert m.prompt_layer.attn.embed_dim == 512 and m.prompt_layer.attn.num_heads == 8
+
+
+def test_checkpoint_builds_quickgelu_and_refuses_a_gelu_model(net, tmp_path):
+    from lightning_modules.models.clip import uses_quick_gelu
+
+    path, _ = _official_file(tmp_path, net)
+    assert not uses_quick_gelu(net.clip)
+    loaded = TCCLIP(**TINY, checkpoint=str(path))  # plain arch: the activation follows the checkpoint
+    assert uses_quick_gelu(loaded.clip)
+    with pytest.raises(ValueError, match="QuickGELU .* GELU"):
+        load_official_checkpoint(TCCLIP(**TINY), path)  # a GELU model built without the checkpoint
+
+
+def test_llm_rephrased_class_text_needs_a_longer_context_and_is_never_cut(net):
+    text = "Brush hair: A person is using a brush to style their hair, stroke after stroke, slowly and carefully"
+    text += " in front of a large bathroom mirror"  # 37 tokens with the prompt
+    with pytest.raises(ValueError, match=r"exceed TCCLIP.s context_length 30 tokens.*\(77 for LLM-rephrased labels\)"):
+        net.tokenize([text])
+    tokens = TCCLIP(**{**TINY, "context_length": 32}).tokenize(["brush hair"])  # synthact-tiny's text context: 32
+    assert tokens.shape == (1, 32)
