@@ -131,7 +131,7 @@ class _Tiny(L.LightningModule):
         self.head = torch.nn.Linear(3, 2)
 
     def training_step(self, batch, _):
-        assert set(batch) == {"video", "label", "uncertainty"}
+        assert set(batch) == {"video", "label", "uncertainty", "synthetic"}
         x = batch["video"].mean(dim=(1, 3, 4))  # (B, T, C, H, W) -> (B, C)
         return torch.nn.functional.cross_entropy(self.head(x), batch["label"])
 
