@@ -58,6 +58,7 @@ class TaskSpec:
     monitor: str = "val/top1"  # metric that picks the best checkpoint of a validated phase (mode max)
     splits: tuple[Split, ...] = ()  # several splits / seeds; empty: one split testing test_list
     shots: int | None = None  # few-shot K (the report's column)
+    start: Literal["clip", "k400"] = "clip"  # k400: needs a Kinetics-400-trained model (zero-shot) unless --task.from_clip
 
     def plan(self) -> tuple[Split, ...]:
         """The splits to run: `splits`, or a single unnamed one testing `test_list`."""
