@@ -24,7 +24,9 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from tasks.runner import TaskConfig, TaskRunner
@@ -93,16 +95,41 @@ def nested_nulls(args: list[str]) -> list[str]:
     return out
 
 
-def user_overrides(args: list[str]) -> list[str]:
-    """The arguments given after the task YAML: every argument but the subcommand and the first
-    `--config FILE` (the task YAML, whose recipe the phases start from)."""
+def split_task_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(the task YAML's arguments, the user's): the first `--config FILE` (the task YAML) and every other
+    argument after the subcommand, in order. A phase's config is parsed as task YAML, overlays, user's."""
     rest = list(args[1:]) if args and not args[0].startswith("-") else list(args)
     for i, arg in enumerate(rest):
         if arg == "--config" and i + 1 < len(rest):
-            return rest[:i] + rest[i + 2 :]
+            return rest[i : i + 2], rest[:i] + rest[i + 2 :]
         if arg.startswith("--config="):
-            return rest[:i] + rest[i + 1 :]
-    return rest
+            return rest[i : i + 1], rest[:i] + rest[i + 1 :]
+    return [], rest
+
+
+def misplaced_fragment(args: list[str]) -> None:
+    """A fragment given as `--config` (which holds whole sections) is an error naming its option:
+    `configs/datasets/*.yaml` is the value of `--data`, a model of `--model`, a recipe of `--recipe`."""
+    for i, arg in enumerate(args[:-1]):
+        if arg != "--config" or not Path(args[i + 1]).is_file():
+            continue
+        path = args[i + 1]
+        try:
+            content = yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError:
+            continue
+        if not isinstance(content, dict):
+            continue
+        key = None
+        if "class_path" in content:
+            key = "data" if "datamodules." in str(content["class_path"]) else "model"
+        elif "phases" in content:
+            key = "recipe"
+        elif "name" in content and set(content) <= {"name", "model", "data", "trainer"}:
+            key = "prompts" if "prompts" in Path(path).parts else "loss"
+        if key:
+            raise ValueError(f"{path} is a `{key}` fragment: give it as --{key} {path} (a --config file holds whole "
+                             "sections: task, model, data, trainer, recipe, ...)")  # fmt: skip
 
 
 class SynthactCLI(LightningCLI):
@@ -117,8 +144,9 @@ class SynthactCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         args = list(sys.argv[1:] if args is None else args)
+        misplaced_fragment(args)
         self.raw_args = nested_nulls(args)
-        super().parse_arguments(parser, self.raw_args)
+        self.config = parser.parse_args(self.raw_args)
 
     def _task(self) -> TaskConfig:
         return TaskConfig(**self.config[self.subcommand].task.as_dict())
@@ -128,11 +156,13 @@ class SynthactCLI(LightningCLI):
         self.runner = None
         config = self._task()
         if config.name:
+            task_args, user_args = split_task_args(self.raw_args)
             self.runner = TaskRunner(
                 config,
                 parser=self._parser(self.subcommand),
                 base=self.config[self.subcommand],
-                overrides=user_overrides(self.raw_args),
+                task_args=task_args,
+                user_args=user_args,
                 subcommand=self.subcommand,
             )
             self.runner.preflight()
@@ -164,9 +194,9 @@ def cli(argv: list[str]) -> int:
     """`python train.py ...`: a user error is one line on stderr (exit 2); `--debug` or SYNTHACT_DEBUG=1
     re-raises it with its traceback."""
     debug = "--debug" in argv or os.environ.get("SYNTHACT_DEBUG", "") not in ("", "0")
-    argv = [a for a in argv if a != "--debug"]
+    sys.argv = [sys.argv[0], *(a for a in argv if a != "--debug")]
     try:
-        main(argv)
+        main()
     except (FileNotFoundError, ValueError, KeyError, NotImplementedError) as error:
         if debug:
             raise

@@ -5,15 +5,26 @@ import sys
 from tasks import get_task, list_tasks
 from tasks.report import main as report
 
+USAGE = """usage: python -m tasks {report RUN_DIR... | list | --help}
+
+  report RUN_DIR...   merge the results.json of runs (a run folder, or any folder above several) into tables
+                      in the paper's layout; see `python -m tasks report --help`
+  list                every registered task and what it runs
+
+Run a task with `python train.py fit --config tasks/<name>.yaml` (see `python train.py --help`)."""
+
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["report"]:
         return report(argv[1:])
     if argv[:1] == ["list"]:
         for name in list_tasks():
-            print(f"{name:24s} {get_task(name).description}")
+            print(f"{name:32s} {get_task(name).description}")
         return 0
-    print("usage: python -m tasks {report RUN_DIR... | list}", file=sys.stderr)
+    if argv[:1] in (["--help"], ["-h"], ["help"]):
+        print(USAGE)
+        return 0
+    print(USAGE, file=sys.stderr)
     return 2
 
 

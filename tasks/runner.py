@@ -1,9 +1,10 @@
 """Runs a task's phases and tests for every LightningCLI subcommand, resumably, and writes the results record.
 
-Configuration: every phase (and every evaluation) runs on its own config, built by jsonargparse from the
-CLI's base config: the recipe's overlay for that phase (`recipe.phases.<phase>`, or `recipe.test`), then
-the `loss:` and `prompts:` fragments, then the arguments given after the task YAML (later `--config` files
-and `--key value` flags), so a value the user sets wins over the recipe in every phase. Each phase builds
+Configuration: every phase (and every evaluation) runs on its own config, parsed by jsonargparse from the
+command line with the phase's layers inserted right after the task YAML: the recipe's overlay for that phase
+(`recipe.phases.<phase>`, or `recipe.test` for evaluation), then the `loss:` and `prompts:` fragments, then
+the user's arguments (later `--config` files and `--key value` flags) in order, so a value the user sets
+wins over the recipe in every phase. Each phase builds
 its own model, datamodule and Trainer from that config and saves it as `<phase>/config.yaml`.
 
 Layout of a run (the TensorBoard log dir is `--task.root`):
@@ -179,15 +180,18 @@ class TaskRunner:
         config: the `task:` section.
         parser: the subcommand's parser (merges overlays and builds the classes).
         base: the subcommand's parsed config (all config files and arguments).
-        overrides: the arguments given after the task YAML, re-applied on top of every phase's overlay.
+        task_args: `--config <task YAML>` (empty when the task is given without one).
+        user_args: every other argument after the subcommand, in order; they win over the phase's layers.
         subcommand: fit, validate, test or predict.
     """
 
-    def __init__(self, config: TaskConfig, parser, base: Namespace, overrides: list[str], subcommand: str):
+    def __init__(self, config: TaskConfig, parser, base: Namespace, task_args: list[str], user_args: list[str],
+                 subcommand: str):  # fmt: skip
         self.config = config
         self.parser = parser
         self.base = base
-        self.overrides = overrides
+        self.task_args = task_args
+        self.user_args = user_args
         self.subcommand = subcommand
         self.spec: TaskSpec = get_task(config.name)
         self.run_dir = Path(config.root) / self.spec.name
@@ -198,24 +202,25 @@ class TaskRunner:
         return list(dict.fromkeys([p.name for p in self.spec.phases] + [p.name for s in self.spec.plan() for p in s.phases]))
 
     def phase_config(self, phase: str | None) -> Namespace:
-        """The effective config of a phase (None: of evaluation): base <- recipe overlay <- loss and prompts
-        fragments <- the user's arguments after the task YAML."""
-        cfg = self.base.clone()
-        overlay = cfg.recipe.test if phase is None else cfg.recipe.phases.get(phase, {})
-        layers = [(f"recipe.phases.{phase}" if phase else "recipe.test", overlay or {})]
+        """The effective config of a phase (None: of evaluation), parsed as: task YAML, recipe overlay of the
+        phase, loss and prompts fragments, then the user's arguments."""
+        layers = [self.base.recipe.test if phase is None else self.base.recipe.phases.get(phase, {})]
         for key in ("loss", "prompts"):
-            fragment = cfg[key]
-            layers.append((key, {k: fragment[k] for k in ("model", "data", "trainer") if fragment[k]}))
-        for where, layer in layers:
-            if not layer:
-                continue
-            try:
-                cfg = self.parser.parse_object(layer, namespace=cfg)
-            except Exception as error:  # noqa: BLE001 - jsonargparse's errors name the bad key
-                raise ValueError(f"{where} of {self.spec.name} does not apply: {error}") from error
-        if self.overrides:
-            cfg = self.parser.parse_args(self.overrides, namespace=cfg)
-        return cfg
+            fragment = self.base[key]
+            layers.append({k: fragment[k] for k in ("model", "data", "trainer") if fragment[k]})
+        args = [*self.task_args]
+        for layer in layers:
+            args += ["--config", json.dumps(_plain(layer))] if layer else []
+        where = f"recipe.phases.{phase}" if phase else "recipe.test"
+        exit_on_error, self.parser.exit_on_error = self.parser.exit_on_error, False
+        try:
+            return self.parser.parse_args(args + self.user_args)
+        except Exception as error:  # noqa: BLE001 - jsonargparse's errors name the bad key
+            message = " ".join(str(error).split())
+            raise ValueError(f"the config of {self.spec.name} with {where} and the loss/prompts fragments does not "
+                             f"parse: {message}") from error  # fmt: skip
+        finally:
+            self.parser.exit_on_error = exit_on_error
 
     def _build(self, cfg: Namespace) -> tuple[LightningModule, Any, Namespace]:
         init = self.parser.instantiate_classes(cfg)
@@ -284,7 +289,7 @@ class TaskRunner:
                     f"`python train.py fit --config tasks/supervised_k400.yaml`, point --task.init_weights at "
                     f"another weights.pt/.ckpt, or pass --task.from_clip true to start from CLIP's weights"
                 )
-        elif self.config.init_weights and not Path(self.config.init_weights).is_file():
+        elif self.config.init_weights and not self.config.from_clip and not Path(self.config.init_weights).is_file():
             raise FileNotFoundError(f"--task.init_weights: {self.config.init_weights} not found; give a weights.pt "
                                     "or a Lightning .ckpt")  # fmt: skip
         self._check_data()
@@ -563,14 +568,13 @@ class TaskRunner:
 
     # ------------------------------------------------------------------------------------------ record
 
-    def _variant(self) -> dict:
+    def _variant(self, trained_synthetic: bool) -> dict:
         """What ran, for results.json and the report: method row name, baseline/ours, start, loss, data."""
         cfg = self.phase_config(None)
         net = ((cfg.model or {}).get("init_args", {}).get("net") or {}).get("class_path", "")
         net_name = {"TCCLIP": "TC-CLIP", "ViFiCLIP": "ViFi-CLIP", "XCLIP": "X-CLIP", "CLIPZeroShot": "CLIP"}.get(
             net.rsplit(".", 1)[-1], net.rsplit(".", 1)[-1] or type(self).__name__)
-        has_synthetic = any(p.source == "synthetic" for s in self.spec.plan() for p in (*self.spec.phases, *s.phases))
-        ours = self.config.synthetic and has_synthetic
+        ours = trained_synthetic
         model_args = (cfg.model or {}).get("init_args", {})
         data_args = (cfg.data or {}).get("init_args", {})
         return {
@@ -587,7 +591,6 @@ class TaskRunner:
 
     def _write_results(self, tests: list[TestResult], ckpt_path: str | None = None) -> Results:
         """The results record of all tests (+ summary), written as results.json and results.md."""
-        variant = self._variant()
         plan = self.spec.plan()
         # The synthetic set the tested weights were trained on, as the finished synthetic phases recorded it.
         manifest = None
@@ -597,6 +600,8 @@ class TaskRunner:
                     done = self.run_dir / (split.name if phase in split.phases else "") / phase.name / "phase.json"
                     if phase.source == "synthetic" and done.is_file():
                         manifest = json.loads(done.read_text()).get("synthetic_manifest") or manifest
+        has_synthetic = any(p.source == "synthetic" for split in plan for p in self._phases(split))
+        variant = self._variant(manifest is not None if not ckpt_path else self.config.synthetic and has_synthetic)
         results = Results(
             task=self.spec.name,
             protocol=self.spec.protocol,
