@@ -50,7 +50,7 @@ from datamodules.annotations import read_video_list
 from datamodules.manifest import write_text_atomic
 from datamodules.splits import lt_groups
 from tasks.metrics import class_mean, group_means, per_class_accuracy
-from tasks.registry import Phase, Split, TaskSpec, Test, get_task
+from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
 from tasks.report import Results, TestResult, summarise, task_table
 
 
@@ -269,10 +269,13 @@ class TaskRunner:
             phase = None if self.config.print_phase == "test" else self.config.print_phase
             print(self.parser.dump(self.phase_config(phase), skip_none=False))
             raise SystemExit(0)
-        unknown = sorted(set(self.base.recipe.phases) - set(self.phase_names()))
+        # A recipe shared by several protocols (e.g. configs/demo.yaml's) may name phases of other tasks; a name
+        # no registered task has is a typo.
+        known = {p.name for name in list_tasks() for s in get_task(name).plan() for p in (*get_task(name).phases, *s.phases)}
+        unknown = sorted(set(self.base.recipe.phases) - known)
         if unknown:
-            raise ValueError(f"the recipe sets phase(s) {', '.join(unknown)}, but {self.spec.name} has phases "
-                             f"{', '.join(self.phase_names()) or 'none'}; fix `recipe.phases`")  # fmt: skip
+            raise ValueError(f"the recipe sets phase(s) {', '.join(unknown)}, but no task has such a phase; "
+                             f"{self.spec.name} has {', '.join(self.phase_names()) or 'none'}. Fix `recipe.phases`")  # fmt: skip
         if self.spec.start == "k400" and not self.config.from_clip:
             start = self._start()
             if start == "clip":
@@ -324,9 +327,16 @@ class TaskRunner:
 
     # ------------------------------------------------------------------------------------------ fit
 
+    def _evaluation_parts(self) -> tuple[LightningModule, Any, Namespace]:
+        """The model, datamodule and config of evaluation (`recipe.test`), built once per command and given
+        each split's weights in turn."""
+        if getattr(self, "_eval_parts", None) is None:
+            self._eval_parts = self._build(self.phase_config(None))
+        return self._eval_parts
+
     def _initial_state(self) -> tuple[dict, bool]:
         """The starting weights (init_weights, or the net's own) and whether the model has trainable parameters."""
-        model, _, _ = self._build(self.phase_config(None))
+        model, _, _ = self._evaluation_parts()
         if self.config.init_weights and not self.config.from_clip:
             model.load_state_dict(_read_state(Path(self.config.init_weights), "--task.init_weights"))
         trains = any(p.requires_grad for p in model.parameters())
@@ -481,8 +491,7 @@ class TaskRunner:
         if stage == "test" and done.is_file() and not rerun:
             rank_zero_info(f"[{self.spec.name}] test {test_dir.relative_to(self.run_dir)} already done; skipping it")
             return TestResult(**json.loads(done.read_text()))
-        cfg = self.phase_config(None)
-        model, datamodule, init = self._build(cfg)
+        model, datamodule, init = self._evaluation_parts()
         model.load_state_dict(state)
         _use_labels(datamodule, test.labels)
         datamodule.test_list = test.test_list

@@ -464,8 +464,9 @@ def test_each_phase_runs_its_recipe_overlay_and_command_line_values_win(smoke_da
 
 
 def test_a_recipe_phase_the_task_does_not_have_is_refused(smoke_data, tmp_path):
-    task = smoke_task_yaml(tmp_path, "few_shot_k2", {"phases": {"train": {"trainer": {"max_epochs": 3}}}})
-    with pytest.raises(ValueError, match=r"recipe sets phase\(s\) train, but few_shot_k2 has phases pretrain, finetune"):
+    task = smoke_task_yaml(tmp_path, "few_shot_k2", {"phases": {"finetun": {"trainer": {"max_epochs": 3}}}})
+    with pytest.raises(ValueError, match=r"recipe sets phase\(s\) finetun, but no task has such a phase; few_shot_k2 has "
+                                         r"pretrain, finetune"):
         main(["fit", "--config", str(task), *data_args(smoke_data, tmp_path)])
 
 
@@ -612,3 +613,23 @@ def test_a_killed_phase_resumes_mid_epoch_by_default_and_tensorboard_purges_the_
                 if value.tag == "train/loss":
                     points[event.step] = points.get(event.step, 0) + 1
     assert sorted(points) == list(range(8)) and set(points.values()) == {1}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not METHOD_CONTRACT, reason="the recipes set synthetic_loss / mixup: VideoCLIPModule lacks them yet")
+@pytest.mark.parametrize("name", ACTION_TASKS)
+def test_every_task_phase_config_builds_with_tc_clip_and_ul_on_synthetic_phases(name, capsys):
+    """`--task.print_phase` of each phase of each task YAML: the recipe's keys parse against the model and
+    datamodule, the net is TC-CLIP and synthetic phases train with UL (or the task's loss fragment)."""
+    spec = get_task(name)
+    config = yaml.safe_load((ROOT / f"tasks/{name}.yaml").read_text())
+    loss = yaml.safe_load((ROOT / "tasks" / config["loss"]).read_text())["name"] if "loss" in config else "ul"
+    phases = {p.name: p for split in spec.plan() for p in (*spec.phases, *split.phases)}
+    for phase in [*phases, "test"]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", "--config", str(ROOT / f"tasks/{name}.yaml"), "--task.print_phase", phase])
+        assert exit_info.value.code == 0
+        shown = yaml.safe_load(capsys.readouterr().out)
+        assert shown["model"]["init_args"]["net"]["class_path"] == "lightning_modules.models.TCCLIP"
+        if phase in phases and phases[phase].source == "synthetic":
+            assert shown["model"]["init_args"]["synthetic_loss"]["name"] == loss
