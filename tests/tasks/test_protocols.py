@@ -129,14 +129,14 @@ def test_init_weights_loads_a_state_dict_or_a_lightning_checkpoint_and_names_a_m
     import torch
     from torch import nn
 
-    from tasks.runner import _load
+    from tasks.runner import _read_state
 
     source, target = nn.Linear(2, 2), nn.Linear(2, 2)
     torch.save(source.state_dict(), tmp_path / "weights.pt")
     torch.save({"state_dict": source.state_dict(), "epoch": 3}, tmp_path / "last.ckpt")
     for name in ("weights.pt", "last.ckpt"):
         nn.init.zeros_(target.weight)
-        _load(target, tmp_path / name)
+        target.load_state_dict(_read_state(tmp_path / name, "--task.init_weights"))
         assert torch.equal(target.weight, source.weight)
     with pytest.raises(FileNotFoundError, match=r"--task.init_weights: .*nope.pt not found; give a weights.pt"):
-        _load(target, tmp_path / "nope.pt")
+        _read_state(tmp_path / "nope.pt", "--task.init_weights")
