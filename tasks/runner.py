@@ -592,6 +592,8 @@ class TaskRunner:
     def _write_results(self, tests: list[TestResult], ckpt_path: str | None = None) -> Results:
         """The results record of all tests (+ summary), written as results.json and results.md."""
         plan = self.spec.plan()
+        _, datamodule, _ = self._evaluation_parts()
+        _use_labels(datamodule, None)  # the main label file (says which data stood in for the dataset)
         # The synthetic set the tested weights were trained on, as the finished synthetic phases recorded it.
         manifest = None
         if not ckpt_path:
@@ -608,7 +610,7 @@ class TaskRunner:
             dataset=self.spec.dataset,
             description=self.spec.description,
             shots=self.spec.shots,
-            label_file=str(variant["data"].get("label_file")),
+            label_file=str(datamodule.label_file),
             test_list=plan[0].tests[0].test_list,
             synthetic_manifest=manifest,
             synthetic_classes=self.config.synthetic_classes,
