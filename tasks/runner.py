@@ -278,7 +278,7 @@ class TaskRunner:
             raise ValueError(f"the recipe sets phase(s) {', '.join(unknown)}, but no task has such a phase; "
                              f"{self.spec.name} has {', '.join(self.phase_names()) or 'none'}. "
                              "Fix `recipe.phases`")  # fmt: skip
-        if self.spec.start == "k400" and not self.config.from_clip:
+        if self.spec.start == "k400" and not self.config.from_clip and self.subcommand == "fit":
             start = self._start()
             if start == "clip":
                 raise ValueError(

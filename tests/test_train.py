@@ -29,8 +29,9 @@ from train import main
 ROOT = Path(__file__).resolve().parents[1]
 ACTION_TASKS = [t for t in list_tasks() if get_task(t).protocol != "anomaly"]  # anomaly: tests/tasks/test_anomaly.py
 # Default run: every protocol shape once, one loss fragment and one prompt fragment; the rest repeat a shape.
-FAST_TASKS = {"few_shot_k2", "few_shot_k4", "few_shot_k4_ls", "zero_shot_ucf101", "zero_shot_k600", "zero_shot_hmdb51_uf",
-              "zero_shot_hmdb51_prompts_basic", "base2novel_hmdb51", "long_tail_hmdb51", "supervised_k400"}  # fmt: skip
+FAST_TASKS = {"few_shot_k2", "few_shot_k4", "few_shot_k4_ls", "zero_shot_ucf101", "zero_shot_k600",
+              "zero_shot_hmdb51_uf", "zero_shot_hmdb51_prompts_basic", "base2novel_hmdb51", "long_tail_hmdb51",
+              "supervised_k400"}  # fmt: skip
 # The recipe / loss-fragment keys of the model contract (synthetic_loss, mixup) land with engineer "method"'s
 # VideoCLIPModule; until then the tasks whose fragments set them are skipped.
 METHOD_CONTRACT = "synthetic_loss" in inspect.signature(VideoCLIPModule.__init__).parameters
@@ -338,8 +339,8 @@ def test_ddp_two_cpu_processes_count_each_test_clip_once(smoke_data, tmp_path):
     module = VideoCLIPModule(net=TCCLIP("synthact-tiny", pretrained=None, num_context_tokens=5, merges_per_step=2))
     module.load_state_dict(torch.load(run / "finetune/weights.pt", weights_only=True), strict=True)
     # the same weights tested by one process
-    single = smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path / "single", "--data.split_dir", str(splits),
-                        "--ckpt_path", str(run / "finetune/weights.pt"))  # fmt: skip
+    single = smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path / "single",
+                        "--data.split_dir", str(splits), "--ckpt_path", str(run / "finetune/weights.pt"))  # fmt: skip
     main(["test", *single[1:]])
     ddp_test = json.loads((run / "results.json").read_text())["tests"][0]
     one_test = json.loads((tmp_path / "single/few_shot_k2/results.json").read_text())["tests"][0]
@@ -466,8 +467,8 @@ def test_each_phase_runs_its_recipe_overlay_and_command_line_values_win(smoke_da
 
 def test_a_recipe_phase_the_task_does_not_have_is_refused(smoke_data, tmp_path):
     task = smoke_task_yaml(tmp_path, "few_shot_k2", {"phases": {"finetun": {"trainer": {"max_epochs": 3}}}})
-    with pytest.raises(ValueError, match=r"recipe sets phase\(s\) finetun, but no task has such a phase; few_shot_k2 has "
-                                         r"pretrain, finetune"):
+    message = r"recipe sets phase\(s\) finetun, but no task has such a phase; few_shot_k2 has pretrain, finetune"
+    with pytest.raises(ValueError, match=message):
         main(["fit", "--config", str(task), *data_args(smoke_data, tmp_path)])
 
 
@@ -481,8 +482,8 @@ def test_null_on_the_command_line_arrives_as_none(capsys):
 
 def test_a_dataset_fragment_is_given_with_data_and_a_misplaced_fragment_is_named(capsys):
     with pytest.raises(SystemExit):
-        main(["fit", "--config", str(ROOT / "tasks/few_shot_k4.yaml"), "--data", str(ROOT / "configs/datasets/ucf101.yaml"),
-              "--print_config"])  # fmt: skip
+        main(["fit", "--config", str(ROOT / "tasks/few_shot_k4.yaml"),
+              "--data", str(ROOT / "configs/datasets/ucf101.yaml"), "--print_config"])  # fmt: skip
     assert yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]["label_file"] == "data/ucf101/labels.csv"
     proc = run_cli("fit", "--config", "tasks/few_shot_k4.yaml", "--config", "configs/datasets/ucf101.yaml")
     assert proc.returncode == 2 and "Traceback (most recent call last)" not in proc.stderr
@@ -502,7 +503,8 @@ def test_validate_runs_the_tasks_lists_and_test_with_ckpt_path_needs_no_fit(smok
     assert again["metrics"] == first["metrics"] and again["tests"][0]["weights"] == str(weights)
     assert again["ckpt_path"] == str(weights)
     # predict: one row per clip of the test list
-    main(["predict", *smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path, "--ckpt_path", str(weights))[1:]])
+    args = smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path, "--ckpt_path", str(weights))
+    main(["predict", *args[1:]])
     rows = (tmp_path / "few_shot_k2/predict/test/predictions.csv").read_text().splitlines()
     assert len(rows) == 1 + count_lines(smoke_data / "real/splits/val1.txt")
 
@@ -594,7 +596,8 @@ def test_a_killed_phase_resumes_mid_epoch_by_default_and_tensorboard_purges_the_
     )
     sys.path.insert(0, str(tmp_path))
     try:
-        args = smoke_args(ROOT / "tasks/zero_shot_ucf101.yaml", smoke_data, tmp_path, "--task.checkpoint_every_n_steps", "2")
+        args = smoke_args(ROOT / "tasks/zero_shot_ucf101.yaml", smoke_data, tmp_path,
+                          "--task.checkpoint_every_n_steps", "2")
         with pytest.raises(RuntimeError, match="killed"):
             main([*args, "--trainer.callbacks+=crashmod.CrashAt", "--trainer.callbacks.init_args.step", "5"])
     finally:
@@ -617,7 +620,7 @@ def test_a_killed_phase_resumes_mid_epoch_by_default_and_tensorboard_purges_the_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not METHOD_CONTRACT, reason="the recipes set synthetic_loss / mixup: VideoCLIPModule lacks them yet")
+@pytest.mark.skipif(not METHOD_CONTRACT, reason="recipes set synthetic_loss / mixup: VideoCLIPModule lacks them yet")
 @pytest.mark.parametrize("name", ACTION_TASKS)
 def test_every_task_phase_config_builds_with_tc_clip_and_ul_on_synthetic_phases(name, capsys):
     """`--task.print_phase` of each phase of each task YAML: the recipe's keys parse against the model and
