@@ -8,8 +8,11 @@ Two loops run the same number of optimiser steps (AdamW, fused on CUDA) of the s
 - pipeline: batches come from `VideoDataLoader` (PyAV decode, TSN sampling, train augmentation, workers);
 - compute only: one batch, decoded once, re-used every step.
 Reported: clips/s of each, their ratio (target >= 0.9: the loader is not the bottleneck), the fraction of
-the pipeline loop spent waiting for the next batch, and peak memory (CUDA allocator, or the process's
-max RSS on CPU).
+the pipeline loop spent waiting for the next batch, peak memory (CUDA allocator, or the process's max RSS on
+CPU), and the loader's own clips/s (batches drawn with no model step, workers already started) for
+`--workers` and every count in `--loader-workers`.
+The clip list is repeated so that an epoch holds at least `prefetch_factor` (2) batches per worker plus the
+timed steps: every worker decodes throughout, and no epoch boundary (worker restart) falls in a timed loop.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from benchmarks.common import report  # noqa: E402
 from datamodules.datasets import Clip, VideoDataLoader, VideoDataset, clips_from_manifest  # noqa: E402
 from datamodules.transforms import VideoTransform  # noqa: E402
 
-SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_clips"
+# the real clips; SYNTHACT_CLIPS points elsewhere (the GPU suite's carried subset, benchmarks/gpu_prepare.sh)
+SHARED_CLIPS = Path(os.environ.get("SYNTHACT_CLIPS") or Path(__file__).resolve().parents[2] / "shared" / "data" / "real_clips")
 
 
 def real_clips(root: Path) -> list[Clip]:
@@ -40,14 +44,14 @@ def real_clips(root: Path) -> list[Clip]:
     return [Clip(root / r[0], names.index(r[2])) for r in rows if r[15] == "yes"]
 
 
-def build_net(model: str, arch: str) -> torch.nn.Module:
+def build_net(model: str, arch: str, context_tokens: int = 96) -> torch.nn.Module:
     if model == "vifi":
         from lightning_modules.models.vifi_clip import ViFiCLIP
 
         return ViFiCLIP(arch=arch, pretrained=None)
     from lightning_modules.models.tc_clip import TCCLIP
 
-    return TCCLIP(arch=arch, pretrained=None)
+    return TCCLIP(arch=arch, pretrained=None, num_context_tokens=context_tokens)
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -72,6 +76,12 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--quick", action="store_true", help="4 frames, batch 2, 3 steps (CPU-sized)")
+    parser.add_argument("--context-tokens", type=int, default=96, help="tc: k context tokens (fewer for tiny archs)")
+    parser.add_argument("--loader-workers", type=int, nargs="*", default=[],
+                        help="also measure the loader alone with these worker counts (e.g. 1 14)")
+    parser.add_argument("--loader-batches", type=int, default=None, help="batches per loader-only measurement "
+                        "(default: 2 per worker, at least --steps)")
+    parser.add_argument("--max-clips", type=int, default=None, help="use only the first N clips (dry runs)")
     args = parser.parse_args()
     if args.quick:
         args.frames, args.batch_size, args.steps = 4, 2, 3
@@ -83,18 +93,29 @@ def main() -> None:
         clips = clips_from_manifest(args.manifest, read_labels(args.labels))
     else:
         clips = real_clips(SHARED_CLIPS)
-    dataset = VideoDataset(clips, args.frames, VideoTransform(train=True, size=args.size))
-    loader = VideoDataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-                             pin_memory=device.type == "cuda", persistent_workers=args.workers > 0, drop_last=True)  # fmt: skip
+    clips = clips[: args.max_clips] if args.max_clips else clips
+    distinct = len(clips)
+    # every worker busy for the whole timed loops: per worker 2 prefetched batches (drained by the loader-only
+    # warm-up) and 2 more, plus the warm-up and timed steps
+    needed = args.batch_size * (4 * max(args.workers, *args.loader_workers, 1) + args.steps + 2)
+    clips = clips * -(-needed // len(clips))
+    transform = VideoTransform(train=True, size=args.size)
 
-    net = build_net(args.model, args.arch).to(device).train()
+    def make_loader(workers: int) -> VideoDataLoader:
+        return VideoDataLoader(VideoDataset(clips, args.frames, transform), batch_size=args.batch_size, shuffle=True,
+                               num_workers=workers, pin_memory=device.type == "cuda",
+                               persistent_workers=workers > 0, drop_last=True)
+
+    loader = make_loader(args.workers)
+
+    net = build_net(args.model, args.arch, args.context_tokens).to(device).train()
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     step_net = torch.compile(net) if args.compile else net
     tokens = net.tokenize([f"action number {i}" for i in range(args.classes)]).to(device)
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-6, fused=device.type == "cuda")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
-    print(f"{args.model} {args.arch}, {len(clips)} clips, {args.frames} frames x {args.size}px, batch "
+    print(f"{args.model} {args.arch}, {distinct} distinct clips repeated to {len(clips)}, {args.frames} frames x {args.size}px, batch "
           f"{args.batch_size}, {args.classes} classes, {args.workers} workers, {device}, bf16 {args.bf16}, "
           f"channels-last {args.channels_last}, compile {args.compile}, torch threads {torch.get_num_threads()}")
 
@@ -145,6 +166,34 @@ def main() -> None:
     label = f"{args.model} {args.arch} train clips/s, data in the loop vs in-memory batch ({device})"
     report("train_throughput", label, n / piped, n / computed, "clips/s", min_ratio=0.9,
            note=f"step-wait fraction {waited / piped:.3f}; peak memory {peak_memory_mb(device):.0f} MiB")
+
+    # the loader alone: the same batches, no model step
+    for workers in dict.fromkeys([args.workers, *args.loader_workers]):
+        rate = loader_rate(make_loader(workers) if workers != args.workers else loader, workers,
+                           args.loader_batches or max(args.steps, 2 * max(workers, 1)), args.batch_size)
+        print(f"loader alone, {workers} workers: {rate:.2f} clips/s ({args.frames} frames x {args.size}px, "
+              f"train augmentation)")
+        report("train_throughput", f"loader clips/s, {workers} workers, {args.frames} frames, vs the {device} step "
+               "rate (compute only)", rate, n / computed, "clips/s",
+               note="ratio >= 1.5 keeps the accelerator fed with margin (issue 17)")
+
+
+def loader_rate(loader: VideoDataLoader, workers: int, batches: int, batch_size: int) -> float:
+    """Clips/s of the loader by itself in steady state: timed after 2 batches per worker (start-up and the
+    prefetch buffer drained), so from then on batches arrive only as fast as the workers decode them."""
+    it = iter(loader)
+    for _ in range(2 * max(workers, 1)):
+        next(it)
+    start = time.perf_counter()
+    drawn = 0
+    for _ in range(batches):
+        try:
+            next(it)
+        except StopIteration:
+            it = iter(loader)
+            next(it)
+        drawn += batch_size
+    return drawn / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

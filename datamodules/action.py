@@ -10,7 +10,10 @@ lists is enough). Synthetic manifest rows are matched to the current label space
 other classes are left out, and a class without any generated clip is an error.
 All paths are checked in `setup`, before any training step, with errors that name the missing path and
 the option that sets it. A clip that fails to decode during training raises or is skipped (`on_error`);
-skips are logged at the end of each epoch and counted by `skipped()`.
+skips are counted in the main process, logged at each epoch end (`datamodules.skips.SkipLogger`) and
+reported by `skip_report()`. Evaluation never substitutes a clip: validation and test lists are read once
+in full before use, and an undecodable clip stops the run with the list of bad files, or, with
+`test_on_error: exclude`, is left out and recorded (`excluded()`, results.json).
 """
 
 from __future__ import annotations
@@ -20,20 +23,24 @@ from typing import Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from datamodules.annotations import AnnotationError, read_labels
 from datamodules.datasets import (
     Clip,
     OnError,
+    SkipTally,
     VideoDataLoader,
     VideoDataset,
+    VideoLayout,
     clips_from_list,
     filter_uncertain,
+    scan_clips,
 )
 from datamodules.manifest import read_manifest
 from datamodules.transforms import CLIP_MEAN, CLIP_STD, VideoTransform
+from datamodules.video import VideoDecodeError
 
 Source = Literal["real", "synthetic"]
 
@@ -47,6 +54,8 @@ class ActionDataModule(L.LightningDataModule):
         label_files: extra label spaces a task switches to, by key, e.g. `{base: ucf_101_base_labels.csv,
             novel: ucf_101_novel_labels.csv}` or `{zs1: ZS_split1_K600.csv, ...}` (the task says which keys).
         video_root: folder that the paths in the annotation lists are relative to.
+        video_layout: `as_listed` (video_root / listed path) or `by_name` (each clip found by its file name
+            anywhere under video_root, e.g. official `<Class>/<clip>.avi` folders with flat lists).
         split_dir: folder holding the annotation lists; list names below are relative to it.
         train_list: real training list (a task sets it per phase).
         val_list: real list validated on during fine-tuning; None to skip validation.
@@ -62,9 +71,12 @@ class ActionDataModule(L.LightningDataModule):
         batch_size: clips per batch per device.
         num_workers: DataLoader worker processes.
         pin_memory: pin host memory for faster host-to-GPU copies (only when CUDA is available).
-        on_error: a clip that cannot be decoded: `raise` (an error naming the file and the cause) or
-            `skip` (serve the next clip of the list instead, so the epoch keeps its size; each failure is
-            counted, logged once per file, and the epoch's total is logged when the epoch ends).
+        on_error: a training clip that cannot be decoded: `raise` (an error naming the file and the cause)
+            or `skip` (serve the next clip of the list instead, so the epoch keeps its size; each failure is
+            counted over workers and ranks, logged at each epoch end and written to phase.json/results.json).
+        test_on_error: validation/test lists are read in full before use (same frames, same checks) and
+            never substitute a clip: `raise` stops with the list of undecodable files; `exclude` leaves them
+            out of the metric and records which and how many (`excluded()`, results.json `data`).
     """
 
     input_mean, input_std = CLIP_MEAN, CLIP_STD  # frame normalisation; the model re-normalises to its net's
@@ -75,6 +87,7 @@ class ActionDataModule(L.LightningDataModule):
         labels_dir: str | None = None,
         label_files: dict[str, str] | None = None,
         video_root: str | None = None,
+        video_layout: VideoLayout = "as_listed",
         split_dir: str | None = None,
         train_list: str | None = None,
         val_list: str | None = None,
@@ -89,6 +102,7 @@ class ActionDataModule(L.LightningDataModule):
         num_workers: int = 4,
         pin_memory: bool = True,
         on_error: OnError = "raise",
+        test_on_error: Literal["raise", "exclude"] = "raise",
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -99,6 +113,7 @@ class ActionDataModule(L.LightningDataModule):
         self.labels_dir = labels_dir
         self.label_files = dict(label_files or {})
         self.video_root = video_root
+        self.video_layout = video_layout
         self.split_dir = split_dir
         self.train_list = train_list
         self.val_list = val_list
@@ -115,6 +130,11 @@ class ActionDataModule(L.LightningDataModule):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"`--data.on_error` must be 'raise' or 'skip', got {on_error!r}")
         self.on_error = on_error
+        if test_on_error not in ("raise", "exclude"):
+            raise ValueError(f"`--data.test_on_error` must be 'raise' or 'exclude', got {test_on_error!r}")
+        self.test_on_error = test_on_error
+        self._tallies: dict[str, SkipTally] = {}
+        self._excluded: dict[str, list[dict]] = {}  # evaluation list -> clips left out
 
     @property
     def class_names(self) -> list[str]:
@@ -166,6 +186,7 @@ class ActionDataModule(L.LightningDataModule):
         if train_list is not None:
             self.train_list = train_list
         self.datasets.pop("train", None)
+        self._tallies.pop("train", None)  # each phase counts its own skips
 
     def _list_path(self, name: str, option: str) -> Path:
         if self.split_dir is None:
@@ -182,7 +203,7 @@ class ActionDataModule(L.LightningDataModule):
             raise ValueError(f"`--data.{option}` is not set; name the annotation list to use")
         if self.video_root is None:
             raise ValueError("`--data.video_root` is not set; it must be the folder the listed clips are in")
-        return clips_from_list(self._list_path(name, option), self.video_root, self.class_names)
+        return clips_from_list(self._list_path(name, option), self.video_root, self.class_names, self.video_layout)
 
     def _train_clips(self) -> list[Clip]:
         if self.train_source == "real":
@@ -245,24 +266,60 @@ class ActionDataModule(L.LightningDataModule):
 
     def _dataset(self, clips: list[Clip], train: bool) -> VideoDataset:
         transform = VideoTransform(train=train, size=self.image_size, mean=self.input_mean, std=self.input_std)
-        return VideoDataset(clips, self.num_frames, transform, num_views=self.test_views, on_error=self.on_error)
+        on_error = self.on_error if train else "raise"  # evaluation never substitutes a clip
+        return VideoDataset(clips, self.num_frames, transform, num_views=self.test_views, on_error=on_error)
+
+    def _eval_dataset(self, name: str, option: str) -> VideoDataset:
+        """An evaluation list's dataset, after reading every clip once: undecodable clips raise (all listed)
+        or, with `test_on_error: exclude`, are left out and recorded."""
+        dataset = self._dataset(self._real(name, option), train=False)
+        bad = scan_clips(dataset, self.num_workers)
+        if not bad:
+            self._excluded.pop(name, None)
+            return dataset
+        listed = "\n  ".join(f"{clip.path}: {cause}" for clip, cause in bad[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        if self.test_on_error == "raise":
+            raise VideoDecodeError(
+                f"{len(bad)} of {len(dataset)} clips of the evaluation list {name!r} do not decode; a test never "
+                f"replaces them:\n  {listed}{more}\nRe-download or re-encode them, drop them from the list, or "
+                "pass `--data.test_on_error exclude` to test without them (recorded in results.json)."
+            )
+        bad_paths = {clip.path for clip, _ in bad}
+        dataset.clips = [c for c in dataset.clips if c.path not in bad_paths]
+        if not dataset.clips:
+            raise VideoDecodeError(f"none of the clips of the evaluation list {name!r} decodes:\n  {listed}{more}")
+        self._excluded[name] = [{"path": str(clip.path), "label": clip.label, "cause": cause} for clip, cause in bad]
+        rank_zero_warn(f"test_on_error=exclude: {len(bad)} of {len(bad) + len(dataset.clips)} clips of {name!r} "
+                       f"do not decode and are left out of its metrics:\n  {listed}{more}")
+        return dataset
 
     def setup(self, stage: str) -> None:
         """Build (and check) the datasets the stage needs."""
         if stage == "fit" and "train" not in self.datasets:
             self.datasets["train"] = self._dataset(self._train_clips(), train=True)
         if stage in ("fit", "validate") and self.val_list is not None and "val" not in self.datasets:
-            self.datasets["val"] = self._dataset(self._real(self.val_list, "val_list"), train=False)
+            self.datasets["val"] = self._eval_dataset(self.val_list, "val_list")
         if stage == "test" and "test" not in self.datasets:
-            self.datasets["test"] = self._dataset(self._real(self.test_list, "test_list"), train=False)
+            self.datasets["test"] = self._eval_dataset(self.test_list, "test_list")
 
-    def skipped(self) -> dict[str, int]:
-        """Clip reads replaced because they failed to decode (on_error="skip"), per built split, all workers."""
-        return {split: dataset.skipped() for split, dataset in self.datasets.items()}
+    def skip_tally(self, split: str) -> SkipTally:
+        """The failed-read counter of a split (main process of this rank; `SkipLogger` sums over ranks)."""
+        return self._tallies.setdefault(split, SkipTally())
+
+    def skip_report(self) -> dict:
+        """Training reads replaced since the last `set_phase` (on_error=skip): total, per epoch, which files."""
+        return self.skip_tally("train").report()
+
+    def excluded(self, list_name: str | None = None) -> list[dict]:
+        """Clips left out of an evaluation list (test_on_error=exclude): path, label, cause. Default: the
+        current test list."""
+        return list(self._excluded.get(list_name or self.test_list, []))
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return VideoDataLoader(
             self.datasets[split],
+            tally=self.skip_tally(split),
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,

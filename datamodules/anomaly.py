@@ -9,7 +9,9 @@ clips for pre-training, the real list for training. Training batches pair `batch
 `batch_size` normal bags, reshuffled every epoch (the shorter side is cycled). The test list is a
 UCF-Crime annotation with temporal intervals (the temporal annotation file named in the config); its
 test items carry the per-frame labels (1-indexed inclusive intervals, `CrimeVideo.frame_labels`) and the
-segment frame bounds that spread segment scores to frames. Missing features are reported, with the
+segment frame bounds that spread segment scores to frames, and the video's file name: the module hands
+the per-video segment scores to `evaluate_scores`, which writes SCORES.json and evaluates them under the
+`protocols` (default: `sultani` on the test list; `datamodules.anomaly_eval`). Missing features are reported, with the
 command that extracts them, before anything trains. The paired batches come from a batch sampler, so
 training runs on one device (the head trains in minutes; extraction is what to spread over GPUs).
 """
@@ -25,6 +27,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from datamodules.anomaly_eval import PROTOCOLS, evaluate_protocols, video_name
 from datamodules.annotations import AnnotationError, CrimeVideo, read_list
 from datamodules.features import feature_path, load_features, segment_bounds
 from datamodules.manifest import read_manifest
@@ -103,6 +106,7 @@ def collate_test(items: list[dict]) -> dict:
         "frame_labels": torch.cat([i["frame_labels"] for i in items]),  # (sum N,)
         "num_frames": torch.tensor([i["num_frames"] for i in items]),  # (B,)
         "abnormal": torch.tensor([i["abnormal"] for i in items]),  # (B,)
+        "name": [i["name"] for i in items],  # video file names (the SCORES.json keys)
     }
 
 
@@ -119,6 +123,10 @@ class AnomalyDataModule(L.LightningDataModule):
         synthetic_manifest: manifest.jsonl of generated anomaly and normal-activity clips.
         synthetic_feature_dir: cached features of the synthetic clips; default `feature_dir`.
         normal_classes: synthetic class names that count as normal; None: names containing "normal" (any case).
+        protocols: evaluation protocol -> annotation file (relative to split_dir), all evaluated on the same
+            scores (e.g. `{sultani: Temporal_Anomaly_Annotation.txt, umil: UCF_test.txt}`); None: `sultani`
+            on the test list.
+        default_protocol: the protocol reported as `test/auc` / `test/auc_a`.
         train_source: what trains the model: `real` (train_list) or `synthetic` (the manifest).
         batch_size: abnormal/normal bag pairs per batch (30 in Sultani et al.: 30 + 30 bags).
         test_batch_size: test videos per batch.
@@ -136,6 +144,8 @@ class AnomalyDataModule(L.LightningDataModule):
         synthetic_manifest: str | None = None,
         synthetic_feature_dir: str | None = None,
         normal_classes: list[str] | None = None,
+        protocols: dict[str, str] | None = None,
+        default_protocol: str = "sultani",
         train_source: Source = "real",
         batch_size: int = 30,
         test_batch_size: int = 16,
@@ -151,6 +161,13 @@ class AnomalyDataModule(L.LightningDataModule):
         self.synthetic_manifest = synthetic_manifest
         self.synthetic_feature_dir = synthetic_feature_dir or feature_dir
         self.normal_classes = normal_classes
+        if protocols is not None and (set(protocols) - set(PROTOCOLS) or default_protocol not in protocols):
+            raise ValueError(
+                f"`--data.protocols` keys must be among {', '.join(PROTOCOLS)} (got {sorted(protocols)}) and "
+                f"`--data.default_protocol` ({default_protocol!r}) one of them"
+            )
+        self.protocols, self.default_protocol = protocols, default_protocol
+        self.frame_counts: dict[str, int] = {}  # test video file name -> decoded frames
         self.train_source = train_source
         self.batch_size = batch_size
         self.test_batch_size = test_batch_size
@@ -251,8 +268,9 @@ class AnomalyDataModule(L.LightningDataModule):
         self._check_intervals(records, self.test_list)
         self._require_features([r.path for r in records], self.feature_dir, str(path))
         bags = self._bags([r.path for r in records], self.feature_dir)
-        items = []
+        items, self.frame_counts = [], {}
         for record, bag in zip(records, bags):
+            self.frame_counts[video_name(record.path)] = bag.num_frames
             if record.num_frames is not None and record.num_frames != bag.num_frames:
                 log.warning("%s: %s lists %d frames, %d decoded; using the decoded count",
                             path, record.path, record.num_frames, bag.num_frames)  # fmt: skip
@@ -263,9 +281,16 @@ class AnomalyDataModule(L.LightningDataModule):
                     "frame_labels": torch.from_numpy(record.frame_labels(bag.num_frames)),
                     "num_frames": bag.num_frames,
                     "abnormal": record.anomalous,
+                    "name": video_name(record.path),
                 }
             )
         return TestBagDataset(items)
+
+    def evaluate_scores(self, scores: dict[str, list[float]], log_dir: str | None) -> dict[str, float]:
+        """Write SCORES.json to `log_dir` and evaluate the segment scores under every protocol."""
+        protocols = self.protocols or {"sultani": self.test_list}
+        annotations = {p: self._list_path(a, "protocols") for p, a in protocols.items()}
+        return evaluate_protocols(scores, annotations, self.default_protocol, self.frame_counts, log_dir)
 
     # -------------------------------------------------------------------------------------- Lightning
 
@@ -278,6 +303,9 @@ class AnomalyDataModule(L.LightningDataModule):
             if option == "test_list":
                 self._check_intervals(records, name)
             self._require_features([r.path for r in records], self.feature_dir, str(self._list_path(name, option)))
+        for protocol, annotation in (self.protocols or {}).items():
+            if not self._list_path(annotation, "protocols").is_file():
+                raise FileNotFoundError(f"`--data.protocols.{protocol}`: {self._list_path(annotation, 'protocols')} not found")
         if synthetic:
             videos = [v for v, _ in self._synthetic()]
             self._require_features(videos, self.synthetic_feature_dir, str(self.synthetic_manifest))

@@ -6,18 +6,22 @@ through the same decoding, sampling and augmentation. A sample is a dict:
 `label` int, and `uncertainty` float (the clip's CLIP uncertainty in [0, 1]; NaN for real clips).
 
 A clip that fails to decode either raises (`on_error="raise"`, the default) or is skipped
-(`on_error="skip"`): the next decodable clip of the list is served in its place, so an epoch keeps its
-size; every failure is counted in a counter shared by all DataLoader workers (`VideoDataset.skipped()`),
-logged once per file, and `VideoDataLoader` logs the epoch's total when the epoch's iteration ends.
+(`on_error="skip"`, meant for training sets): the next decodable clip of the list is served in its place,
+so an epoch keeps its size, and the served sample carries the failures as a marker (`skipped`: how many
+reads failed before it, `skipped_files`: which files, newline-joined). DataLoader workers are separate
+processes, so nothing is counted there: `VideoDataLoader` pops the markers from every batch in the main
+process and adds them to its `SkipTally`, which the `datamodules.skips.SkipLogger` callback sums over
+ranks and logs at each epoch end. Evaluation lists never substitute (see `scan_clips` and the
+datamodule's `test_on_error`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +36,52 @@ from datamodules.video import VideoDecodeError, read_clip
 
 log = logging.getLogger(__name__)
 OnError = Literal["raise", "skip"]
+# Where the clips of a list live under its root: `as_listed` (root / listed path, the split lists' own
+# layout) or `by_name` (found by file name anywhere under root, e.g. the official `<Class>/<clip>.avi`
+# folders while the lists name bare `<clip>.avi`).
+VideoLayout = Literal["as_listed", "by_name"]
+
+
+def resolve_paths(root: Path, listed: list[str], layout: VideoLayout = "as_listed") -> list[Path]:
+    """The file of each listed path under `root`: `root / path`, or with `by_name` the file of that name
+    anywhere under `root` (when `root / path` does not exist). A name that is not found stays
+    `root / path` (callers report it missing); a name found twice raises ValueError naming both."""
+    direct = [root / p for p in listed]
+    if layout == "as_listed" or all(p.exists() for p in direct):
+        return direct
+    if layout != "by_name":
+        raise ValueError(f"video layout must be 'as_listed' or 'by_name', got {layout!r}")
+    index: dict[str, list[Path]] = {}
+    for path in root.rglob("*"):
+        index.setdefault(path.name, []).append(path)
+    out = []
+    for rel, path in zip(listed, direct):
+        found = index.get(Path(rel).name, []) if not path.exists() else [path]
+        if len(found) > 1:
+            raise ValueError(f"{Path(rel).name!r} is found {len(found)} times under {root} ({found[0]}, {found[1]}); "
+                             "by_name needs unique file names: point the root at one copy")
+        out.append(found[0] if found else path)
+    return out
+
+
+def layout_hint(root: Path, missing: list[str]) -> str | None:
+    """Why listed clips are missing under `root`, and what to do: they sit deeper (class sub-folders: the
+    option that finds them), or the root holds only sub-folders; None when nothing explains it."""
+    wanted = {Path(m).name for m in missing}
+    files = [p for p in root.rglob("*") if p.is_file()]
+    found = [p for p in files if p.name in wanted and p.parent != root]
+    option = ("use `--root-layout by-name` (validate) / `--data.video_layout by_name` (training) to find each "
+              "clip by its file name under the root")
+    if found:
+        return (f"{len({p.name for p in found})} of the {len(wanted)} missing clips sit in sub-folders of the root "
+                f"(e.g. {found[0].relative_to(root)}): the clips are in class sub-folders but the list names them "
+                f"without; {option}")
+    subfolders = [p for p in root.iterdir() if p.is_dir()]
+    if subfolders and not any(p.parent == root for p in files):
+        return (f"the root holds {len(subfolders)} sub-folders (e.g. {subfolders[0].name}/) and no files, but the "
+                f"list names clips without a folder: if these are class sub-folders, {option}; otherwise point the "
+                "root at the folder the listed paths are relative to")
+    return None
 
 
 @dataclass(frozen=True)
@@ -43,8 +93,10 @@ class Clip:
     uncertainty: float | None = None  # normalised CLIP uncertainty of a generated clip; None if unscored/real
 
 
-def clips_from_list(list_file: str | Path, video_root: str | Path, class_names: list[str]) -> list[Clip]:
-    """Clips of an annotation list, checking that the files exist under `video_root`.
+def clips_from_list(
+    list_file: str | Path, video_root: str | Path, class_names: list[str], layout: VideoLayout = "as_listed"
+) -> list[Clip]:
+    """Clips of an annotation list, checking that the files exist under `video_root` (see `resolve_paths`).
 
     Raises:
         FileNotFoundError: the root is missing, or listed clips are missing (count and examples named).
@@ -56,13 +108,15 @@ def clips_from_list(list_file: str | Path, video_root: str | Path, class_names: 
             f"{list_file} are relative to."
         )
     entries = read_video_list(list_file, len(class_names))
-    clips = [Clip(path=video_root / e.path, label=e.label) for e in entries]
+    paths = resolve_paths(video_root, [e.path for e in entries], layout)
+    clips = [Clip(path=path, label=e.label) for e, path in zip(entries, paths)]
     missing = [(e, c.path) for e, c in zip(entries, clips) if not c.path.exists()]
     if missing:
         examples = ", ".join(f"line {e.line}: {p}" for e, p in missing[:3])
+        hint = layout_hint(video_root, [e.path for e, _ in missing]) if layout == "as_listed" else None
         raise FileNotFoundError(
             f"{len(missing)} of {len(clips)} clips listed in {list_file} are missing under {video_root} "
-            f"({examples}). Check `--data.video_root`."
+            f"({examples}). " + (f"{hint}." if hint else "Check `--data.video_root`.")
         )
     return clips
 
@@ -109,6 +163,28 @@ def filter_uncertain(clips: list[Clip], quantile: float, source: str | Path) -> 
     return [c for c in clips if c.uncertainty <= threshold], threshold
 
 
+@dataclass
+class SkipTally:
+    """Failed clip reads of one split, counted in the main process from the batches' markers.
+
+    `total` counts every failed read (a file failing twice counts twice); `files` maps each failing file
+    to its failures; `per_epoch` holds the epoch totals summed over ranks (appended by `SkipLogger`).
+    """
+
+    total: int = 0
+    files: Counter = field(default_factory=Counter)
+    per_epoch: list[int] = field(default_factory=list)
+    epoch_start: int = 0  # `total` when the current epoch started
+
+    def add(self, count: int, files: list[str]) -> None:
+        self.total += count
+        self.files.update(f for f in files if f)
+
+    def report(self) -> dict:
+        return {"skipped_reads": sum(self.per_epoch) if self.per_epoch else self.total,
+                "per_epoch": list(self.per_epoch), "files": sorted(self.files)}
+
+
 class VideoDataset(Dataset):
     """Decodes, samples and augments clips.
 
@@ -124,8 +200,9 @@ class VideoDataset(Dataset):
         num_views: temporal views per clip at test time (ignored in training).
         on_error: what a clip that cannot be decoded does. `raise`: a VideoDecodeError naming the file and
             the cause. `skip`: the next clip of the list (index + 1, + 2, ..., wrapping) is served instead,
-            so the epoch keeps its size; each failure is counted (`skipped()`, shared by all DataLoader
-            workers) and logged once per file per process. Only when no clip decodes does it raise.
+            so the epoch keeps its size; the sample carries the failures (`skipped`, `skipped_files`) for
+            the main process to count, and each failure is logged once per file per process. Only when no
+            clip decodes does it raise.
     """
 
     def __init__(
@@ -143,20 +220,10 @@ class VideoDataset(Dataset):
         self.transform = transform
         self.num_views = 1 if transform.train else num_views
         self.on_error = on_error
-        # Shared memory, so the counts of forked or spawned DataLoader workers reach the main process.
-        self._skips = multiprocessing.Value("q", 0)
         self._warned: set[Path] = set()  # files already logged by this process
 
     def __len__(self) -> int:
         return len(self.clips)
-
-    def skipped(self) -> int:
-        """Clip reads that failed and were replaced since construction or `reset_skipped`, over all workers."""
-        return int(self._skips.value)
-
-    def reset_skipped(self) -> None:
-        with self._skips.get_lock():
-            self._skips.value = 0
 
     def _load(self, clip: Clip) -> dict:
         # Random offsets come from torch's RNG, which Lightning seeds per worker and epoch.
@@ -177,43 +244,82 @@ class VideoDataset(Dataset):
         }
 
     def __getitem__(self, index: int) -> dict:
+        failed: list[str] = []
         for offset in range(len(self.clips)):
             clip = self.clips[(index + offset) % len(self.clips)]
             try:
-                return self._load(clip)
+                sample = self._load(clip)
             except VideoDecodeError as exc:
                 if self.on_error == "raise":
                     raise VideoDecodeError(
-                        f"{exc} (dataset item {index}; `--data.on_error skip` serves the next clip instead)"
+                        f"{exc} (dataset item {index}; `--data.on_error skip` serves the next clip instead "
+                        "in training, counted and reported)"
                     ) from exc
-                with self._skips.get_lock():
-                    self._skips.value += 1
+                failed.append(str(clip.path))
                 if clip.path not in self._warned:
                     self._warned.add(clip.path)
                     log.warning("skipping undecodable clip (on_error='skip'): %s", exc)
+                continue
+            if self.on_error == "skip":  # the marker the main process counts (VideoDataLoader)
+                sample["skipped"] = len(failed)
+                sample["skipped_files"] = "\n".join(failed)
+            return sample
         raise VideoDecodeError(f"none of the {len(self.clips)} clips of the dataset decodes (on_error='skip')")
 
 
-class VideoDataLoader(DataLoader):
-    """A DataLoader that, when an epoch's iteration ends, logs how many clip reads its VideoDataset skipped.
+def scan_clips(dataset: VideoDataset, num_workers: int = 0) -> list[tuple[Clip, str]]:
+    """Read every clip of `dataset` as it will be read (same frames, same checks) and return the ones that
+    fail, with the cause; used before evaluation, which never substitutes a clip. Runs in `num_workers`
+    DataLoader processes; frames are decoded at a 16 px short side (decoding dominates the cost)."""
+    probe = _ScanDataset(dataset)
+    loader = DataLoader(probe, batch_size=None, num_workers=num_workers)
+    return [(dataset.clips[i], cause) for i, cause in loader if cause]
 
-    The count of the last complete epoch is kept in `last_epoch_skipped`. An epoch cut short (e.g.
-    `limit_train_batches`) logs nothing; `VideoDataset.skipped()` still has the running total.
+
+class _ScanDataset(Dataset):
+    def __init__(self, dataset: VideoDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[int, str]:
+        d = self.dataset
+        try:
+            read_clip(d.clips[index].path, d.num_frames, train=False, num_views=d.num_views, short_side=16)
+        except VideoDecodeError as exc:
+            cause = str(exc).split(". Check that it exists")[0]
+            return index, cause.split("': ", 1)[-1] if cause.startswith("cannot read video '") else cause
+        return index, ""
+
+
+class VideoDataLoader(DataLoader):
+    """A DataLoader that counts, in the main process, the failed reads its batches carry as markers.
+
+    Each batch's `skipped` / `skipped_files` entries are removed from the batch (models never see them)
+    and added to `tally` (a `SkipTally`, shared with the datamodule). When an epoch's iteration ends it
+    logs that epoch's local count; `datamodules.skips.SkipLogger` also sums it over ranks and logs it to
+    the Lightning logger (an epoch cut short, e.g. `limit_train_batches`, is still counted there).
     """
 
-    last_epoch_skipped: int = 0
+    def __init__(self, *args, tally: SkipTally | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tally = tally if tally is not None else SkipTally()
 
     def __iter__(self) -> Iterator:
-        dataset = self.dataset
-        before = dataset.skipped() if isinstance(dataset, VideoDataset) else 0
-        yield from super().__iter__()
-        if isinstance(dataset, VideoDataset):
-            self.last_epoch_skipped = dataset.skipped() - before
-            if self.last_epoch_skipped:
-                log.warning(
-                    "%d clip read(s) failed to decode this epoch and were replaced by the next clip of the list "
-                    "(on_error='skip'); the epoch kept its %d samples. Run `python -m datamodules validate` "
-                    "to list the broken files.",
-                    self.last_epoch_skipped,
-                    len(dataset),
-                )
+        before = self.tally.total
+        for batch in super().__iter__():
+            if isinstance(batch, dict) and "skipped" in batch:
+                count = int(torch.as_tensor(batch.pop("skipped")).sum())
+                files = [f for text in batch.pop("skipped_files") for f in text.split("\n") if f]
+                self.tally.add(count, files)
+            yield batch
+        skipped = self.tally.total - before
+        if skipped:
+            log.warning(
+                "%d clip read(s) failed to decode this epoch and were replaced by the next clip of the list "
+                "(on_error='skip'); the epoch kept its %d samples. Run `python -m datamodules validate` "
+                "to list the broken files.",
+                skipped,
+                len(self.dataset),
+            )

@@ -18,19 +18,17 @@ import importlib
 import json
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from datamodules.annotations import AnnotationError, read_list
-from datamodules.manifest import ManifestError, read_manifest
+from datamodules.manifest import ManifestError, read_manifest, safe_join
 from datamodules.transforms import VideoTransform
-from datamodules.video import VideoDecodeError
+from datamodules.video import VideoDecodeError, iter_frames
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +39,15 @@ FEATURE_SUFFIX = ".pt"
 
 
 def feature_path(feature_dir: str | Path, video: str | Path) -> Path:
-    """Where the features of `video` live: `<feature_dir>/<file stem>.pt` (UCF-Crime names are unique)."""
-    return Path(feature_dir) / f"{Path(video).stem}{FEATURE_SUFFIX}"
+    """Where the features of `video` live: `<feature_dir>/<file stem>.pt` (UCF-Crime names are unique).
+
+    Raises:
+        ValueError: the stem is no usable file name (empty, '.', '..', hidden) or the path leaves feature_dir.
+    """
+    stem = Path(video).stem
+    if not stem or stem in (".", "..") or stem.startswith(".") or "/" in stem or "\\" in stem:
+        raise ValueError(f"video {str(video)!r}: its file stem {stem!r} cannot name a feature file; rename the video")
+    return safe_join(feature_dir, f"{stem}{FEATURE_SUFFIX}", "feature file")
 
 
 def segment_bounds(num_frames: int, num_segments: int) -> np.ndarray:
@@ -120,24 +125,6 @@ def load_net(class_path: str, init_args: dict | None = None) -> torch.nn.Module:
     if not callable(getattr(net, "encode_video", None)):
         raise ValueError(f"--model-class {class_path!r} has no `encode_video(video) -> (B, D)`; pick a video network")
     return net
-
-
-def iter_frames(path: Path) -> Iterator[np.ndarray]:
-    """Every frame of a video file as (H, W, 3) uint8 RGB, decoded in order (PyAV)."""
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoDecodeError(f"cannot read video {str(path)!r}: {type(exc).__name__}: {exc}") from exc
-    with container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"cannot read video {str(path)!r}: no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
-        except (av.FFmpegError, EOFError) as exc:
-            raise VideoDecodeError(f"cannot read video {str(path)!r}: {type(exc).__name__}: {exc}") from exc
 
 
 @torch.no_grad()

@@ -11,15 +11,46 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath
 from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MANIFEST_VERSION = 1
 
 Strategy = Literal["basic", "env", "cha", "ie"]
+# An id that becomes a file or folder name: letters, digits, '.', '_', '-', starting with a letter or digit
+# (so never '', '.', '..', a hidden file, a path separator or a drive).
+PATH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def check_path_id(value: str, what: str = "id") -> str:
+    """Return `value` if it is safe as one file/folder name (`PATH_ID`), else raise ValueError saying why."""
+    if not isinstance(value, str) or not PATH_ID.fullmatch(value) or value.endswith("."):
+        raise ValueError(
+            f"{what} {value!r} cannot be used as a file name: use 1-200 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (no '/', '\\', '..' or spaces)"
+        )
+    return value
+
+
+def check_relative_path(value: str, what: str = "path") -> str:
+    """Return `value` if it is a relative POSIX path that stays inside its folder (no '..', not absolute)."""
+    parts = PurePosixPath(value).parts
+    if not value or "\\" in value or PurePosixPath(value).is_absolute() or ".." in parts or ":" in parts[0]:
+        raise ValueError(f"{what} {value!r} must be a relative path inside its folder (no '..', not absolute)")
+    return value
+
+
+def safe_join(root: str | Path, relative: str | Path, what: str = "path") -> Path:
+    """`root / relative`, refusing a result that resolves outside `root` (symlinks included)."""
+    root = Path(root)
+    path = root / relative
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"{what} {str(relative)!r} escapes its folder {root}; refusing to write there")
+    return path
 
 
 class ManifestRow(BaseModel):
@@ -49,6 +80,16 @@ class ManifestRow(BaseModel):
     uncertainty: float | None = Field(default=None, ge=0.0, le=1.0)
     clip_pred: int | None = None
     clip_prob: float | None = None
+
+    @field_validator("row_id")
+    @classmethod
+    def _row_id_is_a_file_name(cls, value: str) -> str:
+        return check_path_id(value, "row_id")
+
+    @field_validator("video")
+    @classmethod
+    def _video_stays_inside(cls, value: str) -> str:
+        return check_relative_path(value, "video")
 
 
 class ManifestError(ValueError):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from datamodules.annotations import LABELLED_FORMATS, AnnotationError, FrameListEntry, read_labels, read_list
+from datamodules.datasets import VideoLayout, layout_hint, resolve_paths
 from datamodules.video import VideoDecodeError, decode_frames, sample_indices, video_info
 
 Status = Literal["ok", "error", "warning", "info", "skipped"]
@@ -287,7 +288,7 @@ def _balance_check(entries, class_names: list[str]) -> Check:
     return Check("balance", "info", summary, details, items)
 
 
-def _file_checks(entries, root: Path | None, frames: int, decode: bool) -> list[Check]:
+def _file_checks(entries, root: Path | None, frames: int, decode: bool, layout: VideoLayout = "as_listed") -> list[Check]:
     """missing / decode / length: what needs the videos (the length of a frame list needs no videos)."""
     checks = []
     listed_frames = {e.line: e.num_frames for e in entries if isinstance(e, FrameListEntry)}
@@ -297,13 +298,18 @@ def _file_checks(entries, root: Path | None, frames: int, decode: bool) -> list[
     elif not root.is_dir():
         checks.append(Check("files", "error", f"--root {root} is not a folder; existence and decoding not checked"))
     else:
-        missing = [e for e in entries if not (root / e.path).exists()]
+        try:
+            resolved = dict(zip((e.line for e in entries), resolve_paths(root, [e.path for e in entries], layout)))
+        except ValueError as exc:
+            return [*checks, Check("missing", "error", str(exc))]
+        missing = [e for e in entries if not resolved[e.line].exists()]
         if missing:
+            hint = layout_hint(root, [e.path for e in missing]) if layout == "as_listed" else None
             checks.append(
                 Check(
                     "missing",
                     "error",
-                    f"{len(missing)} of {len(entries)} listed clips are not under {root}",
+                    f"{len(missing)} of {len(entries)} listed clips are not under {root}" + (f"; {hint}" if hint else ""),
                     [f"line {e.line}: {e.path}" for e in missing],
                     [{"line": e.line, "path": e.path} for e in missing],
                 )
@@ -313,12 +319,12 @@ def _file_checks(entries, root: Path | None, frames: int, decode: bool) -> list[
         if not decode:
             checks.append(Check("decode", "skipped", "--skip-decode: files not opened"))
         else:
-            present = [e for e in entries if (root / e.path).exists()]
+            present = [e for e in entries if resolved[e.line].exists()]
             broken = []
             for e in present:
-                try:
-                    info = video_info(root / e.path)
-                    decode_frames(root / e.path, sample_indices(info.num_frames, frames, train=False), short_side=32)
+                try:  # the frames a test samples, decoded on to the stream's end (frame count checked)
+                    info = video_info(resolved[e.line])
+                    decode_frames(resolved[e.line], sample_indices(info.num_frames, frames, train=False), short_side=32)
                     num_frames[e.line] = info.num_frames
                 except VideoDecodeError as exc:
                     broken.append((e, str(exc).split(". Check that it exists")[0]))
@@ -332,6 +338,8 @@ def _file_checks(entries, root: Path | None, frames: int, decode: bool) -> list[
                         [{"line": e.line, "path": e.path, "cause": cause} for e, cause in broken],
                     )
                 )
+            elif not present:  # never "ok" for nothing checked
+                checks.append(Check("decode", "skipped", "no listed clip exists under the root: nothing was decoded"))
             else:
                 checks.append(Check("decode", "ok", f"all {len(present)} clips decode ({frames} frames each)"))
     if num_frames:
@@ -362,6 +370,7 @@ def validate(
     fmt: str = "auto",
     naming: Naming = "auto",
     decode: bool = True,
+    layout: VideoLayout = "as_listed",
 ) -> Report:
     """Run every check on one list.
 
@@ -372,7 +381,8 @@ def validate(
         frames: frames a sample needs (the datamodule's `num_frames`); shorter clips are reported.
         fmt: list format (`auto` guesses it; see `datamodules.annotations.LIST_FORMATS`).
         naming: file-naming convention to check labels against; `auto` picks the one most names follow.
-        decode: open each listed file and decode `frames` frames (needs `root`).
+        decode: open each listed file and decode `frames` frames, on to the stream's end (needs `root`).
+        layout: `as_listed` (root / listed path) or `by_name` (found by file name under root).
 
     Raises:
         FileNotFoundError, AnnotationError: the list or label file is missing or malformed.
@@ -389,7 +399,7 @@ def validate(
         _labels_check(entries, len(class_names), str(label_file)),
         _duplicates_check(entries),
         _balance_check(entries, class_names),
-        *_file_checks(entries, None if root is None else Path(root), frames, decode),
+        *_file_checks(entries, None if root is None else Path(root), frames, decode, layout),
     ]
     return Report(
         str(list_file), str(label_file), None if root is None else str(root), fmt, len(entries), len(class_names),
@@ -410,6 +420,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--frames", type=int, default=8, help="frames a sample needs (default 8)")
     p.add_argument("--format", default="auto", help="list format: auto, video, frames, csv (default auto)")
     p.add_argument("--naming", default="auto", choices=["auto", "ucf101", "hmdb51", "none"])
+    p.add_argument("--root-layout", default="as-listed", choices=["as-listed", "by-name"],
+                   help="as-listed: root/<listed path> (default); by-name: find each clip by file name anywhere "
+                        "under root (class sub-folders with flat lists)")
     p.add_argument("--skip-decode", action="store_true", help="with --root: check existence only")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
@@ -418,7 +431,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         report = validate(
-            args.list, args.labels, args.root, args.frames, args.format, args.naming, decode=not args.skip_decode
+            args.list, args.labels, args.root, args.frames, args.format, args.naming, decode=not args.skip_decode,
+            layout=args.root_layout.replace("-", "_"),
         )
     except (FileNotFoundError, AnnotationError) as exc:
         if args.json:

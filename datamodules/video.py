@@ -7,6 +7,16 @@ keyframe between the last decoded frame and the next wanted one (or, without an 
 is over 2 s ahead), so 16 frames from a 3-minute video cost a few GOPs, not the whole file. Frame folders (one
 jpg/png per frame, sorted by name) are read the same way. `read_clip` ties the two together and returns
 `(num_views, T, H, W, 3)` uint8 RGB. Every failure to read a file raises `VideoDecodeError`.
+
+This is the one PyAV reader of the project: training (`read_clip`), feature extraction and generated-clip
+checks (`iter_frames`, `read_video`), `validate` and `generation status` (`probe`) all open files through
+`_open`, so every reader gets the same checks:
+- the container must be a video (not a still image) of the kind its extension says (an AVI named `.mp4`
+  is refused with the rename to make; raw MPEG-4/H.264 streams named `.mp4`/`.m4v` are accepted);
+- decoding verifies what it got: after the wanted frames it decodes on to the end of the stream (for
+  indexed containers it seeks to the last keyframe first, so this costs about one GOP) and raises when
+  fewer frames decode than the container claims, beyond `frame_tolerance` (truncated, bit-flipped or
+  zeroed files), or when the decoder stops on an error anywhere on that path.
 """
 
 from __future__ import annotations
@@ -32,6 +42,35 @@ SEEK_AHEAD_SECONDS = 2.0
 # frames, which is exact and cheap for the short clips these formats hold.
 _SEEKABLE_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
 _ERRORS = (av.FFmpegError, OSError, UnicodeDecodeError, EOFError)
+# A clip may decode a few frames fewer than its container claims (AVI with packed B-frames: one fewer;
+# edit lists, a dropped last frame); more than this many is a truncated or corrupt file.
+MAX_MISSING_FRAMES = 3
+MAX_MISSING_FRACTION = 0.03
+# Which demuxers may open a file of each extension. Raw MPEG-4 Part 2 / H.264 streams named .mp4 exist in
+# released datasets (UCF101-24 demo clips are `m4v` streams), so they are accepted for .mp4 and .m4v.
+_MP4_LIKE = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "m4v", "h264", "hevc"})
+CONTAINERS: dict[str, frozenset[str]] = {
+    ".avi": frozenset({"avi"}),
+    ".mp4": _MP4_LIKE,
+    ".m4v": _MP4_LIKE,
+    ".mov": _MP4_LIKE,
+    ".3gp": _MP4_LIKE,
+    ".mkv": frozenset({"matroska,webm"}),
+    ".webm": frozenset({"matroska,webm"}),
+    ".mpg": frozenset({"mpeg", "mpegvideo"}),
+    ".mpeg": frozenset({"mpeg", "mpegvideo"}),
+    ".ts": frozenset({"mpegts"}),
+    ".flv": frozenset({"flv"}),
+    ".wmv": frozenset({"asf"}),
+    ".gif": frozenset({"gif"}),
+}
+_EXTENSION_OF = {"avi": ".avi", "mov,mp4,m4a,3gp,3g2,mj2": ".mp4", "matroska,webm": ".mkv", "mpeg": ".mpg",
+                 "mpegts": ".ts", "flv": ".flv", "asf": ".wmv", "gif": ".gif", "m4v": ".m4v", "h264": ".h264"}
+
+
+def frame_tolerance(claimed: int) -> int:
+    """Frames a clip may decode fewer than its container claims before it counts as truncated/corrupt."""
+    return max(MAX_MISSING_FRAMES, int(MAX_MISSING_FRACTION * claimed))
 
 
 class VideoDecodeError(RuntimeError):
@@ -106,16 +145,34 @@ def _frame_files(folder: Path) -> list[Path]:
 
 
 def _open(path: Path) -> av.container.InputContainer:
+    """Open a video file, checking it is a video container of the kind its extension names."""
     if not path.is_file():
         raise _decode_error(path, "file not found")
+    if path.stat().st_size == 0:
+        raise _decode_error(path, "the file is empty (0 bytes)")
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except _ERRORS as exc:
         raise _decode_error(path, f"{type(exc).__name__}: {exc}") from exc
-    if not container.streams.video:
+    problem = _container_problem(path, container)
+    if problem:
         container.close()
-        raise _decode_error(path, "no video stream")
+        raise _decode_error(path, problem)
     return container
+
+
+def _container_problem(path: Path, container: av.container.InputContainer) -> str | None:
+    fmt = container.format.name
+    if not container.streams.video:
+        return "no video stream"
+    if fmt in ("image2", "image2pipe") or fmt.endswith("_pipe"):
+        return f"the file holds a still image ({fmt}), not a video"
+    allowed = CONTAINERS.get(path.suffix.lower())
+    if allowed is not None and fmt not in allowed:
+        right = _EXTENSION_OF.get(fmt)
+        fix = f"rename it to {path.stem}{right}" if right else "re-mux it into the container its name says"
+        return f"wrong extension: the file holds a {fmt!r} container, not what {path.suffix!r} means; {fix}"
+    return None
 
 
 def _stream_fps(stream: av.video.stream.VideoStream) -> Fraction:
@@ -144,6 +201,14 @@ def video_info(path: str | Path) -> VideoInfo:
 
     container = _open(path)
     try:
+        return _container_info(path, container)
+    finally:
+        container.close()
+
+
+def _container_info(path: Path, container: av.container.InputContainer) -> VideoInfo:
+    """`video_info` of an open container (demuxing it when it has no frame count: seek back before decoding)."""
+    try:
         stream = container.streams.video[0]
         fps = _stream_fps(stream)
         num_frames = stream.frames
@@ -154,11 +219,36 @@ def video_info(path: str | Path) -> VideoInfo:
         width, height = stream.codec_context.width, stream.codec_context.height
     except _ERRORS as exc:
         raise _decode_error(path, f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        container.close()
     if num_frames <= 0 or width <= 0 or height <= 0:
         raise _decode_error(path, f"no usable video frames (frames={num_frames}, size={width}x{height})")
     return VideoInfo(num_frames=num_frames, fps=float(fps), width=width, height=height)
+
+
+def probe(path: str | Path, expected_frames: int | None = None) -> VideoInfo:
+    """Cheap integrity check without decoding: the file opens as the video its extension says, and its
+    video packets can all be read (demuxed). Raises `VideoDecodeError` when the container claims more
+    frames than packets exist, or fewer frames than `expected_frames` (e.g. a manifest row's), beyond
+    `frame_tolerance`. `decode_frames(..., verify=True)` is the full check (it decodes)."""
+    path = Path(path)
+    if path.is_dir():
+        return video_info(path)
+    container = _open(path)
+    try:
+        info = _container_info(path, container)
+        try:
+            container.seek(0)
+        except _ERRORS:
+            pass  # nothing was demuxed, or the demuxer cannot seek: demuxing below starts where it is
+        stream = container.streams.video[0]
+        packets = sum(1 for packet in container.demux(stream) if packet.size > 0)
+    except _ERRORS as exc:
+        raise _decode_error(path, f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        container.close()
+    for what, claimed in (("its container claims", info.num_frames), ("expected", expected_frames)):
+        if claimed is not None and claimed - packets > frame_tolerance(claimed):
+            raise _decode_error(path, f"truncated: {packets} frames stored, {claimed} {what}")
+    return info
 
 
 # --------------------------------------------------------------------------------------- decoding
@@ -251,12 +341,19 @@ class _KeyframeIndex:
 
 
 def _decode_video(
-    path: Path, wanted: list[int], short_side: int | None, thread_type: str
+    path: Path, wanted: list[int], short_side: int | None, thread_type: str, verify: bool = True
 ) -> list[np.ndarray]:
-    """RGB frames for the sorted, unique indices `wanted`, each (H, W, 3) uint8."""
+    """RGB frames for the sorted, unique indices `wanted`, each (H, W, 3) uint8.
+
+    With `verify`, decoding goes on past the last wanted frame to the end of the stream (indexed
+    containers seek to the last keyframe first), and a stream that ends more than `frame_tolerance`
+    frames short of what the container claims raises `VideoDecodeError`.
+    """
     container = _open(path)
+    pos = -1  # index of the frame last decoded
     try:
         stream = container.streams.video[0]
+        claimed = _claimed_frames(path, stream) if verify else 0
         stream.thread_type = thread_type
         fps = _stream_fps(stream)
         clock = _Clock(stream.start_time or 0, stream.time_base or Fraction(1), fps)
@@ -265,7 +362,7 @@ def _decode_video(
 
         out: list[np.ndarray] = []
         frames = _frames_from(container, stream, clock, None)
-        pos, frame, exhausted = -1, None, False  # index and frame last decoded
+        frame, exhausted = None, False  # frame last decoded
         size: tuple[int, int] | None = None  # output (width, height), fixed by the first frame
         rgb, rgb_of = None, None  # last conversion, reused when several indices clamp to one frame
         for target in wanted:
@@ -278,17 +375,73 @@ def _decode_video(
                 else:  # fewer frames than claimed: later indices clamp to the last decoded frame
                     exhausted = True
             if frame is None:
-                raise _decode_error(path, "no decodable video frames")
+                claim = claimed or _claimed_frames(path, stream)
+                raise _decode_error(path, f"no decodable video frames (0 of the {claim} its container claims)")
             if frame is not rgb_of:
                 size = size or _resized(frame.width, frame.height, short_side)
                 rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])  # (H, W, 3)
                 rgb_of = frame
             out.append(rgb)
+        if verify:
+            if not exhausted:  # decode on to the end: from the last keyframe where the index shows one
+                if seekable and claimed - 1 > pos and keyframes.worth_seeking(pos, claimed - 1, fps):
+                    frames = _frames_from(container, stream, clock, claimed - 1)
+                for pos, _ in frames:
+                    pass
+            _check_count(path, pos + 1, claimed)
         return out
     except _ERRORS as exc:
-        raise _decode_error(path, f"{type(exc).__name__}: {exc}") from exc
+        raise _decode_error(path, f"decoding stopped at frame {pos + 1}: {type(exc).__name__}: {exc}") from exc
     finally:
         container.close()
+
+
+def _claimed_frames(path: Path, stream: av.video.stream.VideoStream) -> int:
+    """The frame count the container claims, without moving the open container (a container without a
+    count or duration is counted by `video_info` through a second handle)."""
+    fps = _stream_fps(stream)
+    if stream.frames > 0:
+        return stream.frames
+    if stream.duration and fps:
+        return round(stream.duration * stream.time_base * fps)
+    return video_info(path).num_frames
+
+
+def _check_count(path: Path, got: int, claimed: int) -> None:
+    if claimed - got > frame_tolerance(claimed):
+        raise _decode_error(
+            path, f"truncated or corrupt: only {got} of the {claimed} frames its container claims decode"
+        )
+
+
+def iter_frames(path: str | Path, *, short_side: int | None = None, thread_type: str = "AUTO") -> Iterator[np.ndarray]:
+    """Every frame of a video file, in order, as (H, W, 3) uint8 RGB; the checks of `decode_frames`
+    (container, decode errors, frame count against the container's claim) apply, the count check once
+    the stream ends."""
+    path = Path(path)
+    container = _open(path)
+    got = 0
+    try:
+        stream = container.streams.video[0]
+        claimed = _claimed_frames(path, stream)
+        stream.thread_type = thread_type
+        size = None
+        for frame in container.decode(stream):
+            size = size or _resized(frame.width, frame.height, short_side)
+            yield frame.to_ndarray(format="rgb24", width=size[0], height=size[1])  # (H, W, 3)
+            got += 1
+    except _ERRORS as exc:
+        raise _decode_error(path, f"decoding stopped at frame {got}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        container.close()
+    if got == 0:
+        raise _decode_error(path, "no decodable video frames")
+    _check_count(path, got, claimed)
+
+
+def read_video(path: str | Path, *, short_side: int | None = None) -> np.ndarray:
+    """Every frame of a video file (see `iter_frames`): uint8 RGB (T, H, W, 3)."""
+    return np.stack(list(iter_frames(path, short_side=short_side)))
 
 
 def _load_images(folder: Path, wanted: list[int], short_side: int | None) -> list[np.ndarray]:
@@ -313,20 +466,26 @@ def decode_frames(
     *,
     short_side: int | None = None,
     thread_type: str = "AUTO",
+    verify: bool = True,
 ) -> np.ndarray:
     """Decode the frames at `indices` (any order, duplicates allowed) of a video file or frame folder.
 
     Only the needed stretch of the video is decoded (see the module docstring). Indices past the frames
-    that actually decode take the last decoded frame.
+    that actually decode take the last decoded frame (within `frame_tolerance` of the container's claim).
 
     Args:
         path: video file, or a folder of jpg/png frames sorted by name.
         indices: 0-based frame indices.
         short_side: if given, each frame is resized so its shorter side has this length.
         thread_type: PyAV decoder threading, "AUTO" (frame + slice threads) or "NONE".
+        verify: also decode to the end of the stream and check the frame count (see `_decode_video`).
 
     Returns:
         uint8 RGB array of shape (len(indices), H, W, 3), in the order of `indices`.
+
+    Raises:
+        VideoDecodeError: the file is missing, not a video of its extension's kind, truncated or corrupt;
+            the message names the file and what was got against what was expected.
     """
     path = Path(path)
     indices = [int(i) for i in indices]
@@ -336,7 +495,7 @@ def decode_frames(
     if path.is_dir():
         frames = _load_images(path, wanted, short_side)
     else:
-        frames = _decode_video(path, wanted, short_side, thread_type)
+        frames = _decode_video(path, wanted, short_side, thread_type, verify)
     by_index = dict(zip(wanted, frames))
     return np.stack([by_index[i] for i in indices])  # (N, H, W, 3)
 
@@ -350,10 +509,13 @@ def read_clip(
     num_views: int = 1,
     short_side: int | None = None,
     thread_type: str = "AUTO",
+    verify: bool = True,
 ) -> np.ndarray:
     """Sample and decode one clip: (1, T, H, W, 3) in training, (num_views, T, H, W, 3) in test.
 
-    The test views' indices are decoded in one pass over the file. T = num_segments.
+    The test views' indices are decoded in one pass over the file. T = num_segments. With `verify` (the
+    default) a clip that decodes fewer frames than its container claims, or stops on a decode error,
+    raises `VideoDecodeError` (see `decode_frames`) instead of serving repeated last frames.
     """
     num_frames = video_info(path).num_frames
     if train:
@@ -363,5 +525,7 @@ def read_clip(
             sample_indices(num_frames, num_segments, train=False, view=v, num_views=num_views)
             for v in range(num_views)
         ]
-    frames = decode_frames(path, np.concatenate(views), short_side=short_side, thread_type=thread_type)
+    frames = decode_frames(
+        path, np.concatenate(views), short_side=short_side, thread_type=thread_type, verify=verify
+    )
     return frames.reshape(len(views), num_segments, *frames.shape[1:])  # (V, T, H, W, 3)

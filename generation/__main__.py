@@ -11,11 +11,13 @@
         --reference real --labels labels.csv --out analysis/
 
 User errors (missing files, malformed inputs, bad arguments) print one `error: ...` line and exit 2.
+`status` exits 1 when the render folder is incomplete (missing, failed, broken/truncated or partial clips).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -77,29 +79,55 @@ def _render(args: argparse.Namespace) -> None:
                                 guidance=args.guidance, num_frames=args.frames or 49, width=args.width,
                                 height=args.height, max_sequence_length=args.max_sequence_length,
                                 batch_size=args.batch_size, cpu_offload=args.cpu_offload,
-                                vae_tiling=args.vae_tiling, vae_slicing=args.vae_slicing, compile=args.compile)
+                                vae_tiling=args.vae_tiling, vae_slicing=args.vae_slicing, compile=args.compile,
+                                cache=args.cache, cache_args=_cache_args(args.cache_arg), fp8=args.fp8,
+                                compare_to_uncached=args.compare_to_uncached,
+                                compare_log=str(Path(args.out) / "cache_deviation.jsonl"))
         cog.check()
+    log = Path(args.out) / "cache_deviation.jsonl"
+    logged_before = log.stat().st_size if log.is_file() else 0
     s = render_prompts(args.prompts, args.out, backend=args.backend, num_frames=args.frames or 16, size=args.size,
                        fps=args.fps, num_shards=args.num_shards, shard_index=args.shard_index,
                        progress=not args.no_progress, cogvideox=cog, ray_backend=args.ray_backend,
-                       ray_workers=args.ray_workers, ray_batch_size=args.batch_size)
+                       ray_workers=args.ray_workers, ray_batch_size=args.batch_size, verify=args.verify)
     print(f"shard {args.shard_index}/{args.num_shards}: {s.shard_rows} rows, {s.already_done} already done, "
           f"{s.rendered} rendered ({s.unregistered_rerendered} unregistered files redone), {s.failed} failed, "
           f"{s.partials_removed} partial files removed, {s.clips_per_s:.2f} clips/s -> {args.out}/manifest.jsonl")
+    if cog is not None and cog.compare_to_uncached and log.is_file():
+        with log.open(encoding="utf-8") as f:
+            f.seek(logged_before)
+            psnrs = [json.loads(line)["psnr_db"] for line in f if line.strip()]
+        finite = [p for p in psnrs if p is not None]
+        if psnrs:
+            worst = f"{min(finite):.2f} dB" if finite else "inf (identical)"
+            print(f"--cache {cog.cache} vs uncached: {len(psnrs)} clips compared, PSNR min {worst}, "
+                  f"{len(psnrs) - len(finite)} identical -> {log}")
 
 
-def _status(args: argparse.Namespace) -> None:
+def _cache_args(items: list[str] | None) -> dict[str, str]:
+    """`--cache-arg key=value` options as a dict (values parsed later, by the cache's knob types)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--cache-arg {item!r}: expected KEY=VALUE, e.g. --cache-arg threshold=0.1")
+        out[key.strip()] = value
+    return out
+
+
+def _status(args: argparse.Namespace) -> int:
     from generation.status import render_status, status_json
 
-    st = render_status(args.prompts, args.out)
+    st = render_status(args.prompts, args.out, decode=args.decode)
     print(status_json(st) if args.json else st.table())
+    return 0 if st.complete else 1
 
 
 def _gallery(args: argparse.Namespace) -> None:
     from generation.status import make_gallery
 
     paths = make_gallery(args.manifest, args.out, per_class=args.per_class, columns=args.columns,
-                         tensorboard=args.tensorboard)
+                         frames_per_clip=args.frames_per_clip, frame_size=args.frame_size, tensorboard=args.tensorboard)
     print(f"wrote {len(paths)} contact sheets to {args.out}" + (f" and {args.tensorboard}" if args.tensorboard else ""))
 
 
@@ -215,9 +243,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--vae-tiling", action="store_true", help="cogvideox: tiled VAE decoding (less memory)")
     r.add_argument("--vae-slicing", action="store_true", help="cogvideox: VAE decodes one clip at a time")
     r.add_argument("--compile", action="store_true", help="cogvideox: torch.compile the transformer")
+    r.add_argument("--cache", default="none", choices=("none", "pab", "fastercache", "firstblock", "taylorseer",
+                                                       "magcache"),
+                   help="cogvideox: diffusers step cache (default none: exact); pab = Pyramid Attention Broadcast, "
+                        "firstblock = First Block Cache; magcache calibrates its ratios at load unless given")
+    r.add_argument("--cache-arg", action="append", metavar="KEY=VALUE",
+                   help="cogvideox: a knob of --cache (a field of its diffusers config, e.g. threshold=0.1, "
+                        "spatial_attention_timestep_skip_range=100,800, mag_ratios=1.0,1.01,...); repeat")
+    r.add_argument("--fp8", action="store_true",
+                   help="cogvideox: fp8 linear layers in the transformer (torchao; GPU capability >= 8.9)")
+    r.add_argument("--compare-to-uncached", type=int, default=0, metavar="N",
+                   help="cogvideox: render the first N clips also without --cache and print/log their PSNR "
+                        "(OUT/cache_deviation.jsonl)")
     r.add_argument("--ray-backend", choices=("procedural", "cogvideox"), default="procedural",
                    help="ray: renderer inside each actor (default procedural)")
     r.add_argument("--ray-workers", type=int, default=1, help="ray: actors, one pipeline (and GPU) each (default 1)")
+    r.add_argument("--verify", action="store_true",
+                   help="also check every registered clip (opens it) and render unreadable/truncated ones again")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.set_defaults(func=_render)
 
@@ -226,13 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--prompts", required=True, help="prompts.jsonl the folder is rendered from")
     st.add_argument("--out", required=True, help="render output folder")
     st.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    st.add_argument("--decode", action="store_true",
+                    help="check clips by decoding every frame (slow) instead of reading their packets")
     st.set_defaults(func=_status)
 
-    g = sub.add_parser("gallery", help="contact-sheet PNG per class (middle frames), optionally into TensorBoard")
+    g = sub.add_parser("gallery", help="labelled contact-sheet PNG per class, optionally into TensorBoard")
     g.add_argument("--manifest", required=True, help="manifest.jsonl of a render folder")
     g.add_argument("--out", required=True, help="folder for <class>.png sheets")
-    g.add_argument("--per-class", type=int, default=16, help="clips per sheet (default 16)")
-    g.add_argument("--columns", type=int, default=8, help="clips per sheet row (default 8)")
+    g.add_argument("--per-class", type=int, default=8, help="clips per sheet (default 8)")
+    g.add_argument("--columns", type=int, default=2, help="clips per sheet row (default 2)")
+    g.add_argument("--frames-per-clip", type=int, default=4, help="frames shown per clip, 1 = middle (default 4)")
+    g.add_argument("--frame-size", type=int, default=128, help="short side of each frame in px (default 128)")
     g.add_argument("--tensorboard", default=None, help="also add the sheets to this TensorBoard folder")
     g.set_defaults(func=_gallery)
 
@@ -315,14 +361,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = config_argv(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (PromptError, ManifestError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ A backend is a name (`procedural`, `cogvideox`; `ray` spreads either over a Ray 
 attribute recorded in the manifest; an object with `batch_size` and `render_batch(rows)` is fed
 batches. A row whose rendering raises is recorded in `failed.jsonl` (row id + error), counted, and
 retried by the next run; `python -m generation status` reports it.
+
+Every row id becomes a file name, so it is checked (`datamodules.manifest.check_path_id`) before anything
+is rendered, and every path written is checked to stay inside the output folder. A registered row whose
+clip is gone (or, with `verify`, unreadable or truncated) is dropped from the manifest and rendered again
+(single-shard runs; sharded runs report it, see `plan_render`), so the manifest never holds a row twice.
 """
 
 from __future__ import annotations
@@ -28,7 +33,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datamodules.manifest import ManifestRow, append_manifest_rows, read_manifest, repair_torn_tail
+from datamodules.manifest import (
+    ManifestRow,
+    append_manifest_rows,
+    check_path_id,
+    read_manifest,
+    repair_torn_tail,
+    safe_join,
+    write_jsonl,
+)
 from generation.prompts import PromptRow, read_prompts, slug
 from generation.video_io import write_video
 
@@ -46,7 +59,7 @@ class RenderSummary:
     rendered: int  # clips rendered and registered by this call
     unregistered_rerendered: int  # of `rendered`: clips whose file existed but was not in the manifest
     partials_removed: int  # leftover .partial files deleted
-    missing_files: int  # manifest rows of this shard whose video file is gone (reported, not fixed)
+    missing_files: int  # manifest rows of this shard whose clip was gone or broken (re-rendered when 1 shard)
     seconds: float
     failed: int = 0  # rows whose rendering raised (listed in failed.jsonl; retried by the next run)
 
@@ -68,8 +81,8 @@ def procedural_renderer(num_frames: int = 16, size: int = 64, style: str = "synt
 
 
 def video_relpath(row: PromptRow) -> str:
-    """Clip path relative to the output folder."""
-    return f"videos/{slug(row.class_name)}/{row.row_id}.mp4"
+    """Clip path relative to the output folder; raises ValueError for a row id that is no safe file name."""
+    return f"videos/{slug(row.class_name)}/{check_path_id(row.row_id, 'row_id')}.mp4"
 
 
 def make_renderer(backend: str, *, num_frames: int = 16, size: int = 64, cogvideox=None) -> Renderer:
@@ -104,7 +117,7 @@ def render_batches(renderer: Renderer, rows: list[PromptRow]):
 def write_clip(out_dir: Path, row: PromptRow, frames: np.ndarray, fps: float, backend_name: str) -> ManifestRow:
     """Write one clip atomically and return its manifest row (not yet appended)."""
     rel = video_relpath(row)
-    path = out_dir / rel
+    path = safe_join(out_dir, rel, "clip path")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_video(path, frames, fps=fps)
     t, h, w, _ = frames.shape  # (T, H, W, 3)
@@ -136,12 +149,25 @@ class Plan:
     missing: int
 
 
-def plan_render(prompts_path: str | Path, out_dir: Path, num_shards: int = 1, shard_index: int = 0) -> Plan:
-    """Read prompts, repair the manifest tail, clear this shard's partial files, list the rows to do."""
+def plan_render(
+    prompts_path: str | Path, out_dir: Path, num_shards: int = 1, shard_index: int = 0, verify: bool = False
+) -> Plan:
+    """Read prompts, repair the manifest tail, clear this shard's partial files, list the rows to do.
+
+    Registered rows of this shard whose clip is missing (with `verify`: also unreadable or shorter than
+    the manifest says, `datamodules.video.probe`) are rendered again: with one shard their rows are first
+    removed from the manifest (rewritten atomically); other shards may be appending to it, so a sharded
+    run only reports them (re-run with `--num-shards 1` to repair).
+    """
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ValueError(f"need num_shards >= 1 and 0 <= shard_index < num_shards, got {shard_index}/{num_shards}")
     manifest = out_dir / "manifest.jsonl"
     rows = read_prompts(prompts_path)
+    for lineno, row in enumerate(rows, start=1):
+        try:
+            safe_join(out_dir, video_relpath(row), "clip path")
+        except ValueError as exc:
+            raise ValueError(f"{prompts_path}: row {lineno}: {exc}") from exc
     mine = [row for i, row in enumerate(rows) if i % num_shards == shard_index]
     out_dir.mkdir(parents=True, exist_ok=True)
     repair_torn_tail(manifest)
@@ -159,11 +185,30 @@ def plan_render(prompts_path: str | Path, out_dir: Path, num_shards: int = 1, sh
         partials = [p for row in mine if (p := _partial_path(out_dir, row)).exists()]
     for p in partials:
         p.unlink(missing_ok=True)
+    broken = {row.row_id for row in mine if row.row_id in done and not _clip_ok(out_dir, done[row.row_id], verify)}
+    if broken and num_shards == 1:
+        write_jsonl(manifest, [m for m in done.values() if m.row_id not in broken])
+        print(f"warning: {len(broken)} manifest rows pointed at missing or broken clips in {out_dir}; "
+              "removed from the manifest and rendered again")
+        done = {k: v for k, v in done.items() if k not in broken}
+    elif broken:
+        print(f"warning: {len(broken)} manifest rows of this shard point at missing or broken clips in {out_dir}; "
+              "re-run with --num-shards 1 (after the sharded runs finish) to render them again")
     todo = [row for row in mine if row.row_id not in done]
-    missing = sum(1 for row in mine if row.row_id in done and not (out_dir / done[row.row_id].video).exists())
-    if missing:
-        print(f"warning: {missing} manifest rows of this shard point at missing video files in {out_dir}")
-    return Plan(rows, mine, todo, manifest, len(partials), missing)
+    return Plan(rows, mine, todo, manifest, len(partials), len(broken))
+
+
+def _clip_ok(out_dir: Path, row: ManifestRow, verify: bool) -> bool:
+    path = out_dir / row.video
+    if not verify:
+        return path.is_file() and path.stat().st_size > 0
+    from datamodules.video import VideoDecodeError, probe
+
+    try:
+        probe(path, expected_frames=row.num_frames)
+    except VideoDecodeError:
+        return False
+    return True
 
 
 def render_prompts(
@@ -181,6 +226,7 @@ def render_prompts(
     ray_backend: str = "procedural",
     ray_workers: int = 1,
     ray_batch_size: int = 4,
+    verify: bool = False,
 ) -> RenderSummary:
     """Render every row of this shard that is not yet in `out_dir/manifest.jsonl`.
 
@@ -198,6 +244,7 @@ def render_prompts(
         ray_backend: renderer inside each Ray actor (procedural | cogvideox).
         ray_workers: Ray actors (one pipeline each; one GPU each on a GPU cluster).
         ray_batch_size: rows per Ray batch.
+        verify: also re-render registered clips that are unreadable or truncated (probes every clip).
 
     Raises:
         FileNotFoundError, PromptError: missing or invalid prompts file.
@@ -221,7 +268,7 @@ def render_prompts(
     backend_name = getattr(renderer, "name", "custom")
 
     # 2. Resume: repair the manifest tail, find registered rows, clear partial files.
-    plan = plan_render(prompts_path, out_dir, num_shards, shard_index)
+    plan = plan_render(prompts_path, out_dir, num_shards, shard_index, verify=verify)
 
     # 3. Render; one writer thread encodes, writes atomically and registers clips in render order while the
     #    next batch renders (at most two batches in flight, so memory stays bounded and kill -9 loses little).
@@ -265,5 +312,5 @@ def render_prompts(
 
 
 def _partial_path(out_dir: Path, row: PromptRow) -> Path:
-    return out_dir / "videos" / slug(row.class_name) / f".{row.row_id}.mp4.partial"
+    return out_dir / "videos" / slug(row.class_name) / f".{check_path_id(row.row_id, 'row_id')}.mp4.partial"
 

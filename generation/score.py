@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +59,56 @@ def normalise_entropy(h: np.ndarray, method: Normalisation, num_classes: int) ->
         top = math.log(num_classes)
         return np.clip(h / top, 0.0, 1.0), {"method": method, "entropy_max": top}
     raise ValueError(f"unknown normalisation {method!r}; use minmax or max_entropy")
+
+
+def check_weights_available(arch: str, pretrained: str | None, timeout: float = 3.0) -> None:
+    """Fail in seconds, not after open_clip's ~50 s of download retries, when CLIP weights cannot be had:
+    `pretrained` names an open_clip tag whose weights are in no local cache, and the hub is unreachable
+    (HF_HUB_OFFLINE set, or no connection to it within `timeout` seconds). None, a local file and an unknown
+    tag (the loader explains those) pass.
+
+    Raises:
+        FileNotFoundError: saying how to give local weights.
+    """
+    if pretrained is None or Path(pretrained).is_file():
+        return
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(arch, pretrained)
+    if not cfg or "file" in cfg:
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    where = []
+    if cfg.get("hf_hub"):
+        repo, filename = os.path.split(cfg["hf_hub"].rstrip("/") if cfg["hf_hub"].endswith("/") else cfg["hf_hub"])
+        if cfg["hf_hub"].endswith("/"):
+            repo, filename = cfg["hf_hub"].rstrip("/"), "open_clip_pytorch_model.bin"
+        for name in ("open_clip_model.safetensors", filename):
+            if isinstance(try_to_load_from_cache(repo, name), str):
+                return
+        where.append(f"Hugging Face cache {constants.HF_HUB_CACHE} ({repo})")
+    if cfg.get("url"):
+        cached = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(cfg["url"])
+        if cached.is_file():
+            return
+        where.append(str(cached))
+    if constants.HF_HUB_OFFLINE:
+        reason = "HF_HUB_OFFLINE is set"
+    else:
+        host = constants.ENDPOINT.split("://", 1)[-1].split("/", 1)[0]
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            return  # reachable: open_clip downloads them
+        except OSError as exc:
+            reason = f"{host} cannot be reached ({type(exc).__name__})"
+    raise FileNotFoundError(
+        f"CLIP weights {arch!r} / {pretrained!r} are not in the local cache ({'; '.join(where)}) and {reason}. "
+        f"Give local weights: pass `--pretrained /path/to/weights.bin` (an open_clip or OpenAI CLIP file), or "
+        f"download them on a machine with network (`python -c \"import open_clip; open_clip.create_model("
+        f"'{arch}', pretrained='{pretrained}')\"`) and copy its Hugging Face cache here (set HF_HOME to it); "
+        "`--pretrained none` uses random weights (tests only)."
+    )
 
 
 @dataclass
@@ -127,6 +179,7 @@ def score_manifest(
     todo = [i for i, row in enumerate(rows) if row.entropy is None]
     seconds = 0.0
     if todo:
+        check_weights_available(arch, pretrained)  # seconds, not open_clip's long offline retries
         from generation.clip_features import ClipEncoder  # open_clip only when there is work
 
         encoder = ClipEncoder(arch, pretrained, num_frames=num_frames, template=template, device=device)

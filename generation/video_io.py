@@ -1,4 +1,7 @@
-"""Minimal video file I/O for generated clips: an atomic mp4 writer and a decoder (both PyAV).
+"""Minimal video file I/O for generated clips: an atomic mp4 writer (PyAV) and the project's decoder.
+
+Reading goes through `datamodules.video` (one decoder for the whole project, so generated clips get the
+same integrity checks as training clips).
 
 Clips are written as H.264 (libx264, CRF 12: clean at 64x64) when this PyAV build has it, else
 MPEG-4 Part 2 at a high bitrate; pixel format yuv420p, so width and height must be even.
@@ -11,6 +14,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from datamodules.video import read_video as decode_all
 
 
 def video_codec() -> str:
@@ -58,9 +63,10 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 8) -> None:
 
 
 def read_video(path: str | Path) -> np.ndarray:
-    """Decode every frame of a video file to uint8 RGB (T, H, W, 3)."""
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    if not frames:
-        raise ValueError(f"{path}: no video frames decoded")
-    return np.stack(frames)
+    """Decode every frame of a video file to uint8 RGB (T, H, W, 3), through the project's one decoder
+    (`datamodules.video.read_video`: container check, decode errors, frame count against the claim).
+
+    Raises:
+        VideoDecodeError: the file is missing, not a video, truncated or corrupt.
+    """
+    return decode_all(path)

@@ -4,10 +4,12 @@ Every video is a bag of S = 32 segment features (cached by `python -m datamodule
 batches hold abnormal and normal bags in equal numbers (`datamodules.anomaly`); the i-th abnormal bag is
 paired with the i-th normal bag and the loss is the MIL ranking loss: the highest-scored abnormal segment
 should score at least 1 above the highest-scored normal one, with smoothness (squared differences of
-adjacent abnormal scores) and sparsity (sum of abnormal scores) terms weighted 8e-5 each. At test every
-segment score is spread to the frames of its segment; frame-level ROC AUC is computed over all frames of
-all test videos (`test/auc`) and over the frames of the abnormal videos only (`test/auc_abnormal`, the
-paper's AUC_A). The scoring head is a plain `nn.Module` (`lightning_modules.models.MILHead`).
+adjacent abnormal scores) and sparsity (sum of abnormal scores) terms weighted 8e-5 each. At test the
+segment scores of every video are handed to the datamodule's `evaluate_scores`, which writes SCORES.json
+and evaluates them under its protocols (`datamodules.anomaly_eval`; `sultani` by default: every segment
+score spread to the frames of its segment, frame-level ROC AUC over all test videos, `test/auc`, and over
+the abnormal videos only, `test/auc_a`, the paper's AUC_A); the module logs what it returns. The scoring
+head is a plain `nn.Module` (`lightning_modules.models.MILHead`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Literal
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics.classification import BinaryAUROC
 
 
 def mil_ranking_loss(
@@ -51,12 +52,6 @@ def mil_ranking_loss(
     return loss, {"hinge": hinge.mean(), "smoothness": smooth.mean(), "sparsity": sparse.mean()}
 
 
-def spread_to_frames(scores: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
-    """(S,) segment scores and (S + 1,) frame bounds -> (bounds[-1],) frame scores: segment j's score on
-    frames [bounds[j], bounds[j + 1])."""
-    return torch.repeat_interleave(scores, (bounds[1:] - bounds[:-1]).clamp(min=0))
-
-
 class MILAnomalyModule(L.LightningModule):
     """Trains a segment-scoring head with the MIL ranking loss; tests frame-level AUC and AUC_A.
 
@@ -87,8 +82,7 @@ class MILAnomalyModule(L.LightningModule):
         self.head = head
         self.lr = lr
         self.warmup_epochs = warmup_epochs
-        self.test_auc = BinaryAUROC()
-        self.test_auc_abnormal = BinaryAUROC()
+        self.test_scores: dict[str, list[float]] = {}
 
     def setup(self, stage: str) -> None:
         """Check that the head reads the feature size the datamodule serves."""
@@ -122,18 +116,22 @@ class MILAnomalyModule(L.LightningModule):
         self.log("train/max_score_gap", gap.mean(), batch_size=pairs)
         return loss
 
+    def on_test_epoch_start(self) -> None:
+        self.test_scores = {}
+
     def test_step(self, batch: dict, batch_idx: int) -> None:
         scores = self(batch["features"])  # (B, S)
-        frame_scores = torch.cat([spread_to_frames(s, b) for s, b in zip(scores, batch["bounds"])])  # (sum N,)
-        labels = batch["frame_labels"].long()  # (sum N,)
-        if frame_scores.shape != labels.shape:
-            raise ValueError(f"{frame_scores.numel()} frame scores for {labels.numel()} frame labels in test batch {batch_idx}")
-        self.test_auc.update(frame_scores, labels)
-        in_abnormal = torch.repeat_interleave(batch["abnormal"].bool(), batch["num_frames"])  # (sum N,)
-        if in_abnormal.any():
-            self.test_auc_abnormal.update(frame_scores[in_abnormal], labels[in_abnormal])
-        self.log("test/auc", self.test_auc, batch_size=len(scores))
-        self.log("test/auc_abnormal", self.test_auc_abnormal, batch_size=len(scores))
+        for name, video_scores in zip(batch["name"], scores.tolist()):
+            self.test_scores[name] = video_scores
+
+    def on_test_epoch_end(self) -> None:
+        evaluate = getattr(self.trainer.datamodule, "evaluate_scores", None)
+        if evaluate is None:
+            raise TypeError(f"{type(self.trainer.datamodule).__name__} has no evaluate_scores(scores, log_dir); use an anomaly datamodule")
+        log_dir = self.trainer.log_dir  # a collective call under DDP: every rank makes it
+        write = self.trainer.is_global_zero and self.trainer.logger is not None  # no logger: nowhere to write SCORES.json
+        for key, value in evaluate(self.test_scores, log_dir if write else None).items():
+            self.log(key, value)
 
     def configure_optimizers(self):
         """Adagrad (or Adam) over the head; linear warm-up for `warmup_epochs`, then a constant rate."""

@@ -1,20 +1,26 @@
 """Results records and tables: `python -m tasks report RUN_DIR [RUN_DIR ...]` merges runs into tables in
-the layout of the paper's Tables 1-5.
+the layout of the paper's Tables 1-5 and 8.
 
 A run writes one `Results` record (`results.json`): every test of every split or seed (`TestResult`),
 the summary (mean +- population std over the splits of each metric, and base-to-novel's HM of the
-seed-averaged accuracies), the config hash and the weights used. The report groups records by protocol
-and prints one table per protocol; records of the same task variant on the same data and synthetic set
-(e.g. the same command run twice with other seeds) are merged into one row, their per-split values pooled:
+seed-averaged accuracies), the config hash, the net and the weights used. Rows are named like the paper's:
+the net ("TC-CLIP", "ViFi-CLIP", "BIKE", "X-CLIP", "CLIP", "MIL"), with "+Ours" when the run trained on a
+synthetic set (results.json records its manifest, or none). Per protocol the report prints the paper's
+table, then the runs behind it; records of the same task variant, net, data and synthetic set (e.g. the
+same command run twice with other seeds) are merged into one row, their per-split values pooled:
 
-- zero_shot: top-1 (mean +- std over val1-3 or the K600 splits); K600 also top-5 (Table 1)
-- few_shot: one column per K (Table 2)
-- base2novel: base / novel / HM (Table 3)
-- long_tail: head / tail / few / all (class-mean accuracies; Table 4)
-- any other protocol (anomaly, Table 5): one column per summary metric
+- Table 1, zero-shot: HMDB / UCF / K600 top-1 / K600 top-5 / All: top-1 mean +- std over val1-3 (HMDB-51,
+  UCF-101) or the three K600 splits; All = the mean of the three top-1 columns (shown when all three exist).
+  Runs on different datasets share a row when their net, variant and prompt set (the manifest's folder,
+  e.g. `ie`) agree.
+- Table 2, few-shot: one column per K.  Table 3, base-to-novel: base / novel / HM.
+- Table 4, long-tail: Few / Tail / Head / Acc (class-mean accuracies of the groups and of all classes).
+- Table 5, anomaly: AUC / AUC_A (all test frames / frames of abnormal videos), in % with 2 decimals.
+- Table 8, from `python -m generation analyze` (`analysis.json` in a given folder): Davies-Bouldin per
+  dataset and MMD^2 against the reference set for the linear, RBF and polynomial kernels, x100 (labelled).
 
-A RUN_DIR is a task's run folder (holding `results.json`) or any folder above several of them.
-Accuracies are shown in %.
+A RUN_DIR is a task's run folder (holding `results.json`), an analysis folder (holding `analysis.json`),
+or any folder above several of them. Accuracies are shown in %.
 """
 
 from __future__ import annotations
@@ -65,6 +71,9 @@ class Results:
     init_weights: str | None = None
     phases: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)  # summary means, e.g. metrics["test/top1"]
+    # The trained net's class path (e.g. `lightning_modules.models.BIKE`): the runner fills it; records
+    # without it are read from the `config.yaml` Lightning saved beside them (`model_from_config`).
+    model: str = ""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1) + "\n"
@@ -104,18 +113,42 @@ def summarise(tests: list[TestResult]) -> dict[str, dict[str, float]]:
     return summary
 
 
-def _cell(values: list[float]) -> str:
+def _cell(values: list[float], decimals: int = 1) -> str:
     if not values:
         return "-"
     mean, std = mean_std(values)
-    return f"{100 * mean:.1f} ± {100 * std:.1f}" if len(values) > 1 else f"{100 * mean:.1f}"
+    return f"{100 * mean:.{decimals}f} ± {100 * std:.{decimals}f}" if len(values) > 1 else f"{100 * mean:.{decimals}f}"
 
 
 COLUMNS = {  # protocol -> (column title, summary key)
     "zero_shot": [("top-1", "test/top1"), ("top-5", "test/top5")],
     "base2novel": [("base", "base/top1"), ("novel", "novel/top1"), ("HM", "hm/top1")],
-    "long_tail": [("head", "test/head"), ("tail", "test/tail"), ("few", "test/few"), ("all", "test/all")],
+    "long_tail": [("Few", "test/few"), ("Tail", "test/tail"), ("Head", "test/head"), ("Acc", "test/all")],
+    "anomaly": [("AUC", "test/auc"), ("AUC_A", "test/auc_abnormal")],
 }
+DECIMALS = {"anomaly": 2}  # the paper prints AUCs with two decimals, accuracies with one
+TITLES = {"zero_shot": "Table 1", "few_shot": "Table 2", "base2novel": "Table 3", "long_tail": "Table 4",
+          "anomaly": "Table 5"}  # the paper's table of each protocol
+MODEL_NAMES = {"TCCLIP": "TC-CLIP", "ViFiCLIP": "ViFi-CLIP", "BIKE": "BIKE", "XCLIP": "X-CLIP",
+               "CLIPZeroShot": "CLIP", "MILHead": "MIL"}  # net class -> the paper's row name  # fmt: skip
+TABLE1 = [("HMDB", "hmdb51", "test/top1"), ("UCF", "ucf101", "test/top1"), ("K600 top-1", "k600", "test/top1"),
+          ("K600 top-5", "k600", "test/top5")]  # fmt: skip
+MMD_SCALE = 100  # Table 8 shows MMD^2 x 100 (the header says so)
+
+
+def model_label(r: Results) -> str:
+    """The paper's row name: the net's name, "+Ours" when the run trained on a synthetic set."""
+    cls = r.model.rsplit(".", 1)[-1]
+    name = MODEL_NAMES.get(cls, cls) or "unknown net"
+    return f"{name}+Ours" if r.synthetic_manifest else name
+
+
+def synthetic_set(r: Results) -> str:
+    """The prompt set a synthetic manifest belongs to (its folder, e.g. `ie`), or `none`."""
+    if not r.synthetic_manifest:
+        return "none"
+    parent = Path(r.synthetic_manifest).parent.name
+    return parent or Path(r.synthetic_manifest).stem
 
 
 def protocol_table(protocol: str, records: list[Results]) -> str:
@@ -123,7 +156,8 @@ def protocol_table(protocol: str, records: list[Results]) -> str:
     rows: dict[tuple, list[Results]] = defaultdict(list)
     for r in records:
         variant = re.sub(r"_k\d+", "", r.task) if protocol == "few_shot" else r.task
-        rows[(r.label_file or r.dataset, variant, r.synthetic_manifest or "none", r.synthetic_classes)].append(r)
+        rows[(model_label(r), r.label_file or r.dataset, variant, r.synthetic_manifest or "none",
+              r.synthetic_classes)].append(r)
     if protocol == "few_shot":
         shots = sorted({r.shots for r in records if r.shots is not None})
         columns = [(f"K={k}", "test/top1", k) for k in shots]
@@ -135,10 +169,11 @@ def protocol_table(protocol: str, records: list[Results]) -> str:
         keys = sorted({k for r in records for k in r.summary})
         columns = [(key, key, None) for key in keys]
     lines = [
-        "| data | task | synthetic | runs | " + " | ".join(title for title, _, _ in columns) + " |",
-        "|" + "---|" * (4 + len(columns)),
+        "| model | data | task | synthetic | runs | " + " | ".join(title for title, _, _ in columns) + " |",
+        "|" + "---|" * (5 + len(columns)),
     ]
-    for (data, variant, synthetic, classes), group in rows.items():
+    decimals = DECIMALS.get(protocol, 1)
+    for (label, data, variant, synthetic, classes), group in rows.items():
         cells = []
         for _, key, k in columns:
             members = [r for r in group if k is None or r.shots == k]
@@ -148,18 +183,65 @@ def protocol_table(protocol: str, records: list[Results]) -> str:
                 ok = base and novel
                 cells.append(f"{100 * harmonic_mean(mean_std(base)[0], mean_std(novel)[0]):.1f}" if ok else "-")
             else:
-                cells.append(_cell([v for r in members for v in split_values(r.tests).get(key, [])]))
+                cells.append(_cell([v for r in members for v in split_values(r.tests).get(key, [])], decimals))
         synthetic = synthetic if classes == "protocol" else f"{synthetic} (all classes)"
-        lines.append(f"| {data} | {variant} | {synthetic} | {len(group)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | {data} | {variant} | {synthetic} | {len(group)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table1(records: list[Results]) -> str:
+    """The paper's Table 1 from zero-shot records: one row per net (+Ours), variant and prompt set; columns
+    HMDB / UCF / K600 top-1 / K600 top-5 (mean +- std over splits) and All (mean of the three top-1s)."""
+    rows: dict[tuple, list[Results]] = defaultdict(list)
+    for r in records:
+        variant = re.sub(rf"^zero_shot|{re.escape(r.dataset)}", "", r.task).strip("_")  # "" for the main tasks
+        rows[(model_label(r), variant, synthetic_set(r))].append(r)
+    lines = ["| model | " + " | ".join(title for title, _, _ in TABLE1) + " | All | synthetic | runs |",
+             "|" + "---|" * (len(TABLE1) + 4)]  # fmt: skip
+    for (label, variant, synthetic), group in rows.items():
+        cells, top1 = [], []
+        for _, dataset, key in TABLE1:
+            values = [v for r in group if r.dataset == dataset for v in split_values(r.tests).get(key, [])]
+            cells.append(_cell(values))
+            if key == "test/top1" and values:
+                top1.append(mean_std(values)[0])
+        cells.append(f"{100 * sum(top1) / 3:.1f}" if len(top1) == 3 else "-")
+        name = f"{label} ({variant})" if variant else label
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {synthetic} | {len(group)} |")
     return "\n".join(lines)
 
 
 def task_table(records: list[Results]) -> str:
-    """Tables of every protocol among `records`, each under a heading naming the protocol."""
+    """Tables of every protocol among `records`: the paper's layout under a heading naming the table, and
+    (zero-shot) the runs behind Table 1 per task."""
     by_protocol: dict[str, list[Results]] = defaultdict(list)
     for r in records:
         by_protocol[r.protocol].append(r)
-    return "\n\n".join(f"### {p}\n\n{protocol_table(p, rs)}" for p, rs in by_protocol.items())
+    parts = []
+    for p, rs in by_protocol.items():
+        title = f"{p} ({TITLES[p]})" if p in TITLES else p  # e.g. "zero_shot (Table 1)"
+        if p == "zero_shot":
+            parts.append(f"### {title}\n\n{table1(rs)}\n\n#### zero-shot runs\n\n{protocol_table(p, rs)}")
+        else:
+            parts.append(f"### {title}\n\n{protocol_table(p, rs)}")
+    return "\n\n".join(parts)
+
+
+def analysis_table(report: dict) -> str:
+    """The paper's Table 8 from a `generation analyze` report: per dataset Davies-Bouldin (lower = classes
+    better separated) and MMD^2 against the reference set (x100) for each kernel."""
+    kernels = ("linear", "rbf", "poly")
+    lines = [f"| dataset | clips | classes | Davies-Bouldin | MMD² ×{MMD_SCALE} linear | MMD² ×{MMD_SCALE} RBF | "
+             f"MMD² ×{MMD_SCALE} poly |", "|" + "---|" * 7]  # fmt: skip
+    for name, d in report["datasets"].items():
+        mmd = [f"{MMD_SCALE * d['mmd2'][k]:.2f}" if k in d.get("mmd2", {}) else "-" for k in kernels]
+        db = d.get("davies_bouldin")
+        db = "-" if db is None or db != db else f"{db:.2f}"  # NaN: fewer than 2 classes
+        ref = " (reference)" if name == report.get("reference") else ""
+        counts = f"{d.get('clips', '-')} | {d.get('classes', '-')}"
+        lines.append(f"| {name}{ref} | {counts} | {db} | " + " | ".join(mmd) + " |")
+    note = f"MMD² against `{report.get('reference')}`; RBF sigma = {report.get('rbf_sigma', float('nan')):.4g}"
+    return "\n".join(lines) + f"\n\n{note}"
 
 
 def find_results(paths: list[str]) -> list[Path]:
@@ -175,25 +257,69 @@ def find_results(paths: list[str]) -> list[Path]:
     return found
 
 
+def find_analyses(paths: list[str]) -> list[Path]:
+    """Every `generation analyze` report (analysis.json) at or below the given folders."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / "analysis.json").is_file():
+            found.append(path / "analysis.json")
+        elif path.is_dir():
+            found.extend(sorted(path.rglob("analysis.json")))
+    return found
+
+
+def model_from_config(run_dir: Path) -> str:
+    """The net's class path from a `config.yaml` Lightning saved in the run's phase folders ("" if none)."""
+    import yaml
+
+    for config in sorted(run_dir.rglob("config.yaml")):
+        try:
+            model = (yaml.safe_load(config.read_text()) or {}).get("model") or {}
+        except yaml.YAMLError:
+            continue
+        net = (model.get("init_args") or {}).get("net") or {}
+        path = net.get("class_path") if isinstance(net, dict) else None
+        if path or model.get("class_path"):
+            return path or model["class_path"]
+    return ""
+
+
 def load_results(path: Path) -> Results:
     """Read a results.json, naming the file when it is not a results record."""
     try:
-        return Results.from_dict(json.loads(path.read_text()))
+        record = Results.from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError, KeyError) as e:
         raise ValueError(f"{path}: not a results record of `train.py fit` ({e}); re-run the task to rewrite it") from e
+    if not record.model:
+        record.model = model_from_config(path.parent)
+    return record
+
+
+def load_analysis(path: Path) -> dict:
+    """Read an analysis.json, naming the file when it is not a `generation analyze` report."""
+    try:
+        report = json.loads(path.read_text())
+        report["datasets"].items()
+        return report
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a `python -m generation analyze` report ({e})") from e
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="run folders (or folders above them)")
+    parser.add_argument("runs", nargs="+", help="run or analysis folders (or folders above them)")
     args = parser.parse_args(argv)
     try:
-        files = find_results(args.runs)
-        if not files:
-            raise FileNotFoundError(f"no results.json under {' '.join(args.runs)}; has the run finished?")
+        files, analyses = find_results(args.runs), find_analyses(args.runs)
+        if not files and not analyses:
+            raise FileNotFoundError(f"no results.json or analysis.json under {' '.join(args.runs)}; "
+                                    "has the run finished?")
         records = [load_results(f) for f in files]
+        reports = [(f, load_analysis(f)) for f in analyses]
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(task_table(records))
+    parts = [task_table(records)] if records else []
+    parts += [f"### Table 8: generated vs real data ({f.parent})\n\n{analysis_table(r)}" for f, r in reports]
+    print("\n\n".join(parts))
     return 0

@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 import torch
 from jsonargparse import Namespace
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -47,6 +48,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from torch.utils.data import DataLoader
 
 from datamodules.manifest import write_text_atomic
+from datamodules.skips import SkipLogger, record_excluded, with_data_section  # data accounting (issue 16)
 from tasks.metrics import class_mean, per_class_accuracy
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
 from tasks.report import Results, TestResult, summarise, task_table
@@ -222,8 +224,14 @@ class TaskRunner:
         finally:
             self.parser.exit_on_error = exit_on_error
 
-    def _build(self, cfg: Namespace) -> tuple[LightningModule, Any, Namespace]:
+    def _build(self, cfg: Namespace, keep_rng: bool = True) -> tuple[LightningModule, Any, Namespace]:
+        """The model, datamodule and instantiated config of `cfg`. With `keep_rng`, the random streams are as
+        before the build (a phase's model takes its weights from the previous phase; its random init must not
+        shift the seeded data order and dropout of the run)."""
+        states = _collect_rng_states() if keep_rng else None
         init = self.parser.instantiate_classes(cfg)
+        if states is not None:
+            _set_rng_states(states)
         return init.model, init.data, init
 
     def _save_config(self, cfg: Namespace, folder: Path) -> None:
@@ -239,7 +247,8 @@ class TaskRunner:
         user = list(user) if isinstance(user, list) else [user]
         logger = TensorBoardLogger(self.config.root, name=self.spec.name, version=version, default_hp_metric=False,
                                    **({"purge_step": purge_step} if purge_step else {}))  # fmt: skip
-        return Trainer(**{**kwargs, "logger": logger, "callbacks": user + (callbacks or [])})
+        callbacks = user + (callbacks or []) + [SkipLogger()]  # data accounting (issue 16): failed reads, over ranks
+        return Trainer(**{**kwargs, "logger": logger, "callbacks": callbacks})
 
     def config_hash(self) -> str:
         """sha256 (12 hex digits) of the merged config, without where the run lives or what to print."""
@@ -333,7 +342,7 @@ class TaskRunner:
         """The model, datamodule and config of evaluation (`recipe.test`), built once per command and given
         each split's weights in turn."""
         if getattr(self, "_eval_parts", None) is None:
-            self._eval_parts = self._build(self.phase_config(None))
+            self._eval_parts = self._build(self.phase_config(None), keep_rng=False)  # the run's one random init
         return self._eval_parts
 
     def _initial_state(self) -> tuple[dict, bool]:
@@ -425,6 +434,7 @@ class TaskRunner:
                 "weights": "weights.pt",
                 "config": "config.yaml",
                 "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+                "data": datamodule.skip_report() if hasattr(datamodule, "skip_report") else None,  # issue 16
             }
             write_text_atomic(done, json.dumps(record, indent=2) + "\n")
         trainer.strategy.barrier()
@@ -529,6 +539,7 @@ class TaskRunner:
         )
         if trainer.is_global_zero:
             test_dir.mkdir(parents=True, exist_ok=True)
+            record_excluded(test_dir, datamodule, test.test_list)  # data accounting (issue 16)
             write_text_atomic(done, json.dumps(result.__dict__, indent=1) + "\n")
         return result
 
@@ -623,8 +634,9 @@ class TaskRunner:
         results.metrics = {k: v["mean"] for k, v in results.summary.items()}
         if rank_zero_only.rank == 0:
             record = {**dataclasses.asdict(results), **variant, "ckpt_path": ckpt_path}
-            write_text_atomic(self.run_dir / "results.json", json.dumps(record, indent=1) + "\n")
-            table = task_table([results])
+            text, data_lines = with_data_section(json.dumps(record, indent=1) + "\n", self.run_dir)  # issue 16
+            write_text_atomic(self.run_dir / "results.json", text)
+            table = task_table([results]) + (f"\n\n{data_lines}" if data_lines else "")
             write_text_atomic(self.run_dir / "results.md", table + "\n")
             print(f"\n{self.spec.name} ({variant['method']}): {self.spec.description}\n{table}")
             print(f"results: {self.run_dir / 'results.json'}\nTensorBoard: tensorboard --logdir {self.config.root}")

@@ -129,6 +129,9 @@ class TCCLIP(nn.Module):
             whole text tower once per video, the reference path.
         sdpa: use `scaled_dot_product_attention` in the vision blocks (plus the CLS-row weights computed
             separately for seed selection); False computes the full attention matrix (reference path).
+        compile_vision: run the vision tower (`encode_video_tokens`) through `torch.compile` (the first step
+            compiles, about a minute on a GPU; same maths, kernels fused). Measure with `python -m benchmarks
+            --gpu` before relying on it.
     """
 
     input_mean, input_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
@@ -148,6 +151,7 @@ class TCCLIP(nn.Module):
         grad_checkpointing: bool = False,
         batched_prompting: bool = True,
         sdpa: bool = True,
+        compile_vision: bool = False,
     ):
         super().__init__()
         self.clip, self.tokenizer = create_clip(arch, pretrained)
@@ -162,6 +166,7 @@ class TCCLIP(nn.Module):
         self.num_context_tokens, self.merges_per_step = num_context_tokens, merges_per_step
         self.context_length, self.n_prompt = context_length, num_prompt_tokens
         self.grad_checkpointing, self.batched_prompting, self.sdpa = grad_checkpointing, batched_prompting, sdpa
+        self.compile_vision = compile_vision
         blocks = visual.transformer.resblocks
         heads = blocks[0].attn.num_heads
         # per-head (local, context) logit bias of every block that sees context (all but the first)
@@ -352,7 +357,10 @@ class TCCLIP(nn.Module):
 
     def forward(self, video: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) video and (K, L) class tokens -> (B, K) logits (logit_scale.exp() * cosine)."""
-        video_features, context = self.encode_video_tokens(video)
+        # torch.compile caches by code object (guarded on this module), so wrapping per call compiles once and
+        # keeps no compiled object on the module (deepcopy and pickling stay plain).
+        encode_video = torch.compile(self.encode_video_tokens) if self.compile_vision else self.encode_video_tokens
+        video_features, context = encode_video(video)
         context = context.detach()  # the prompts see the video, no gradient flows back through them
         encode = self.encode_text_batched if self.batched_prompting else self.encode_text_reference
         text = encode(tokens, context)  # (B, K, E)

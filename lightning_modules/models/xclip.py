@@ -64,6 +64,9 @@ class XCLIP(nn.Module):
             activation checkpointing; active in training mode only).
         freeze_text: freeze the text model and text projection and cache the class features (computed once
             per class list under `no_grad`); the prompt generator still conditions them on each video.
+        num_frames: frames per clip when they differ from the weights' (UMIL's anomaly instances: 5);
+            the multi-frame integration transformer's position embedding is then newly initialised, as
+            UMIL does when it loads the 8-frame release. None: the weights' (or config's) count.
     """
 
     # The released X-CLIP weights were trained on ImageNet-normalised frames (the hub's preprocessor_config:
@@ -79,6 +82,7 @@ class XCLIP(nn.Module):
         prompt: str = "{}",
         grad_checkpointing: bool = False,
         freeze_text: bool = False,
+        num_frames: int | None = None,
     ):
         super().__init__()
         if pretrained and config is not None:
@@ -87,10 +91,13 @@ class XCLIP(nn.Module):
                 f"or drop `config` to load {name_or_path!r} as saved"
             )
         if pretrained:
-            self.model, self.hf_tokenizer = _load_pretrained(name_or_path)
+            self.model, self.hf_tokenizer = _load_pretrained(name_or_path, num_frames)
             self.bpe = None
         else:
-            self.model = XCLIPModel(XCLIPConfig(**(config or {})))
+            model_config = XCLIPConfig(**(config or {}))
+            if num_frames is not None:
+                model_config.vision_config.num_frames = num_frames
+            self.model = XCLIPModel(model_config)
             self.hf_tokenizer, self.bpe = None, open_clip.tokenizer.SimpleTokenizer()
             vocab = self.model.config.text_config.vocab_size
             if vocab < len(self.bpe.encoder):
@@ -151,6 +158,13 @@ class XCLIP(nn.Module):
 
         The steps are `XCLIPModel.forward`'s, split so that the text features can come from the cache.
         """
+        video_features, text = self.video_text_features(video, tokens)
+        video_features, text = F.normalize(video_features, dim=-1), F.normalize(text, dim=-1)
+        return self.model.logit_scale.exp() * torch.einsum("bd,bkd->bk", video_features, text)
+
+    def video_text_features(self, video: torch.Tensor, tokens: Mapping | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C, H, W) video, K class tokens -> (B, D) video features and (B, K, D) video-conditioned class
+        features, neither normalised (`forward` normalises and scales them; the anomaly net heads the video's)."""
         self._check_frames(video)
         m = self.model
         b, t = video.shape[:2]
@@ -162,8 +176,7 @@ class XCLIP(nn.Module):
         text = self.encode_text(tokens).to(patches.dtype)
         text = text.unsqueeze(0).expand(b, -1, -1)  # (B, K, D)
         text = text + m.prompts_generator(text, patches)  # (B, K, D): class features conditioned on each video
-        video_features, text = F.normalize(video_features, dim=-1), F.normalize(text, dim=-1)
-        return m.logit_scale.exp() * torch.einsum("bd,bkd->bk", video_features, text)
+        return video_features, text
 
     def param_groups(self) -> list[dict]:
         """X-CLIP's recipe: its new modules at 10x lr; biases and 1-d weights (norms, scales) without decay."""
@@ -185,10 +198,17 @@ def enable_checkpointing(model: XCLIPModel) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
-def _load_pretrained(name_or_path: str) -> tuple[XCLIPModel, object]:
-    """Weights and tokenizer from a hub id or local directory, with an error that says what to do."""
+def _load_pretrained(name_or_path: str, num_frames: int | None = None) -> tuple[XCLIPModel, object]:
+    """Weights and tokenizer from a hub id or local directory, with an error that says what to do.
+    With another `num_frames`, the (1, T, D) mit position embedding is the one mismatched, re-initialised tensor."""
     try:
-        return XCLIPModel.from_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path)
+        if num_frames is None:
+            model = XCLIPModel.from_pretrained(name_or_path)
+        else:
+            config = XCLIPConfig.from_pretrained(name_or_path)
+            config.vision_config.num_frames = num_frames
+            model = XCLIPModel.from_pretrained(name_or_path, config=config, ignore_mismatched_sizes=True)
+        return model, AutoTokenizer.from_pretrained(name_or_path)
     except OSError as err:
         raise OSError(
             f"XCLIP: cannot load weights/tokenizer from {name_or_path!r} ({err}). Pass a local directory written "

@@ -58,28 +58,27 @@ def test_raise_names_the_file_the_cause_and_the_option(clips: list[Clip]) -> Non
         dataset[1]
     with pytest.raises(VideoDecodeError, match=r"missing\.mp4.*file not found"):
         dataset[3]
-    assert dataset.skipped() == 0
 
 
 def test_skip_serves_the_next_clip_counts_and_warns_once_per_file(clips: list[Clip], caplog) -> None:
     dataset = _dataset(clips, on_error="skip")
     caplog.set_level(logging.WARNING, logger="datamodules.datasets")
-    labels = [dataset[i]["label"] for i in range(len(dataset))]
-    assert labels == [0, 2, 2, 4, 4]  # 1 -> 2, 3 -> 4: same number of samples
-    assert dataset.skipped() == 2
-    labels = [dataset[i]["label"] for i in range(len(dataset))]  # a second epoch
-    assert dataset.skipped() == 4  # every failed read counts ...
+    samples = [dataset[i] for i in range(len(dataset))]
+    assert [s["label"] for s in samples] == [0, 2, 2, 4, 4]  # 1 -> 2, 3 -> 4: same number of samples
+    # each served sample carries the failed reads it replaced: the marker the main process counts
+    assert [s["skipped"] for s in samples] == [0, 1, 0, 1, 0]
+    assert samples[1]["skipped_files"].endswith("garbage.mp4") and samples[3]["skipped_files"].endswith("missing.mp4")
+    [dataset[i] for i in range(len(dataset))]  # a second epoch
     warned = [r.getMessage() for r in caplog.records]
-    assert len(warned) == 2  # ... but each file is logged once
+    assert len(warned) == 2  # each file is logged once per process
     assert "garbage.mp4" in warned[0] and "missing.mp4" in warned[1]
-    dataset.reset_skipped()
-    assert dataset.skipped() == 0
 
 
 def test_skip_wraps_around_and_raises_when_nothing_decodes(clips: list[Clip]) -> None:
     dataset = _dataset(clips[1:4] + clips[1:2], on_error="skip")  # garbage, good, missing, garbage
-    assert dataset[2]["label"] == 2  # missing -> garbage -> wraps: garbage -> good (label 2)
-    assert dataset.skipped() == 3
+    sample = dataset[2]
+    assert sample["label"] == 2  # missing -> garbage -> wraps: garbage -> good (label 2)
+    assert sample["skipped"] == 3 and len(sample["skipped_files"].split("\n")) == 3
     with pytest.raises(VideoDecodeError, match="none of the 2 clips"):
         _dataset([clips[1], clips[3]], on_error="skip")[0]
 
@@ -95,16 +94,17 @@ def test_skips_in_workers_reach_the_main_process_and_are_logged_at_epoch_end(cli
     dataset = _dataset(clips, on_error="skip")
     loader = VideoDataLoader(dataset, batch_size=1, num_workers=2)
     caplog.set_level(logging.WARNING, logger="datamodules.datasets")
-    labels = [int(b["label"]) for b in loader]
-    assert labels == [0, 2, 2, 4, 4]
-    assert dataset.skipped() == 2 and loader.last_epoch_skipped == 2
+    batches = list(loader)
+    assert [int(b["label"]) for b in batches] == [0, 2, 2, 4, 4]
+    assert all("skipped" not in b and "skipped_files" not in b for b in batches)  # models never see markers
+    assert loader.tally.total == 2 and sorted(Path(f).name for f in loader.tally.files) == ["garbage.mp4", "missing.mp4"]
     end = [r.getMessage() for r in caplog.records if "this epoch" in r.getMessage()]
     assert end == [
         "2 clip read(s) failed to decode this epoch and were replaced by the next clip of the list "
         "(on_error='skip'); the epoch kept its 5 samples. Run `python -m datamodules validate` to list the "
         "broken files."
     ]
-    assert len(list(loader)) == 5 and loader.last_epoch_skipped == 2 and dataset.skipped() == 4
+    assert len(list(loader)) == 5 and loader.tally.total == 4  # counted in the main process, every epoch
 
 
 def _write_dataset(root: Path, num_clips: int, broken: tuple[int, ...] = ()) -> dict:
@@ -132,7 +132,10 @@ def test_datamodule_passes_on_error_and_reports_skips(tmp_path: Path) -> None:
     loader = dm.train_dataloader()
     assert isinstance(loader, VideoDataLoader)
     assert sum(len(b["label"]) for b in loader) == 4
-    assert dm.skipped() == {"train": 1}
+    report = dm.skip_report()
+    assert report["skipped_reads"] == 1 and [Path(f).name for f in report["files"]] == ["broken.avi"]
+    dm.set_phase("real")  # a new phase counts its own skips
+    assert dm.skip_report()["skipped_reads"] == 0
     strict = ActionDataModule(**kwargs, batch_size=2, num_workers=0)
     strict.setup("fit")
     with pytest.raises(VideoDecodeError, match=r"broken\.avi"):

@@ -152,3 +152,12 @@ def test_snippet_shape_the_net_refuses_is_explained(tmp_path):
     report = extract(FourFrames(), [tmp_path / "a.mp4"], tmp_path / "out", num_segments=2, frames_per_snippet=4,
                      image_size=32, progress=False)  # fmt: skip
     assert report.extracted == 1 and load_features(tmp_path / "out" / "a.pt").features.shape == (2, 1)
+
+
+def test_feature_names_never_leave_the_feature_folder(tmp_path):
+    from datamodules.features import feature_path
+
+    assert feature_path(tmp_path, "videos/Abuse001_x264.mp4") == tmp_path / "Abuse001_x264.pt"
+    for bad in ("videos/..", "videos/.hidden.mp4", ""):
+        with pytest.raises(ValueError, match="cannot name a feature file"):
+            feature_path(tmp_path, bad)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from datamodules.__main__ import main
@@ -231,3 +232,34 @@ def test_real_hmdb_clips_validate_with_decoding(shared_data: Path, tmp_path: Pat
     assert report.ok, report.summary()
     assert _check(report, "decode").summary == f"all {len(clips)} clips decode (8 frames each)"
     assert _check(report, "names").status == "ok"
+
+
+def test_class_subfolder_layout_is_explained_and_by_name_finds_the_clips(shared_data: Path, tmp_path: Path, capsys) -> None:
+    wave = sorted((shared_data / "real_clips" / "hmdb51" / "wave").glob("*.avi"))
+    root = tmp_path / "hmdb51"
+    (root / "wave").mkdir(parents=True)
+    for clip in wave:
+        (root / "wave" / clip.name).symlink_to(clip)
+    lst = tmp_path / "val.txt"
+    lst.write_text("".join(f"{clip.name} 0\n" for clip in wave))  # flat list, clips in class folders
+    labels = _labels(tmp_path, ["wave"])
+    report = validate(lst, labels, root=root)
+    missing, decode = _check(report, "missing"), _check(report, "decode")
+    assert missing.status == "error" and "3 of the 3 missing clips sit in sub-folders" in missing.summary
+    assert "--root-layout by-name" in missing.summary and "--data.video_layout by_name" in missing.summary
+    assert decode.status == "skipped" and "nothing was decoded" in decode.summary  # never ok for 0 clips
+    assert main(["validate", "--list", str(lst), "--labels", str(labels), "--root", str(root)]) == 1
+    assert "ok    decode" not in capsys.readouterr().out
+    fixed = validate(lst, labels, root=root, layout="by_name")
+    assert fixed.ok and _check(fixed, "decode").summary == "all 3 clips decode (8 frames each)"
+    assert main(["validate", "--list", str(lst), "--labels", str(labels), "--root", str(root), "--root-layout", "by-name"]) == 0
+    # the datamodule takes the same switch; without it, the same explanation
+    from datamodules.datasets import clips_from_list
+
+    clips = clips_from_list(lst, root, ["wave"], layout="by_name")
+    assert [c.path.parent.name for c in clips] == ["wave"] * 3
+    with pytest.raises(FileNotFoundError, match="video_layout by_name"):
+        clips_from_list(lst, root, ["wave"])
+    empty = tmp_path / "folders_only"
+    (empty / "a").mkdir(parents=True)
+    assert "sub-folders (e.g. a/) and no files" in _check(validate(lst, labels, root=empty), "missing").summary

@@ -1,4 +1,6 @@
-"""The cogvideox backend with a tiny CogVideoX pipeline built from configs (local T5 tokenizer, no download)."""
+"""The cogvideox backend with a tiny CogVideoX pipeline built from configs (local T5 tokenizer, no download),
+and its speed options: every diffusers cache, compile, fp8's error path, the PSNR comparison with the uncached
+render."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import torch
 from datamodules.manifest import read_manifest
 from generation.__main__ import main
 from generation.cogvideox import (
-    CogVideoXRenderer, CogVideoXSettings, tiny_pipeline, tiny_pipeline_settings, tiny_tokenizer,
+    CACHES, COGVIDEOX_TAYLORSEER_MODULES, CogVideoXRenderer, CogVideoXSettings, cache_kwargs, calibrate_mag_ratios,
+    configure_pipeline, psnr, tiny_pipeline, tiny_pipeline_settings, tiny_tokenizer,
 )
 from generation.prompts import Label, fit_tokens, make_prompts, write_prompts
 from generation.render import render_prompts
@@ -144,3 +147,156 @@ def test_prompts_cli_reports_truncations_to_the_t5_budget(tmp_path, capsys):
     tok = tiny_tokenizer()
     for line in out.read_text().splitlines():
         assert len(tok(json.loads(line)["prompt"])["input_ids"]) <= 226
+
+
+# ------------------------------------------------------------------- speed options: caches, compile, fp8
+
+# Knobs that make each cache skip work on the toy pipeline within 6 steps (random weights change fast, so
+# the threshold caches need loose thresholds to skip at all).
+FORCING = {"pab": {}, "fastercache": {}, "taylorseer": {"cache_interval": "2", "disable_cache_before_step": "1"},
+           "firstblock": {"threshold": "1e9"}, "magcache": {"threshold": "10", "retention_ratio": "0.2"}}
+
+
+def _configured(settings: CogVideoXSettings, layers: int = 2):
+    return configure_pipeline(tiny_pipeline(layers=layers), settings)
+
+
+def _rows(n: int = 2):
+    return make_prompts([Label(0, "waving"), Label(1, "jumping")], "ie", videos_per_class=1)[:n]
+
+
+def test_cache_none_is_bit_identical_to_the_bare_pipeline():
+    settings = tiny_settings(steps=4)
+    renderer = CogVideoXRenderer(settings, pipe=_configured(settings))
+    rows = _rows()
+    ours = [renderer.render_batch([row])[0] for row in rows]  # batched matmuls may round differently
+    bare = tiny_pipeline(layers=2).to("cpu")
+    bare.set_progress_bar_config(disable=True)
+    for row, clip in zip(rows, ours):
+        out = bare(prompt=[row.prompt], generator=[torch.Generator().manual_seed(row.seed)], num_inference_steps=4,
+                   guidance_scale=6.0, use_dynamic_cfg=False, num_frames=9, height=16, width=16,
+                   max_sequence_length=16, output_type="np").frames[0]
+        assert np.array_equal(clip, np.clip(np.rint(out * 255), 0, 255).astype(np.uint8))
+    assert not getattr(renderer.pipe.transformer, "is_cache_enabled", False)
+
+
+@pytest.mark.parametrize("cache", [c for c in CACHES if c != "none"])
+def test_every_cache_runs_changes_the_render_and_reports_psnr_per_clip(cache, tmp_path):
+    log = tmp_path / "dev.jsonl"
+    settings = tiny_settings(steps=6, cache=cache, cache_args=FORCING[cache], compare_to_uncached=2,
+                             compare_log=str(log))
+    renderer = CogVideoXRenderer(settings, pipe=_configured(settings))
+    assert renderer.pipe.transformer.is_cache_enabled
+    rows = _rows()
+    cached = renderer.render_batch(rows)  # also renders both rows uncached and compares
+    assert all(c.dtype == np.uint8 and c.shape == (9, 16, 16, 3) for c in cached)  # finite (else ValueError)
+    dev = renderer.deviations
+    assert [d["row_id"] for d in dev] == [r.row_id for r in rows]
+    assert all(np.isfinite(d["psnr_db"]) and 0 < d["psnr_db"] < 100 for d in dev), dev  # the cache skipped work
+    exact = CogVideoXRenderer(tiny_settings(steps=6), pipe=_configured(tiny_settings(steps=6))).render_batch(rows)
+    assert [d["psnr_db"] for d in dev] == pytest.approx([psnr(a, b) for a, b in zip(cached, exact)])
+    assert [json.loads(line)["row_id"] for line in log.read_text().splitlines()] == [r.row_id for r in rows]
+    # the cache is back on after the comparison, with fresh state: the same rows give the same cached clips
+    assert renderer.pipe.transformer.is_cache_enabled
+    again = renderer.render_batch(rows)
+    assert all(np.array_equal(a, b) for a, b in zip(again, cached)) and len(renderer.deviations) == 2
+
+
+def test_taylorseer_hooks_cogvideox_attention_and_feed_forward():
+    import re
+
+    names = [n for n, _ in tiny_pipeline(layers=2).transformer.named_modules()]
+    hooked = [n for n in names if any(re.fullmatch(p, n) for p in COGVIDEOX_TAYLORSEER_MODULES)]
+    assert hooked == ["transformer_blocks.0.attn1", "transformer_blocks.0.ff", "transformer_blocks.1.attn1",
+                      "transformer_blocks.1.ff"]
+    # diffusers' default patterns match none of them: TaylorSeer would silently do nothing on CogVideoX
+    from diffusers.hooks.taylorseer_cache import _TRANSFORMER_BLOCK_IDENTIFIERS
+
+    assert not [n for n in names if any(re.fullmatch(p, n) for p in _TRANSFORMER_BLOCK_IDENTIFIERS)]
+
+
+def test_magcache_calibrates_one_ratio_per_step_unless_given(capsys):
+    settings = tiny_settings(steps=5, cache="magcache")
+    pipe = tiny_pipeline(layers=2)
+    ratios = calibrate_mag_ratios(pipe, settings)
+    assert len(ratios) == 5 and ratios[0] == 1.0 and all(r > 0 for r in ratios)
+    configured = configure_pipeline(pipe, settings)
+    assert "reuse them with --cache-arg mag_ratios=" in capsys.readouterr().out
+    assert configured.transformer._cache_config.mag_ratios.tolist() == pytest.approx(ratios, rel=1e-6)
+    given = tiny_settings(steps=5, cache="magcache", cache_args={"mag_ratios": "1.0,1.1,1.0,0.9,1.0"})
+    configure_pipeline(tiny_pipeline(layers=2), given)
+    assert "calibrated" not in capsys.readouterr().out
+
+
+def test_cache_knobs_are_typed_and_checked():
+    kw = cache_kwargs(tiny_settings(cache="pab", cache_args={"spatial_attention_timestep_skip_range": "200,700",
+                                                             "temporal_attention_block_skip_range": "3"}))
+    assert kw["spatial_attention_timestep_skip_range"] == (200, 700) and kw["spatial_attention_block_skip_range"] == 2
+    assert kw["temporal_attention_block_skip_range"] == 3
+    assert cache_kwargs(tiny_settings(cache="taylorseer", cache_args={"taylor_factors_dtype": "fp32"}))[
+        "taylor_factors_dtype"] is torch.float32
+    with pytest.raises(ValueError, match="not a knob of --cache firstblock.*choose from threshold"):
+        tiny_settings(cache="firstblock", cache_args={"treshold": "0.1"}).check()
+    with pytest.raises(ValueError, match="--cache-arg threshold=fast"):
+        tiny_settings(cache="firstblock", cache_args={"threshold": "fast"}).check()
+    with pytest.raises(ValueError, match="given without --cache"):
+        tiny_settings(cache_args={"threshold": "0.1"}).check()
+    with pytest.raises(ValueError, match="it needs --cache"):
+        tiny_settings(compare_to_uncached=2).check()
+    with pytest.raises(ValueError, match="choose one of none, pab"):
+        tiny_settings(cache="teacache").check()
+
+
+def test_non_finite_frames_fail_the_batch_instead_of_writing_black_clips():
+    class NaNPipe:
+        device = "cpu"
+
+        def __call__(self, **kw):
+            return type("Out", (), {"frames": np.full((len(kw["prompt"]), 9, 16, 16, 3), np.nan, np.float32)})()
+
+    with pytest.raises(ValueError, match="non-finite frames"):
+        CogVideoXRenderer(tiny_settings(), pipe=NaNPipe()).render_batch(_rows(1))
+
+
+def test_fp8_on_a_machine_without_a_capable_gpu_is_a_clear_cli_error(model_dir, tmp_path, capsys):
+    if torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9):
+        pytest.skip("this GPU can run fp8")
+    rc = main(["render", "--prompts", str(_prompts(tmp_path)), "--out", str(tmp_path / "o"), "--backend", "cogvideox",
+               "--model", str(model_dir), "--dtype", "fp32", "--frames", "9", "--width", "16", "--height", "16",
+               "--fp8", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--fp8 needs" in err and "compute capability >= 8.9" in err
+
+
+def test_cli_cache_with_compare_prints_and_logs_psnr(model_dir, tmp_path, capsys):
+    out = tmp_path / "o"
+    rc = main(["render", "--prompts", str(_prompts(tmp_path)), "--out", str(out), "--backend", "cogvideox",
+               "--model", str(model_dir), "--dtype", "fp32", "--device", "cpu", "--steps", "6", "--frames", "9",
+               "--width", "16", "--height", "16", "--max-sequence-length", "16", "--cache", "pab", "--cache-arg",
+               "spatial_attention_timestep_skip_range=-1,1000", "--compare-to-uncached", "1", "--no-progress"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "2 rendered" in text and "--cache pab vs uncached: 1 clips compared, PSNR min" in text
+    lines = (out / "cache_deviation.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["cache"] == "pab"
+    assert main(["render", "--prompts", "p", "--out", "o", "--backend", "cogvideox", "--cache", "pab",
+                 "--cache-arg", "oops"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compile_renders_the_same_clips_as_eager():
+    settings = tiny_settings(steps=2)
+    eager = CogVideoXRenderer(settings, pipe=_configured(settings)).render_batch(_rows(1))[0]
+    compiled_settings = tiny_settings(steps=2, compile=True)
+    renderer = CogVideoXRenderer(compiled_settings, pipe=_configured(compiled_settings))
+    assert isinstance(renderer.pipe.transformer, torch._dynamo.eval_frame.OptimizedModule)
+    clip = renderer.render_batch(_rows(1))[0]
+    assert np.abs(clip.astype(int) - eager.astype(int)).max() <= 1  # kernels fused differently: rounding only
+
+
+def test_cli_cache_choices_are_the_backends_caches():
+    from generation.__main__ import build_parser
+
+    render = build_parser()._subparsers._group_actions[0].choices["render"]
+    cache = next(a for a in render._actions if a.dest == "cache")
+    assert tuple(cache.choices) == CACHES and cache.default == "none"

@@ -102,3 +102,20 @@ def test_a_label_file_that_does_not_match_is_an_error(demo, tmp_path):
     bad.write_text("id,name\n0,swimming\n")
     with pytest.raises(ManifestError, match="not in .*labels.csv; score with the label CSV the set was made from"):
         score_manifest(demo / "synthetic/basic/manifest.jsonl", bad, **TINY)
+
+
+def test_missing_weights_fail_in_seconds_saying_how_to_give_local_ones(demo, tmp_path, monkeypatch, capsys):
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))  # nothing cached
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HOME", str(tmp_path))  # ~/.cache/clip is empty too
+    started = time.perf_counter()
+    code = main(["score", "--manifest", str(demo / "synthetic/basic/manifest.jsonl"), "--labels",
+                 str(demo / "labels.csv"), "--arch", "ViT-B-16", "--pretrained", "openai", "--no-progress"])
+    assert time.perf_counter() - started < 10
+    err = capsys.readouterr().err
+    assert code == 2 and "'ViT-B-16' / 'openai' are not in the local cache" in err and "HF_HUB_OFFLINE" in err
+    assert "--pretrained /path/to/weights.bin" in err and "HF_HOME" in err

@@ -52,15 +52,59 @@ def test_status_counts_done_failed_missing_and_flags_partial_and_orphan_files(tm
     assert (c.planned, c.done, c.failed, c.missing) == (3, 1, 1, 1)
     assert st.partial_files == [str(Path(manifest[0].video).with_name(".x.mp4.partial"))]
     assert st.orphan_files == [manifest[-1].video]
-    assert main(["status", "--prompts", str(prompts), "--out", str(out)]) == 0
+    assert main(["status", "--prompts", str(prompts), "--out", str(out)]) == 1  # incomplete
     table = capsys.readouterr().out
-    assert "overall" in table and "1 partial files" in table and "1 orphan files" in table
+    assert "overall" in table and "1 partial files" in table and "1 orphan files" in table and "INCOMPLETE" in table
     # A re-run retries the failed rows and redoes the orphan; status then says all done.
     s2 = render_prompts(prompts, out, backend=lambda row: np.zeros((4, 16, 16, 3), np.uint8), progress=False)
     assert (s2.rendered, s2.failed, s2.partials_removed) == (4, 0, 1)
     st = render_status(prompts, out)
     assert (st.overall.done, st.overall.failed, st.overall.missing) == (9, 0, 0)
     assert not st.partial_files and not st.orphan_files
+    assert main(["status", "--prompts", str(prompts), "--out", str(out)]) == 0 and st.complete
+
+
+def test_status_flags_truncated_and_deleted_clips_and_a_rerender_redoes_them(tmp_path, capsys):
+    prompts = _prompts(tmp_path)
+    out = tmp_path / "out"
+    render_prompts(prompts, out, **SMALL)
+    rows = read_manifest(out / "manifest.jsonl")
+    truncated, deleted = out / rows[0].video, out / rows[4].video
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    deleted.unlink()
+    st = render_status(prompts, out)
+    assert (st.overall.done, st.overall.broken, st.overall.missing) == (7, 1, 1)
+    assert st.broken_files[0].startswith(rows[0].video) and st.registered_without_file == [rows[4].row_id]
+    assert main(["status", "--prompts", str(prompts), "--out", str(out)]) == 1
+    # a plain re-render redoes the deleted clip; --verify also the truncated one; no row is registered twice
+    s = render_prompts(prompts, out, **SMALL)
+    assert (s.rendered, s.missing_files) == (1, 1) and deleted.is_file()
+    s = render_prompts(prompts, out, **SMALL, verify=True)
+    assert (s.rendered, s.missing_files) == (1, 1)
+    manifest = read_manifest(out / "manifest.jsonl")  # raises on a repeated row_id
+    assert sorted(m.row_id for m in manifest) == sorted(m.row_id for m in rows)
+    assert main(["status", "--prompts", str(prompts), "--out", str(out), "--decode"]) == 0
+
+
+def test_a_row_id_that_escapes_the_output_folder_is_refused(tmp_path, capsys):
+    prompts = _prompts(tmp_path)
+    lines = prompts.read_text().splitlines()
+    row = json.loads(lines[1])
+    row["row_id"] = "../../../x"
+    prompts.write_text("\n".join([lines[0], json.dumps(row), *lines[2:]]) + "\n")
+    out = tmp_path / "deep" / "er" / "out"
+    code = main(["render", "--prompts", str(prompts), "--out", str(out), "--frames", "4", "--size", "16", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "row 2" in err and "'../../../x' cannot be used as a file name" in err
+    assert not list(tmp_path.rglob("x*.mp4")) and not (out / "manifest.jsonl").exists()  # nothing written anywhere
+    from datamodules.manifest import ManifestError
+
+    manifest = tmp_path / "m.jsonl"  # a hand-edited manifest is refused too
+    manifest.write_text(json.dumps({"row_id": "ok", "class_id": 0, "class_name": "a", "strategy": "ie", "prompt": "p",
+                                    "seed": 0, "video": "../../x.mp4", "num_frames": 1, "fps": 8, "width": 2,
+                                    "height": 2, "backend": "procedural"}) + "\n")
+    with pytest.raises(ManifestError, match=r"video.*must be a relative path inside its folder"):
+        read_manifest(manifest)
 
 
 def test_a_renderer_that_always_fails_stops_with_its_error(tmp_path):
@@ -82,21 +126,35 @@ def test_class_names_map_to_safe_unique_folders(tmp_path):
         assert (out / "videos" / name).resolve().parent == (out / "videos").resolve()
 
 
-def test_gallery_sheet_holds_middle_frames_and_goes_to_tensorboard(tmp_path):
+def test_gallery_sheets_are_labelled_readable_and_go_to_tensorboard(tmp_path):
+    from PIL import Image
+
+    from generation.status import GALLERY_BACKGROUND, GALLERY_PAD
+
     out = tmp_path / "out"
     rows = make_prompts(LABELS[:2], "ie", videos_per_class=3)
     write_prompts(tmp_path / "p.jsonl", rows)
     render_prompts(tmp_path / "p.jsonl", out, num_frames=5, size=16, progress=False)
     tb = tmp_path / "tb"
-    paths = make_gallery(out / "manifest.jsonl", tmp_path / "gallery", columns=2, tensorboard=tb)
+    paths = make_gallery(out / "manifest.jsonl", tmp_path / "gallery", columns=2, frames_per_clip=1, frame_size=16,
+                         tensorboard=tb)
     assert [p.name for p in paths] == [f"{slug(label.name)}.png" for label in LABELS[:2]]
-    from PIL import Image
-
     sheet = np.asarray(Image.open(paths[0]))
-    assert sheet.shape == (32, 32, 3)  # 3 clips in 2 columns of 16 px -> 2 rows, last cell empty
+    header, caption = 30, 18
+    cell_h = 16 + caption + GALLERY_PAD
+    assert sheet.shape[0] == header + 2 * cell_h + GALLERY_PAD  # 3 clips in 2 columns: 2 rows
+    cell_w = (sheet.shape[1] - GALLERY_PAD) // 2  # cells widen to fit the caption
+    assert cell_w >= 16 + GALLERY_PAD
     first = read_video(out / read_manifest(out / "manifest.jsonl")[0].video)
-    assert np.array_equal(sheet[:16, :16], first[2])  # middle of 5 frames
-    assert not sheet[16:, 16:].any()
+    x, y = GALLERY_PAD, header
+    assert np.array_equal(sheet[y:y + 16, x:x + 16], first[2])  # frames_per_clip=1: the middle of 5 frames
+    assert (sheet[4:header - 4] != GALLERY_BACKGROUND).any()  # the class-name title is drawn
+    assert (sheet[y + 16:y + 16 + caption, x:x + cell_w] != GALLERY_BACKGROUND).any()  # the row-id caption
+    assert (sheet[header + cell_h:, GALLERY_PAD + cell_w:] == GALLERY_BACKGROUND).all()  # 4th cell empty
+    assert (sheet[header + cell_h:header + cell_h + 16, GALLERY_PAD:GALLERY_PAD + 16] != GALLERY_BACKGROUND).any()
+    # defaults: 4 frames per clip at a 128 px short side, so a 16 px clip is scaled up to be readable
+    big = np.asarray(Image.open(make_gallery(out / "manifest.jsonl", tmp_path / "big")[0]))
+    assert big.shape[1] >= 2 * 4 * 128 and big.shape[0] >= 2 * 128
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(tb))

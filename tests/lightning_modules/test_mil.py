@@ -1,5 +1,6 @@
 """MIL anomaly module: the ranking loss against hand computation, the head's layout, and frame-level AUC /
-AUC_A on hand-made scores and intervals (a two-interval video, 1-indexed inclusive bounds) against sklearn."""
+AUC_A (the datamodule's default `sultani` protocol) on hand-made scores and intervals (a two-interval
+video, 1-indexed inclusive bounds) against sklearn."""
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from torch import nn
 
 from datamodules.anomaly import AnomalyDataModule
 from datamodules.features import feature_path, save_features
-from lightning_modules.mil import MILAnomalyModule, mil_ranking_loss, spread_to_frames
+from lightning_modules.mil import MILAnomalyModule, mil_ranking_loss
 from lightning_modules.models.mil_head import MILHead
 
 
@@ -40,12 +41,6 @@ def test_ranking_loss_hinge_gradient_reaches_only_the_max_segments():
 def test_ranking_loss_rejects_unpaired_bags():
     with pytest.raises(ValueError, match=r"same shape.*\(2, 3\) and \(1, 3\)"):
         mil_ranking_loss(torch.zeros(2, 3), torch.zeros(1, 3))
-
-
-def test_spread_to_frames_follows_segment_bounds():
-    scores = torch.tensor([0.1, 0.5, 0.9, 0.3])
-    bounds = torch.tensor([0, 2, 3, 3, 5])  # segment 2 is empty
-    assert spread_to_frames(scores, bounds).tolist() == pytest.approx([0.1, 0.1, 0.5, 0.3, 0.3])
 
 
 def test_head_layout_paper_and_configurable():
@@ -104,7 +99,7 @@ def test_auc_and_auc_abnormal_on_hand_made_frames(tmp_path):
     trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     metrics = trainer.test(MILAnomalyModule(FirstFeature()), datamodule=dm, verbose=False)[0]
     assert metrics["test/auc"] == pytest.approx(expected_auc, abs=1e-6)
-    assert metrics["test/auc_abnormal"] == pytest.approx(expected_auc_a, abs=1e-6)
+    assert metrics["test/auc_a"] == pytest.approx(expected_auc_a, abs=1e-6)
     assert expected_auc != pytest.approx(expected_auc_a)  # the two metrics really differ here
 
 
@@ -120,7 +115,7 @@ def test_auc_hand_value_with_one_interval_each_side(tmp_path):
     trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     metrics = trainer.test(MILAnomalyModule(FirstFeature()), datamodule=dm, verbose=False)[0]
     assert metrics["test/auc"] == pytest.approx(1 / 3, abs=1e-6)
-    assert metrics["test/auc_abnormal"] == pytest.approx(1.0)
+    assert metrics["test/auc_a"] == pytest.approx(1.0)
 
 
 def test_head_input_size_must_match_the_features(tmp_path):

@@ -28,6 +28,7 @@ TINY_OVERRIDES = {  # net class name -> init_args replacing the full-size weight
     "CLIPZeroShot": {"arch": "synthact-tiny", "pretrained": None},
     "XCLIP": {"pretrained": False, "config": TINY_XCLIP},
     "TCCLIP": {"arch": "synthact-tiny", "pretrained": None, "num_context_tokens": 5, "merges_per_step": 2},
+    "BIKE": {"arch": "synthact-tiny", "pretrained": None, "temporal_layers": 2},
 }
 
 

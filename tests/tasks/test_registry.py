@@ -28,7 +28,7 @@ def test_few_shot_specs_follow_the_protocol():
 def test_duplicate_and_unknown_names_are_errors():
     with pytest.raises(ValueError, match="'few_shot_k4' is already registered"):
         register_task(TaskSpec("few_shot_k4", "few_shot", "hmdb51", "", (Phase("x", "real"),), "val1.txt"))
-    with pytest.raises(KeyError, match="unknown task .nope.; registered tasks: anomaly_ucf_crime, base2novel_hmdb51, "):
+    with pytest.raises(KeyError, match="unknown task .nope.; registered tasks: anomaly_ucf_crime, anomaly_ucf_crime_features, base2novel_hmdb51, "):
         get_task("nope")
 
 
