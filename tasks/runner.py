@@ -581,14 +581,15 @@ class TaskRunner:
     def _variant(self, trained_synthetic: bool) -> dict:
         """What ran, for results.json and the report: method row name, baseline/ours, start, loss, data."""
         cfg = self.phase_config(None)
-        net = ((cfg.model or {}).get("init_args", {}).get("net") or {}).get("class_path") or cfg.model.class_path
-        net = net.rsplit(".", 1)[-1]
+        net_path = ((cfg.model or {}).get("init_args", {}).get("net") or {}).get("class_path") or cfg.model.class_path
+        net = net_path.rsplit(".", 1)[-1]
         net_name = {"TCCLIP": "TC-CLIP", "ViFiCLIP": "ViFi-CLIP", "XCLIP": "X-CLIP", "CLIPZeroShot": "CLIP",
                     "MILAnomalyModule": "MIL"}.get(net, net)  # fmt: skip
         ours = trained_synthetic
         model_args = (cfg.model or {}).get("init_args", {})
         data_args = (cfg.data or {}).get("init_args", {})
         return {
+            "model": net_path,  # Results.model: the net's class path (the report's row name)
             "method": f"{net_name}+Ours" if ours else net_name,
             "variant": "ours" if ours else "baseline",
             "start": "clip" if self.config.from_clip else self._start(),
@@ -627,6 +628,7 @@ class TaskRunner:
             synthetic_classes=self.config.synthetic_classes,
             init_weights=None if self.config.from_clip else self.config.init_weights,
             config_hash=self.config_hash(),
+            model=variant["model"],
             phases=[p.name for p in self.spec.phases] + sorted({p.name for s in plan for p in s.phases}),
             tests=tests,
             summary=summarise(tests),
