@@ -1,48 +1,187 @@
-"""synthact's training entry point.
+"""synthact's training entry point: LightningCLI whose subcommands run a task's protocol.
 
-    python train.py fit  --config tasks/few_shot_k4.yaml                          # run a task's phases + test
-    python train.py fit  --config tasks/few_shot_k4.yaml --config configs/smoke.yaml   # tiny, in seconds
-    python train.py test --config tasks/few_shot_k4.yaml                          # re-test the finished run
-    python train.py fit  --config tasks/few_shot_k4.yaml --print_config           # the merged config
+    python train.py fit      --config tasks/few_shot_k4.yaml                        # phases + tests
+    python train.py fit      --config tasks/few_shot_k4.yaml --config configs/smoke.yaml   # tiny, in seconds
+    python train.py test     --config tasks/few_shot_k4.yaml [--ckpt_path X]        # re-test (or test X)
+    python train.py validate --config tasks/few_shot_k4.yaml [--ckpt_path X]        # metrics, no record
+    python train.py predict  --config tasks/few_shot_k4.yaml [--ckpt_path X]        # per-clip predictions
+    python train.py fit      --config tasks/few_shot_k4.yaml --print_config         # base config + recipe
+    python train.py fit      --config tasks/few_shot_k4.yaml --task.print_phase finetune   # one phase's
+
+The task YAML (the first `--config`) composes fragments: `model:`, `data:`, `recipe:` (per-phase
+overlays) and, for ablations, `loss:` / `prompts:`. Each phase runs on the base config with its recipe
+overlay merged in, then the loss/prompt fragments, then everything given after the task YAML (later
+`--config` files and `--key value` flags) on top: what a user sets is what every phase runs.
+
+A user error (a missing file, an unknown task, a bad value) prints one line, `error: ...`, and exits 2;
+`--debug` (or SYNTHACT_DEBUG=1) shows the traceback instead.
 """
 
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from tasks.runner import TaskConfig, TaskRunner
 
+_NULLS = {"null", "Null", "NULL", "~"}
+
+
+@dataclass
+class Recipe:
+    """A training recipe: per-phase overlays on the base config (`recipe:` of a task YAML).
+
+    Args:
+        phases: phase name -> overlay of the config's sections, e.g. `{finetune: {trainer: {max_epochs: 50},
+            model: {init_args: {lr: 2.0e-6}}, data: {init_args: {batch_size: 8}}}}`; merged by jsonargparse
+            onto the base config for that phase only. A name the task has no phase of is an error.
+        test: overlay for evaluation (`test`, `validate`, `predict` and the tests after `fit`), e.g. the
+            recipe's test views.
+    """
+
+    phases: dict[str, dict] = field(default_factory=dict)
+    test: dict = field(default_factory=dict)
+
+
+@dataclass
+class Fragment:
+    """An overlay applied to every phase and test after the recipe's: a loss ablation (`loss:`) or a
+    prompt-strategy synthetic set (`prompts:`).
+
+    Args:
+        name: the variant's name, recorded in results.json (e.g. `ls`, `basic`); None: no variant.
+        model: overlay of the `model` section, e.g. `{init_args: {synthetic_loss: {name: ls}}}`.
+        data: overlay of the `data` section, e.g. `{init_args: {synthetic_manifest: ...}}`.
+        trainer: overlay of the `trainer` section.
+    """
+
+    name: str | None = None
+    model: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    trainer: dict = field(default_factory=dict)
+
+
+def nested_nulls(args: list[str]) -> list[str]:
+    """Rewrite `--a.init_args.b.init_args.c null` as `--a.init_args.b '{"init_args": {"c": null}}'`.
+
+    jsonargparse (4.53) turns a null given on the command line for an argument of a subclass nested in a
+    subclass into the string 'None'; the same value given as an object arrives as None."""
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--") and "=" in arg:
+            (key, value), step = arg.split("=", 1), 1
+        else:
+            key, value, step = arg, args[i + 1] if i + 1 < len(args) else None, 2
+        parts = key[2:].split(".") if key.startswith("--") else []
+        where = [j for j, p in enumerate(parts) if p == "init_args"]
+        if value in _NULLS and len(where) >= 2:
+            last = where[-1]
+            obj: object = None
+            for name in reversed(parts[last + 1 :]):
+                obj = {name: obj}
+            out += ["--" + ".".join(parts[:last]), json.dumps({"init_args": obj})]
+            i += step
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def split_task_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(the task YAML's arguments, the user's): the first `--config FILE` (the task YAML) and every other
+    argument after the subcommand, in order. A phase's config is parsed as task YAML, overlays, user's."""
+    rest = list(args[1:]) if args and not args[0].startswith("-") else list(args)
+    for i, arg in enumerate(rest):
+        if arg == "--config" and i + 1 < len(rest):
+            return rest[i : i + 2], rest[:i] + rest[i + 2 :]
+        if arg.startswith("--config="):
+            return rest[i : i + 1], rest[:i] + rest[i + 1 :]
+    return [], rest
+
+
+def misplaced_fragment(args: list[str]) -> None:
+    """A fragment given as `--config` (which holds whole sections) is an error naming its option:
+    `configs/datasets/*.yaml` is the value of `--data`, a model of `--model`, a recipe of `--recipe`."""
+    for i, arg in enumerate(args[:-1]):
+        if arg != "--config" or not Path(args[i + 1]).is_file():
+            continue
+        path = args[i + 1]
+        try:
+            content = yaml.safe_load(Path(path).read_text())
+        except yaml.YAMLError:
+            continue
+        if not isinstance(content, dict):
+            continue
+        key = None
+        if "class_path" in content:
+            key = "data" if "datamodules." in str(content["class_path"]) else "model"
+        elif "phases" in content:
+            key = "recipe"
+        elif "name" in content and set(content) <= {"name", "model", "data", "trainer"}:
+            key = "prompts" if "prompts" in Path(path).parts else "loss"
+        if key:
+            raise ValueError(f"{path} is a `{key}` fragment: give it as --{key} {path} (a --config file holds whole "
+                             "sections: task, model, data, trainer, recipe, ...)")  # fmt: skip
+
 
 class SynthactCLI(LightningCLI):
-    """LightningCLI with a `task:` section; with a task name, `fit` and `test` run its protocol."""
+    """LightningCLI with `task:`, `recipe:`, `loss:` and `prompts:` sections; with a task name every
+    subcommand (fit, validate, test, predict) runs through the task runner."""
 
     def add_arguments_to_parser(self, parser):
         parser.add_class_arguments(TaskConfig, "task")
+        parser.add_class_arguments(Recipe, "recipe")
+        parser.add_class_arguments(Fragment, "loss")
+        parser.add_class_arguments(Fragment, "prompts")
+
+    def parse_arguments(self, parser, args) -> None:
+        args = list(sys.argv[1:] if args is None else args)
+        misplaced_fragment(args)
+        self.raw_args = nested_nulls(args)
+        self.config = parser.parse_args(self.raw_args)
+
+    def _task(self) -> TaskConfig:
+        return TaskConfig(**self.config[self.subcommand].task.as_dict())
 
     def before_instantiate_classes(self) -> None:
-        """Check a task's data (lists, clips, manifest) before the model is built, so errors come in seconds."""
-        runner_config = TaskConfig(**self.config[self.subcommand].task.as_dict())
-        if runner_config.name:
-            TaskRunner.preflight(runner_config.name, self.config[self.subcommand].data, self.subcommand, runner_config)
+        """With a task: check its data and starting point before any model is built (errors in seconds)."""
+        self.runner = None
+        config = self._task()
+        if config.name:
+            task_args, user_args = split_task_args(self.raw_args)
+            self.runner = TaskRunner(
+                config,
+                parser=self._parser(self.subcommand),
+                base=self.config[self.subcommand],
+                task_args=task_args,
+                user_args=user_args,
+                subcommand=self.subcommand,
+            )
+            self.runner.preflight()
 
-    def _runner(self) -> TaskRunner | None:
-        config = TaskConfig(**self.config[self.subcommand].task.as_dict())
-        return TaskRunner(self, config) if config.name else None
+    def instantiate_classes(self) -> None:
+        """Without a task, as LightningCLI; with one, each phase and test builds its own model, data and
+        Trainer from its merged config (TaskRunner), so nothing is built here."""
+        if self.runner is None:
+            super().instantiate_classes()
 
-    def fit(self, model, datamodule=None, **kwargs):
-        runner = self._runner()
-        if runner is None:
-            return self.trainer.fit(model, datamodule=datamodule, **kwargs)
-        if kwargs.get("ckpt_path"):
-            raise SystemExit("with a task, `fit` resumes by itself from the run folder; drop --ckpt_path")
-        runner.fit(model, datamodule)
-
-    def test(self, model, datamodule=None, **kwargs):
-        runner = self._runner()
-        if runner is None or kwargs.get("ckpt_path"):
-            return self.trainer.test(model, datamodule=datamodule, **kwargs)
-        runner.test(model, datamodule)  # each split with its own final weights
+    def _run_subcommand(self, subcommand: str) -> None:
+        if self.runner is None:
+            return super()._run_subcommand(subcommand)
+        if subcommand == "fit" and self.config[subcommand].get("ckpt_path"):
+            raise ValueError("with a task, `fit` resumes by itself from the run folder; drop --ckpt_path")
+        getattr(self.runner, subcommand)(ckpt_path=self.config[subcommand].get("ckpt_path"))
 
 
-def main(args=None) -> None:
+def main(args: list[str] | None = None) -> None:
     SynthactCLI(
         parser_kwargs={"parser_mode": "omegaconf"},
         seed_everything_default=0,
@@ -51,5 +190,22 @@ def main(args=None) -> None:
     )
 
 
+def cli(argv: list[str]) -> int:
+    """`python train.py ...`: a user error is one line on stderr (exit 2); `--debug` or SYNTHACT_DEBUG=1
+    re-raises it with its traceback."""
+    debug = "--debug" in argv or os.environ.get("SYNTHACT_DEBUG", "") not in ("", "0")
+    sys.argv = [sys.argv[0], *(a for a in argv if a != "--debug")]
+    try:
+        main()
+    except (FileNotFoundError, ValueError, KeyError, NotImplementedError) as error:
+        if debug:
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        message = re.sub(r"\s+", " ", str(message)).strip()
+        print(f"error: {message}  (--debug shows the traceback)", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli(sys.argv[1:]))

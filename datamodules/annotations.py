@@ -1,8 +1,10 @@
 """Label CSVs and the annotation-list formats that action-recognition datasets ship, read unchanged.
 
 - Label CSV: a header `id,name`, then one `id,name` row per class, ids 0..K-1 (any row order).
+`read_video_list` is the one reader of labelled lists (training and test): it recognises the three formats
+below from the file and reads each with its own reader.
 - Video list (TC-CLIP / ViFi-CLIP / X-CLIP): `relative/path.ext <int label>`; the path is relative to the
-  dataset's video root and may itself contain spaces (the label is the last field). `read_video_list`.
+  dataset's video root and may itself contain spaces (the label is the last field). `read_path_label_list`.
 - Frame-folder list (the official UCF-101 / HMDB-51 splits): `Class/clip_name <num_frames> <label>`, the
   path naming a folder of frames. `read_frame_list`.
 - CSV list (UCF-101-LT `real/train.csv`): `path label`, separated by a comma, a tab or a space (the
@@ -28,6 +30,7 @@ import csv
 import io
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,8 +251,51 @@ def write_labels(path: str | Path, names: Sequence[str]) -> None:
 
 def read_video_list(
     path: str | Path, num_classes: int | None, label_file: str | Path | None = None
+) -> list[ListEntry | FrameListEntry | CsvEntry]:
+    """Read any labelled list the project writes or documents: the one reader every training and test list
+    goes through. The format is taken from the file (`detect_labelled_format`): a video list
+    `relative/path label`, a frame-folder list `Class/clip_name num_frames label` (e.g. the HMDB-51-LT list
+    `python -m datamodules splits long-tail` writes from the official splits), or a CSV list `path,label`.
+    Every entry has `.path` (relative to the video root: a file, or a folder of frames) and `.label`.
+
+    Args:
+        path: the list file.
+        num_classes: size of the label space; every label must be in [0, num_classes). None: no check.
+        label_file: named in the error when a label is out of range.
+
+    Raises:
+        FileNotFoundError: the list does not exist.
+        AnnotationError: a malformed line, a label outside the label file, or an empty list.
+    """
+    fmt = detect_labelled_format(path)
+    reader = {"video": read_path_label_list, "frames": read_frame_list, "csv": read_csv_list}[fmt]
+    return reader(path, num_classes, label_file)
+
+
+def detect_labelled_format(path: str | Path) -> str:
+    """`csv` (a `.csv` name, or a comma / tab in the first line), `frames` (first line `path int int` whose
+    path has no video-file extension), else `video`."""
+    path = Path(path)
+    _require_file(path, "annotation list", "Check `--data.split_dir` and the list name the task uses.")
+    lines = _lines(path)
+    if not lines:
+        raise AnnotationError(f"{path}: the annotation list is empty; nothing to train or test on")
+    first = lines[0][1]
+    if path.suffix.lower() == ".csv" or "," in first or "\t" in first:
+        return "csv"
+    fields = first.split()
+    if len(fields) >= 3 and all(_int(x) is not None for x in fields[-2:]) and not _VIDEO_SUFFIX.search(fields[-3]):
+        return "frames"
+    return "video"
+
+
+_VIDEO_SUFFIX = re.compile(r"\.(avi|mp4|mkv|webm|mov|mpe?g|m4v|gif)$", re.IGNORECASE)
+
+
+def read_path_label_list(
+    path: str | Path, num_classes: int | None, label_file: str | Path | None = None
 ) -> list[ListEntry]:
-    """Read an annotation list `relative/path label`, checking every label against the label space.
+    """Read a video list `relative/path label` (TC-CLIP / ViFi-CLIP / X-CLIP), checking every label.
 
     Args:
         path: the list file.
@@ -482,7 +528,7 @@ def read_crime_paths(path: str | Path) -> list[CrimeVideo]:
 
 # format name -> reader; the readers of labelled lists take (path, num_classes, label_file).
 LIST_FORMATS: dict[str, Callable[..., list]] = {
-    "video": read_video_list,
+    "video": read_path_label_list,
     "frames": read_frame_list,
     "csv": read_csv_list,
     "crime-temporal": read_crime_temporal,

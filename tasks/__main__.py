@@ -7,6 +7,16 @@ from tasks import get_task, list_tasks
 from tasks.anomaly import evaluate_anomaly
 from tasks.report import main as report
 
+USAGE = """usage: python -m tasks {report RUN_DIR... | list | evaluate-anomaly ... | --help}
+
+  report RUN_DIR...   merge the results.json of runs (a run folder, or any folder above several) into tables
+                      in the paper's layout; see `python -m tasks report --help`
+  list                every registered task and what it runs
+  evaluate-anomaly --annotation FILE --scores SCORES.json [--protocol umil|sultani]
+                      frame-level AUC / AUC_A of saved anomaly scores
+
+Run a task with `python train.py fit --config tasks/<name>.yaml` (see `python train.py --help`)."""
+
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["report"]:
@@ -15,9 +25,12 @@ def main(argv: list[str]) -> int:
         return evaluate_anomaly(argv[1:])
     if argv[:1] == ["list"]:
         for name in list_tasks():
-            print(f"{name:24s} {get_task(name).description}")
+            print(f"{name:32s} {get_task(name).description}")
         return 0
-    print("usage: python -m tasks {report RUN_DIR... | list | evaluate-anomaly --annotation FILE --scores SCORES.json}", file=sys.stderr)
+    if argv[:1] in (["--help"], ["-h"], ["help"]):
+        print(USAGE)
+        return 0
+    print(USAGE, file=sys.stderr)
     return 2
 
 

@@ -12,7 +12,33 @@ from the list's clip counts: Head = the most frequent classes holding 50% of the
 the other classes with < 20 clips, Tail = the rest (`datamodules.splits.lt_groups`).
 """
 
-from tasks.registry import Phase, TaskSpec, register_task
+import json
+from pathlib import Path
+
+from datamodules.annotations import read_video_list
+from datamodules.splits import lt_groups
+from tasks.metrics import group_means
+from tasks.registry import Phase, Split, TaskSpec, register_task
+
+
+def groups_of(spec: TaskSpec, split: Split, datamodule) -> dict[str, list[int]]:
+    """Head / Tail / Few classes of the long-tailed training list: its builder's `<stem>_groups.json`
+    when present, else computed from the list's clip counts (`datamodules.splits.lt_groups`)."""
+    train_list = [p.train_list for p in (*spec.phases, *split.phases) if p.train_list][-1]
+    path = Path(datamodule.split_dir) / train_list
+    groups_file = path.with_name(path.stem + "_groups.json")
+    if groups_file.is_file():
+        groups = json.loads(groups_file.read_text())
+        return {g: [int(c) for c in groups[g]] for g in ("head", "tail", "few")}
+    counts: dict[int, int] = {i: 0 for i in range(len(datamodule.class_names))}
+    for entry in read_video_list(path, len(datamodule.class_names)):
+        counts[entry.label] += 1
+    return lt_groups({c: n for c, n in counts.items() if n > 0})
+
+
+def group_metrics(spec: TaskSpec, split: Split, per_class: list, datamodule) -> dict[str, float]:
+    """test/head, test/tail, test/few: class-mean accuracy of each group."""
+    return {f"test/{g}": v for g, v in group_means(per_class, groups_of(spec, split, datamodule)).items()}
 
 
 def long_tail(dataset: str, train_list: str, test_list: str) -> TaskSpec:
@@ -26,6 +52,7 @@ def long_tail(dataset: str, train_list: str, test_list: str) -> TaskSpec:
             Phase("finetune", source="real", train_list=train_list),
         ),
         test_list=test_list,
+        class_metrics=group_metrics,
     )
 
 

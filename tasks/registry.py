@@ -9,8 +9,9 @@ name has a runnable `tasks/<name>.yaml`, and the name is also the run's folder u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ class TaskSpec:
     monitor: str = "val/top1"  # metric that picks the best checkpoint of a validated phase (mode max)
     splits: tuple[Split, ...] = ()  # several splits / seeds; empty: one split testing test_list
     shots: int | None = None  # few-shot K (the report's column)
+    # k400: starts from a Kinetics-400-trained model (zero-shot), unless --task.from_clip
+    start: Literal["clip", "k400"] = "clip"
+    # The protocol's own test metrics from the per-class accuracies, e.g. long-tail's head/tail/few means:
+    # (spec, split, per_class, datamodule) -> {"test/head": ...}. Lives in the protocol's module.
+    class_metrics: Callable[[TaskSpec, Split, list, Any], dict[str, float]] | None = None
 
     def plan(self) -> tuple[Split, ...]:
         """The splits to run: `splits`, or a single unnamed one testing `test_list`."""

@@ -1,77 +1,92 @@
-"""Runs a task's phases and tests from one `fit` command, resumably, and writes the results record.
+"""Runs a task's phases and tests for every LightningCLI subcommand, resumably, and writes the results record.
+
+Configuration: every phase (and every evaluation) runs on its own config, parsed by jsonargparse from the
+command line with the phase's layers inserted right after the task YAML: the recipe's overlay for that phase
+(`recipe.phases.<phase>`, or `recipe.test` for evaluation), then the `loss:` and `prompts:` fragments, then
+the user's arguments (later `--config` files and `--key value` flags) in order, so a value the user sets
+wins over the recipe in every phase. Each phase builds
+its own model, datamodule and Trainer from that config and saves it as `<phase>/config.yaml`.
 
 Layout of a run (the TensorBoard log dir is `--task.root`):
 ```
 <root>/<task>/<phase>/                       shared phases (e.g. synthetic pre-training), in order
 <root>/<task>/[<split>/]<phase>/             each split's own phases (e.g. s2/finetune), after the shared ones
-    checkpoints/last.ckpt (+ best when validating), phase.json + weights.pt when the phase finished
+    config.yaml (the phase's effective config), checkpoints/last.ckpt, phase.json + weights.pt when finished
 <root>/<task>/[<split>/]test/<test>/         TensorBoard events of a test (confusion matrix) + test.json
 <root>/<task>/results.json                   the `Results` record: every test, summary mean +- std, config hash
 <root>/<task>/results.md                     the summary in the paper's layout (`tasks.report`)
 ```
-A finished phase (phase.json present) is never re-run: its weights are loaded and the next phase
-starts; a finished test (test.json) is not re-run by `fit`. A phase interrupted mid-way resumes from its
-`last.ckpt` (model, optimiser, scheduler, epoch). Every split starts from the weights of the task's
-shared phases (or the initial weights when there are none), never from another split's.
+A finished phase (phase.json present) is never re-run: its weights are loaded and the next phase starts;
+a finished test (test.json) is not re-run by `fit`. A phase interrupted mid-way resumes from its
+`last.ckpt` (written every epoch and every `--task.checkpoint_every_n_steps` optimiser steps; the resumed
+TensorBoard log purges the steps after it). Every split starts from the weights of the task's shared
+phases (or the starting weights when there are none), never from another split's.
+
+Evaluation under DDP is exact: each rank tests a disjoint share of the list (no clip repeated to pad the
+shards), and the metric states are summed over the ranks.
 """
 
 from __future__ import annotations
 
-import copy
+import csv
+import dataclasses
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from jsonargparse import Namespace
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI, instantiate_class
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
+from torch.utils.data import DataLoader
 
-from datamodules.annotations import read_video_list
 from datamodules.manifest import write_text_atomic
 from datamodules.skips import SkipLogger, record_excluded, with_data_section  # data accounting (issue 16)
-from datamodules.splits import lt_groups
-from tasks.metrics import class_mean, group_means, per_class_accuracy
-from tasks.registry import Phase, Split, TaskSpec, Test, get_task
+from tasks.metrics import class_mean, per_class_accuracy
+from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
 from tasks.report import Results, TestResult, summarise, task_table
 
 
 @dataclass
 class TaskConfig:
-    """Which protocol to run and its per-phase schedule (the `task:` section of a task YAML).
+    """Which protocol to run and how (the `task:` section of a task YAML). The schedule of each phase is
+    the recipe's (`recipe.phases`), not here.
 
     Args:
         name: registered task name (see `python -m tasks list`); None runs a plain Lightning fit/test.
         root: folder holding the run folders `<root>/<name>/`; also the TensorBoard log dir.
-        epochs: max epochs per phase name, e.g. {pretrain: 10, finetune: 50}; default trainer.max_epochs.
-        lr: peak learning rate per phase name; default the model's `lr`.
-        warmup_epochs: warm-up epochs per phase name; default the model's `warmup_epochs`.
-        accumulate_grad_batches: gradient accumulation per phase name, to reach the recipe's total batch
-            (total = data.batch_size x devices x accumulate); default trainer.accumulate_grad_batches.
+        synthetic: True ("+Ours"): run the synthetic phases; False: the baseline, exactly the reference
+            recipe without synthetic data (synthetic phases are skipped; a zero-shot baseline only tests its
+            starting model). Recorded in results.json as `variant`.
         synthetic_classes: which classes the synthetic phases train on: `protocol` (the phase's own label
             space, e.g. base-to-novel's base half) or `all` (the main label file, e.g. all 101 UCF classes).
             Recorded in results.json.
         init_weights: state dict (a `weights.pt`, or a Lightning `.ckpt`) loaded before the first phase,
-            e.g. a Kinetics-400-trained model for zero-shot; None starts from the net's own weights.
-        checkpoint_every_n_steps: also write `last.ckpt` every N optimiser steps, so a crash mid-epoch (long
-            synthetic epochs: 600 classes x 128 clips is 300 steps of 256) resumes from there; None: at
-            epoch ends only.
+            e.g. the Kinetics-400-trained model that zero-shot tasks start from; None starts from the net's
+            own weights.
+        from_clip: start a task that needs a Kinetics-400-trained model (zero-shot) from the net's own (CLIP)
+            weights instead; recorded in results.json as `start: clip`.
+        checkpoint_every_n_steps: also write `last.ckpt` every N optimiser steps (besides every epoch), so a
+            crash mid-epoch resumes from there (a synthetic epoch of 600 classes x 128 clips is 300 steps of
+            256); None: at epoch ends only.
+        print_phase: print the effective config of this phase (or `test`) and exit.
     """
 
     name: str | None = None
     root: str = "runs"
-    epochs: dict[str, int] = field(default_factory=dict)
-    lr: dict[str, float] = field(default_factory=dict)
-    warmup_epochs: dict[str, float] = field(default_factory=dict)
-    accumulate_grad_batches: dict[str, int] = field(default_factory=dict)
+    synthetic: bool = True
     synthetic_classes: Literal["protocol", "all"] = "protocol"
     init_weights: str | None = None
-    checkpoint_every_n_steps: int | None = None
+    from_clip: bool = False
+    checkpoint_every_n_steps: int | None = 50
+    print_phase: str | None = None
 
 
 def phase_labels(phase: Phase, config: TaskConfig) -> str | None:
@@ -87,46 +102,225 @@ def _use_labels(datamodule, key: str | None) -> None:
         raise ValueError(f"{type(datamodule).__name__} has no label sets, but the task needs label set {key!r}")
 
 
-def _load(model: LightningModule, path: Path) -> None:
-    """Load a state dict file, or the `state_dict` of a Lightning checkpoint."""
+def _read_state(path: Path, what: str) -> dict:
+    """A state dict file, or the `state_dict` of a Lightning checkpoint."""
     if not path.is_file():
-        raise FileNotFoundError(f"--task.init_weights: {path} not found; give a weights.pt or a Lightning .ckpt")
+        raise FileNotFoundError(f"{what}: {path} not found; give a weights.pt or a Lightning .ckpt")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["state_dict"] if "state_dict" in state else state)
+    return state["state_dict"] if "state_dict" in state else state
 
 
-def _readable_checkpoint(path: Path) -> bool:
-    """Whether a Lightning checkpoint loads (Lightning writes it in place: a kill mid-write truncates it).
-    Our own file, so a full (non weights-only) load is safe; memory-mapped, so cheap."""
+def _readable_checkpoint(path: Path) -> int | None:
+    """The global step of a Lightning checkpoint, or None when it does not load (Lightning writes it in
+    place: a kill mid-write truncates it). Our own file, so a full load is safe; memory-mapped, so cheap."""
     try:
-        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-        return True
+        return int(torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("global_step", 0))
     except Exception:  # noqa: BLE001 - any failure means the resume would fail the same way
-        return False
+        return None
+
+
+def _unrepeated(loader: DataLoader, trainer: Trainer) -> DataLoader:
+    """Under DDP, the same loader over a disjoint share of the dataset per rank (no clip repeated to pad
+    the shards, unlike DistributedSampler), so every clip is counted exactly once."""
+    if trainer.world_size <= 1 or not isinstance(loader, DataLoader):
+        return loader
+    sampler = UnrepeatedDistributedSampler(
+        loader.dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+    )
+    return type(loader)(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=sampler,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        persistent_workers=loader.persistent_workers,
+    )
+
+
+class _ExactEvaluation:
+    """Wraps a datamodule's val/test loaders with `_unrepeated` for one Trainer (use_distributed_sampler off)."""
+
+    def __init__(self, datamodule, trainer: Trainer):
+        self.datamodule, self.trainer = datamodule, trainer
+
+    def __enter__(self):
+        for name in ("val_dataloader", "test_dataloader"):
+            original = getattr(type(self.datamodule), name)
+            loader = lambda original=original: _unrepeated(original(self.datamodule), self.trainer)  # noqa: E731
+            setattr(self.datamodule, name, loader)
+        return self
+
+    def __exit__(self, *exc):
+        for name in ("val_dataloader", "test_dataloader"):
+            self.datamodule.__dict__.pop(name, None)
+
+
+class _Predictor(LightningModule):
+    """Per-clip predictions of a video-CLIP module: (label, predicted class, its score) over the test views."""
+
+    def __init__(self, module: LightningModule):
+        super().__init__()
+        self.module = module
+
+    def setup(self, stage: str) -> None:
+        self.module.trainer = self.trainer  # the wrapped module reads the label space from the datamodule
+        self.module.setup("test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> list[tuple[int, int, float]]:
+        video = batch["video"]
+        scores = self.module.scores(video) if video.ndim == 6 else self.module(video).softmax(dim=-1)
+        score, pred = scores.max(dim=-1)
+        return list(zip(batch["label"].tolist(), pred.tolist(), score.tolist()))
 
 
 class TaskRunner:
-    """Runs the phases and tests of one task with the model and data the CLI built."""
+    """Runs the phases and tests of one task, each from its own merged config.
 
-    def __init__(self, cli: LightningCLI, config: TaskConfig):
-        self.cli = cli
+    Args:
+        config: the `task:` section.
+        parser: the subcommand's parser (merges overlays and builds the classes).
+        base: the subcommand's parsed config (all config files and arguments).
+        task_args: `--config <task YAML>` (empty when the task is given without one).
+        user_args: every other argument after the subcommand, in order; they win over the phase's layers.
+        subcommand: fit, validate, test or predict.
+    """
+
+    def __init__(self, config: TaskConfig, parser, base: Namespace, task_args: list[str], user_args: list[str],
+                 subcommand: str):  # fmt: skip
         self.config = config
+        self.parser = parser
+        self.base = base
+        self.task_args = task_args
+        self.user_args = user_args
+        self.subcommand = subcommand
         self.spec: TaskSpec = get_task(config.name)
         self.run_dir = Path(config.root) / self.spec.name
 
-    @staticmethod
-    def preflight(name: str, data_config, subcommand: str, config: TaskConfig | None = None) -> None:
-        """Validate the data a task needs from the (not yet instantiated) `data` config section: every
-        list in the label space it is used with, and the synthetic manifest's coverage of each space."""
-        spec, config = get_task(name), config or TaskConfig(name=name)
-        datamodule = instantiate_class((), data_config.as_dict())
+    # ------------------------------------------------------------------------------------------ configs
+
+    def phase_names(self) -> list[str]:
+        names = [p.name for p in self.spec.phases] + [p.name for s in self.spec.plan() for p in s.phases]
+        return list(dict.fromkeys(names))
+
+    def phase_config(self, phase: str | None) -> Namespace:
+        """The effective config of a phase (None: of evaluation), parsed as: task YAML, recipe overlay of the
+        phase, loss and prompts fragments, then the user's arguments."""
+        layers = [self.base.recipe.test if phase is None else self.base.recipe.phases.get(phase, {})]
+        for key in ("loss", "prompts"):
+            fragment = self.base[key]
+            layers.append({k: fragment[k] for k in ("model", "data", "trainer") if fragment[k]})
+        args = [*self.task_args]
+        for layer in layers:
+            args += ["--config", json.dumps(_plain(layer))] if layer else []
+        where = f"recipe.phases.{phase}" if phase else "recipe.test"
+        exit_on_error, self.parser.exit_on_error = self.parser.exit_on_error, False
+        try:
+            return self.parser.parse_args(args + self.user_args)
+        except Exception as error:  # noqa: BLE001 - jsonargparse's errors name the bad key
+            message = " ".join(str(error).split())
+            raise ValueError(f"the config of {self.spec.name} with {where} and the loss/prompts fragments does not "
+                             f"parse: {message}") from error  # fmt: skip
+        finally:
+            self.parser.exit_on_error = exit_on_error
+
+    def _build(self, cfg: Namespace, keep_rng: bool = True) -> tuple[LightningModule, Any, Namespace]:
+        """The model, datamodule and instantiated config of `cfg`. With `keep_rng`, the random streams are as
+        before the build (a phase's model takes its weights from the previous phase; its random init must not
+        shift the seeded data order and dropout of the run)."""
+        states = _collect_rng_states() if keep_rng else None
+        init = self.parser.instantiate_classes(cfg)
+        if states is not None:
+            _set_rng_states(states)
+        return init.model, init.data, init
+
+    def _save_config(self, cfg: Namespace, folder: Path) -> None:
+        if rank_zero_only.rank == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(folder / "config.yaml", self.parser.dump(cfg, skip_none=False))
+
+    def _trainer(self, init: Namespace, version: str, callbacks: list | None = None, purge_step: int | None = None,
+                 **overrides) -> Trainer:  # fmt: skip
+        """A Trainer of a phase/test from its own config: its own logger version, fresh user callbacks."""
+        kwargs = {**init.trainer, **overrides}
+        user = kwargs.pop("callbacks", None) or []
+        user = list(user) if isinstance(user, list) else [user]
+        logger = TensorBoardLogger(self.config.root, name=self.spec.name, version=version, default_hp_metric=False,
+                                   **({"purge_step": purge_step} if purge_step else {}))  # fmt: skip
+        callbacks = user + (callbacks or []) + [SkipLogger()]  # data accounting (issue 16): failed reads, over ranks
+        return Trainer(**{**kwargs, "logger": logger, "callbacks": callbacks})
+
+    def config_hash(self) -> str:
+        """sha256 (12 hex digits) of the merged config, without where the run lives or what to print."""
+        merged = self.base.as_dict()
+        merged = {k: v for k, v in merged.items() if k not in ("config", "ckpt_path")}
+        merged["task"] = {k: v for k, v in merged.get("task", {}).items() if k not in ("root", "print_phase")}
+        return hashlib.sha256(json.dumps(merged, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    # ------------------------------------------------------------------------------------------ checks
+
+    def _start(self) -> str:
+        """Where the weights come from: `clip` (the net's own), or the init_weights / net checkpoint path."""
+        if self.config.init_weights and not self.config.from_clip:
+            return self.config.init_weights
+        net_args = (self.base.model or {}).get("init_args", {}).get("net", {}) or {}
+        checkpoint = (net_args.get("init_args") or {}).get("checkpoint")
+        return str(checkpoint) if checkpoint else "clip"
+
+    def preflight(self) -> None:
+        """Checks that need no model, in the first seconds: the recipe's phase names, the starting weights
+        of a task that needs a Kinetics-400-trained model, and every list / manifest the task reads."""
+        if self.config.print_phase:
+            names = [*self.phase_names(), "test"]
+            if self.config.print_phase not in names:
+                raise ValueError(f"--task.print_phase {self.config.print_phase!r}: {self.spec.name} has phases "
+                                 f"{', '.join(names)}")  # fmt: skip
+            phase = None if self.config.print_phase == "test" else self.config.print_phase
+            print(self.parser.dump(self.phase_config(phase), skip_none=False))
+            raise SystemExit(0)
+        # A recipe shared by several protocols (e.g. configs/demo.yaml's) may name phases of other tasks; a name
+        # no registered task has is a typo.
+        specs = [get_task(name) for name in list_tasks()]
+        known = {p.name for spec in specs for s in spec.plan() for p in (*spec.phases, *s.phases)}
+        unknown = sorted(set(self.base.recipe.phases) - known)
+        if unknown:
+            raise ValueError(f"the recipe sets phase(s) {', '.join(unknown)}, but no task has such a phase; "
+                             f"{self.spec.name} has {', '.join(self.phase_names()) or 'none'}. "
+                             "Fix `recipe.phases`")  # fmt: skip
+        if self.spec.start == "k400" and not self.config.from_clip and self.subcommand == "fit":
+            start = self._start()
+            if start == "clip":
+                raise ValueError(
+                    f"{self.spec.name} starts from a Kinetics-400-trained model (as the paper's baselines do), but "
+                    f"--task.init_weights is not set. Train one with `python train.py fit --config "
+                    f"tasks/supervised_k400.yaml` (then --task.init_weights runs/supervised_k400/train/weights.pt), "
+                    f"or give an official TC-CLIP zero-shot release as --model.init_args.net.init_args.checkpoint, "
+                    f"or pass --task.from_clip true to start from CLIP's weights (recorded in results.json)"
+                )
+            if not Path(start).is_file():
+                raise FileNotFoundError(
+                    f"{self.spec.name} starts from a Kinetics-400-trained model: {start} not found. Train it with "
+                    f"`python train.py fit --config tasks/supervised_k400.yaml`, point --task.init_weights at "
+                    f"another weights.pt/.ckpt, or pass --task.from_clip true to start from CLIP's weights"
+                )
+        elif self.config.init_weights and not self.config.from_clip and not Path(self.config.init_weights).is_file():
+            raise FileNotFoundError(f"--task.init_weights: {self.config.init_weights} not found; give a weights.pt "
+                                    "or a Lightning .ckpt")  # fmt: skip
+        self._check_data()
+
+    def _check_data(self) -> None:
+        """Validate every list in the label space it is used with, and the synthetic manifest's coverage."""
+        from lightning.pytorch.cli import instantiate_class
+
+        datamodule = instantiate_class((), self.phase_config(None).data.as_dict())
         checks: dict[str | None, tuple[list[str], bool]] = {}  # label set -> (real lists, synthetic?)
-        for split in spec.plan():
-            if subcommand == "fit":
-                for phase in (*spec.phases, *split.phases):
-                    lists, synthetic = checks.get(phase_labels(phase, config), ([], False))
+        for split in self.spec.plan():
+            if self.subcommand == "fit":
+                for phase in self._phases(split):
+                    key = phase_labels(phase, self.config)
+                    lists, synthetic = checks.get(key, ([], False))
                     lists += [phase.train_list] if phase.train_list else []
-                    checks[phase_labels(phase, config)] = (lists, synthetic or phase.source == "synthetic")
+                    checks[key] = (lists, synthetic or phase.source == "synthetic")
             for test in split.tests:
                 lists, synthetic = checks.get(test.labels, ([], False))
                 checks[test.labels] = (lists + [test.test_list], synthetic)
@@ -137,95 +331,92 @@ class TaskRunner:
             else:
                 datamodule.check(unique, synthetic=synthetic, labels=key)
 
-    def _trainer(self, version: str, checkpoints: list[ModelCheckpoint] | None = None, **overrides) -> Trainer:
-        """A fresh Trainer per phase/test: its own logger version and checkpoint folder, fresh user callbacks."""
-        user = self.cli.config[self.cli.subcommand].trainer.callbacks or []
-        user = user if isinstance(user, list) else [user]
-        callbacks = [instantiate_class((), cb.as_dict()) for cb in user]
-        callbacks += checkpoints or []
-        callbacks.append(SkipLogger())  # data accounting (issue 16): failed reads per epoch, over ranks
-        logger = TensorBoardLogger(self.config.root, name=self.spec.name, version=version, default_hp_metric=False)
-        return self.cli.instantiate_trainer(logger=logger, callbacks=callbacks, **overrides)
+    def _phases(self, split: Split) -> list[Phase]:
+        """The phases a split runs (the shared ones first); the baseline skips the synthetic ones."""
+        phases = [*self.spec.phases, *split.phases]
+        return [p for p in phases if self.config.synthetic or p.source != "synthetic"]
 
-    def config_hash(self) -> str:
-        """sha256 (12 hex digits) of the merged config, without `task.root` (where a run lives is not what it is)."""
-        merged = self.cli.config[self.cli.subcommand].as_dict()
-        merged = {k: v for k, v in merged.items() if k not in ("config", "ckpt_path")}
-        merged["task"] = {k: v for k, v in merged.get("task", {}).items() if k != "root"}
-        return hashlib.sha256(json.dumps(merged, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    # ------------------------------------------------------------------------------------------ fit
 
-    # ------------------------------------------------------------------------------------------ phases
+    def _evaluation_parts(self) -> tuple[LightningModule, Any, Namespace]:
+        """The model, datamodule and config of evaluation (`recipe.test`), built once per command and given
+        each split's weights in turn."""
+        if getattr(self, "_eval_parts", None) is None:
+            self._eval_parts = self._build(self.phase_config(None), keep_rng=False)  # the run's one random init
+        return self._eval_parts
 
-    def fit(self, model: LightningModule, datamodule) -> Results:
+    def _initial_state(self) -> tuple[dict, bool]:
+        """The starting weights (init_weights, or the net's own) and whether the model has trainable parameters."""
+        model, _, _ = self._evaluation_parts()
+        if self.config.init_weights and not self.config.from_clip:
+            model.load_state_dict(_read_state(Path(self.config.init_weights), "--task.init_weights"))
+        trains = any(p.requires_grad for p in model.parameters())
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}, trains
+
+    def fit(self, ckpt_path: str | None = None) -> Results:
         """Run every phase and test (skipping finished ones); returns the results record."""
-        if self.config.init_weights:
-            _load(model, Path(self.config.init_weights))
-        trains = any(p.requires_grad for p in model.parameters())  # False e.g. for vanilla CLIP: tests only
+        initial, trains = self._initial_state()
         if not trains:
-            rank_zero_info(f"[{self.spec.name}] {type(getattr(model, 'net', model)).__name__} has no trainable "
-                           "parameters: evaluation-only, so the training phases are skipped")  # fmt: skip
-        for phase in self.spec.phases if trains else ():
-            self._run_phase(phase, self.run_dir / phase.name, model, datamodule)
-        plan = self.spec.plan()
-        initial = None
-        if trains and len(plan) > 1 and any(split.phases for split in plan):
-            initial = copy.deepcopy(model.state_dict())  # each split starts from here
+            rank_zero_info(f"[{self.spec.name}] the net has no trainable parameters: evaluation-only, so the "
+                           "training phases are skipped")  # fmt: skip
+        shared = [p for p in self.spec.phases if self.config.synthetic or p.source != "synthetic"]
+        state = initial
+        for phase in shared if trains else ():
+            state = self._run_phase(phase, self.run_dir / phase.name, state)
         tests = []
-        for split in plan:
-            if initial is not None:
-                model.load_state_dict(initial)
-            for phase in split.phases if trains else ():
-                self._run_phase(phase, self.run_dir / split.name / phase.name, model, datamodule)
-            tests += [self._test(split, test, model, datamodule, rerun=False) for test in split.tests]
-        return self._write_results(tests, datamodule)
+        for split in self.spec.plan():
+            split_state = state
+            own = [p for p in split.phases if self.config.synthetic or p.source != "synthetic"]
+            for phase in own if trains else ():
+                split_state = self._run_phase(phase, self.run_dir / split.name / phase.name, split_state)
+            tests += self._test_split(split, split_state, rerun=False)
+        return self._write_results(tests)
 
-    def _run_phase(self, phase: Phase, phase_dir: Path, model: LightningModule, datamodule) -> None:
-        label_key = phase_labels(phase, self.config)
-        _use_labels(datamodule, label_key)
-        done = phase_dir / "phase.json"
+    def _run_phase(self, phase: Phase, phase_dir: Path, state: dict) -> dict:
+        """Train one phase from `state` on its own config; returns its final weights."""
         where = phase_dir.relative_to(self.run_dir).as_posix()
+        cfg = self.phase_config(phase.name)
+        done = phase_dir / "phase.json"
         if done.is_file():
             record = json.loads(done.read_text())
+            _, datamodule, _ = self._build_data_only(cfg)
+            _use_labels(datamodule, phase_labels(phase, self.config))
             if record.get("label_file", str(datamodule.label_file)) != str(datamodule.label_file):
                 raise ValueError(
                     f"{done}: this finished phase trained on the classes of {record['label_file']}, but the config "
                     f"now asks for {datamodule.label_file} (--task.synthetic_classes?). Use another --task.root."
                 )
-            model.load_state_dict(self._load_phase(phase_dir))
             rank_zero_info(f"[{self.spec.name}] phase {where!r} already finished ({done}); skipping it")
-            return
+            return self._load_phase(phase_dir)
+        model, datamodule, init = self._build(cfg)
+        model.load_state_dict(state)
+        _use_labels(datamodule, phase_labels(phase, self.config))
         datamodule.set_phase(phase.source, phase.train_list)
-        model.lr = self.config.lr.get(phase.name, model.lr)
-        model.warmup_epochs = self.config.warmup_epochs.get(phase.name, model.warmup_epochs)
+        self._save_config(cfg, phase_dir)
         validate = phase.source == "real" and getattr(datamodule, "val_list", None) is not None
-        checkpoint = ModelCheckpoint(
-            dirpath=phase_dir / "checkpoints",
-            filename="best-{epoch}",
-            monitor=self.spec.monitor if validate else None,
-            mode="max",
-            save_top_k=1 if validate else 0,
-            save_last=True,
-        )
-        callbacks = [checkpoint]
+        checkpoints = [ModelCheckpoint(dirpath=phase_dir / "checkpoints", filename="best-{epoch}",
+                                       monitor=self.spec.monitor if validate else None, mode="max",
+                                       save_top_k=1 if validate else 0, save_last=True)]  # fmt: skip
         if self.config.checkpoint_every_n_steps:  # a second writer of last.ckpt, mid-epoch
-            callbacks.append(ModelCheckpoint(dirpath=phase_dir / "checkpoints", save_top_k=0, save_last=True,
-                                             every_n_train_steps=self.config.checkpoint_every_n_steps))  # fmt: skip
-        overrides = {"limit_val_batches": 0} if not validate else {}
-        if phase.name in self.config.epochs:
-            overrides["max_epochs"] = self.config.epochs[phase.name]
-        if phase.name in self.config.accumulate_grad_batches:
-            overrides["accumulate_grad_batches"] = self.config.accumulate_grad_batches[phase.name]
-        trainer = self._trainer(where, callbacks, **overrides)
+            checkpoints.append(ModelCheckpoint(dirpath=phase_dir / "checkpoints", save_top_k=0, save_last=True,
+                                               every_n_train_steps=self.config.checkpoint_every_n_steps))  # fmt: skip
         last = phase_dir / "checkpoints" / "last.ckpt"
-        if last.is_file() and not _readable_checkpoint(last):
+        resume_step = _readable_checkpoint(last) if last.is_file() else None
+        if last.is_file() and resume_step is None:
             last.replace(last.with_suffix(".ckpt.unreadable"))
             rank_zero_warn(f"[{self.spec.name}] {last} is unreadable (killed while it was written?); kept as "
                            f"{last.name}.unreadable, phase {where!r} starts over")  # fmt: skip
-        if last.is_file():
-            rank_zero_info(f"[{self.spec.name}] resuming phase {where!r} from {last}")
-        rank_zero_info(f"[{self.spec.name}] phase {where!r}: training on {phase.source} data ({datamodule.label_file})")
+        trainer = self._trainer(init, where, checkpoints, purge_step=resume_step,
+                                **({} if validate else {"limit_val_batches": 0}))  # fmt: skip
+        if resume_step is not None:
+            rank_zero_info(f"[{self.spec.name}] resuming phase {where!r} from {last} (step {resume_step})")
+        rank_zero_info(f"[{self.spec.name}] phase {where!r}: training on {phase.source} data "
+                       f"({datamodule.label_file}), "
+                       f"{trainer.max_epochs} epochs, lr {getattr(model, 'lr', '?')}, "
+                       f"accumulating {trainer.accumulate_grad_batches} batches")  # fmt: skip
         started = time.time()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+        with _ExactEvaluation(datamodule, trainer):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if resume_step is not None else None)
         if trainer.interrupted:
             raise SystemExit(f"[{self.spec.name}] phase {where!r} interrupted; re-run the command to resume")
         if trainer.is_global_zero:
@@ -235,42 +426,107 @@ class TaskRunner:
                 "source": phase.source,
                 "train_list": phase.train_list,
                 "label_file": str(datamodule.label_file),
+                "synthetic_manifest": getattr(datamodule, "synthetic_manifest", None)
+                if phase.source == "synthetic" else None,
                 "epochs": trainer.current_epoch,
                 "steps": trainer.global_step,
                 "seconds": round(time.time() - started, 1),
                 "weights": "weights.pt",
+                "config": "config.yaml",
                 "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
                 "data": datamodule.skip_report() if hasattr(datamodule, "skip_report") else None,  # issue 16
             }
             write_text_atomic(done, json.dumps(record, indent=2) + "\n")
         trainer.strategy.barrier()
+        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
-    # ------------------------------------------------------------------------------------------ tests
+    def _build_data_only(self, cfg: Namespace):
+        from lightning.pytorch.cli import instantiate_class
+
+        return None, instantiate_class((), cfg.data.as_dict()), None
+
+    # ------------------------------------------------------------------------------------------ evaluation
 
     def _final_phase_dir(self, split: Split) -> Path | None:
-        if split.phases:
-            return self.run_dir / split.name / split.phases[-1].name
-        return self.run_dir / self.spec.phases[-1].name if self.spec.phases else None
+        phases = self._phases(split)
+        if not phases:
+            return None
+        last = phases[-1]
+        return self.run_dir / (split.name if last in split.phases else "") / last.name
 
-    def _test(self, split: Split, test: Test, model: LightningModule, datamodule, rerun: bool) -> TestResult:
-        """Test the current weights on one list of a split; per-class accuracy when the model keeps it."""
-        test_dir = self.run_dir / split.name / "test" / test.name
+    def _weights_of(self, split: Split, ckpt_path: str | None) -> tuple[dict | None, str]:
+        """The weights a split is evaluated with: --ckpt_path, else its final phase's, else the start."""
+        if ckpt_path:
+            return _read_state(Path(ckpt_path), "--ckpt_path"), str(ckpt_path)
+        final = self._final_phase_dir(split)
+        if final is not None and self._trainable:
+            return self._load_phase(final), str(final / "weights.pt")
+        return None, self._start()
+
+    def _evaluate(self, ckpt_path: str | None, rerun: bool, stage: str) -> list:
+        initial, self._trainable = self._initial_state()
+        out = []
+        for split in self.spec.plan():
+            state, weights = self._weights_of(split, ckpt_path)
+            out += self._test_split(split, initial if state is None else state, rerun=rerun, stage=stage,
+                                    weights=weights)  # fmt: skip
+        return out
+
+    def test(self, ckpt_path: str | None = None) -> Results:
+        """Test every split with its final weights (or --ckpt_path, or the starting weights of an
+        evaluation-only net) on the task's test lists and labels; rewrites results.json."""
+        return self._write_results(self._evaluate(ckpt_path, rerun=True, stage="test"), ckpt_path=ckpt_path)
+
+    def validate(self, ckpt_path: str | None = None) -> list[dict]:
+        """Validate the same weights as `test` on the task's test lists; prints the metrics, records nothing."""
+        results = self._evaluate(ckpt_path, rerun=True, stage="validate")
+        for r in results:
+            rank_zero_info(f"[{self.spec.name}] validate {r['where']}: " +
+                           ", ".join(f"{k} {v:.4f}" for k, v in sorted(r["metrics"].items())))  # fmt: skip
+        return results
+
+    def predict(self, ckpt_path: str | None = None) -> list[Path]:
+        """Per-clip predictions of every test list: `<split>/predict/<test>/predictions[_rank<r>].csv`
+        (path, label, predicted class, score)."""
+        return self._evaluate(ckpt_path, rerun=True, stage="predict")
+
+    def _test_split(self, split: Split, state: dict, rerun: bool, stage: str = "test",
+                    weights: str | None = None) -> list:  # fmt: skip
+        if weights is None:
+            final = self._final_phase_dir(split)
+            finished = final is not None and (final / "phase.json").is_file()
+            weights = str(final / "weights.pt") if finished else self._start()
+        return [self._test(split, test, state, rerun, stage, weights) for test in split.tests]
+
+    def _test(self, split: Split, test: Test, state: dict, rerun: bool, stage: str, weights: str):
+        """Evaluate `state` on one list of a split, from the evaluation config (`recipe.test`)."""
+        test_dir = self.run_dir / split.name / ("test" if stage == "test" else stage) / test.name
         done = test_dir / "test.json"
-        if done.is_file() and not rerun:
+        if stage == "test" and done.is_file() and not rerun:
             rank_zero_info(f"[{self.spec.name}] test {test_dir.relative_to(self.run_dir)} already done; skipping it")
             return TestResult(**json.loads(done.read_text()))
+        model, datamodule, init = self._evaluation_parts()
+        model.load_state_dict(state)
         _use_labels(datamodule, test.labels)
         datamodule.test_list = test.test_list
-        trainer = self._trainer(test_dir.relative_to(self.config.root).relative_to(self.spec.name).as_posix())
-        metrics = {k: float(v) for k, v in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()}
+        version = test_dir.relative_to(self.config.root).relative_to(self.spec.name).as_posix()
+        trainer = self._trainer(init, version, use_distributed_sampler=False)
+        if stage == "predict":
+            return self._predict(trainer, model, datamodule, test_dir)
+        with _ExactEvaluation(datamodule, trainer):
+            if stage == "validate":
+                datamodule.val_list = test.test_list
+                raw = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
+                where = test_dir.relative_to(self.run_dir).as_posix()
+                return {"where": where, "metrics": {k: float(v) for k, v in raw.items()}}
+            raw = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+        metrics = {k: float(v) for k, v in raw.items()}
         confusion = getattr(model, "test_confusion", None)
         per_class = per_class_accuracy(confusion) if confusion is not None else None
         if per_class is not None:
             metrics["test/class_mean"] = class_mean(per_class)
-            if self.spec.protocol == "long_tail":
-                for group, value in group_means(per_class, self._lt_groups(split, datamodule)).items():
-                    metrics[f"test/{group}"] = value
-        final = self._final_phase_dir(split)
+            if self.spec.class_metrics is not None:  # the protocol's own, e.g. long-tail's head/tail/few
+                metrics.update(self.spec.class_metrics(self.spec, split, per_class, datamodule))
         result = TestResult(
             split=split.name or test.name,
             test=test.name,
@@ -279,8 +535,7 @@ class TaskRunner:
             label_file=str(datamodule.label_file),
             metrics={k: v for k, v in metrics.items() if v is not None},
             per_class=per_class,
-            weights=str(final / "weights.pt") if final and (final / "phase.json").is_file()
-            else (self.config.init_weights or "initial"),
+            weights=weights,
         )
         if trainer.is_global_zero:
             test_dir.mkdir(parents=True, exist_ok=True)
@@ -288,29 +543,27 @@ class TaskRunner:
             write_text_atomic(done, json.dumps(result.__dict__, indent=1) + "\n")
         return result
 
-    def _lt_groups(self, split: Split, datamodule) -> dict[str, list[int]]:
-        """Head / Tail / Few classes of the long-tailed training list: its builder's `<stem>_groups.json`
-        when present, else computed from the list's clip counts (`datamodules.splits.lt_groups`)."""
-        train_list = [p.train_list for p in (*self.spec.phases, *split.phases) if p.train_list][-1]
-        path = Path(datamodule.split_dir) / train_list
-        groups_file = path.with_name(path.stem + "_groups.json")
-        if groups_file.is_file():
-            groups = json.loads(groups_file.read_text())
-            return {g: [int(c) for c in groups[g]] for g in ("head", "tail", "few")}
-        counts: dict[int, int] = {i: 0 for i in range(len(datamodule.class_names))}
-        for entry in read_video_list(path, len(datamodule.class_names)):
-            counts[entry.label] += 1
-        return lt_groups({c: n for c, n in counts.items() if n > 0})
+    def _predict(self, trainer: Trainer, model: LightningModule, datamodule, out_dir: Path) -> Path:
+        loaders: list[DataLoader] = []
 
-    def test(self, model: LightningModule, datamodule) -> Results:
-        """Re-test every split with its final weights (the `test` subcommand); rewrites results.json."""
-        tests = []
-        for split in self.spec.plan():
-            final = self._final_phase_dir(split)
-            if final is not None:
-                model.load_state_dict(self._load_phase(final))
-            tests += [self._test(split, test, model, datamodule, rerun=True) for test in split.tests]
-        return self._write_results(tests, datamodule)
+        def predict_dataloader() -> DataLoader:
+            datamodule.setup("test")
+            loaders.append(_unrepeated(datamodule.test_dataloader(), trainer))
+            return loaders[-1]
+
+        datamodule.predict_dataloader = predict_dataloader
+        rows = [row for batch in trainer.predict(_Predictor(model), datamodule=datamodule) for row in batch]
+        clips = datamodule.datasets["test"].clips
+        indices = list(loaders[-1].sampler) if trainer.world_size > 1 else range(len(clips))
+        name = "predictions.csv" if trainer.world_size == 1 else f"predictions_rank{trainer.global_rank}.csv"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with open(out_dir / name, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "label", "pred", "pred_name", "score"])
+            for i, (label, pred, score) in zip(indices, rows):
+                writer.writerow([clips[i].path, label, pred, datamodule.class_names[pred], f"{score:.6f}"])
+        rank_zero_info(f"[{self.spec.name}] predictions: {out_dir / name}")
+        return out_dir / name
 
     def _load_phase(self, phase_dir: Path) -> dict:
         done = phase_dir / "phase.json"
@@ -323,12 +576,46 @@ class TaskRunner:
         record = json.loads(done.read_text())
         return torch.load(phase_dir / record["weights"], map_location="cpu", weights_only=True)
 
-    def _write_results(self, tests: list[TestResult], datamodule) -> Results:
+    # ------------------------------------------------------------------------------------------ record
+
+    def _variant(self, trained_synthetic: bool) -> dict:
+        """What ran, for results.json and the report: method row name, baseline/ours, start, loss, data."""
+        cfg = self.phase_config(None)
+        net_path = ((cfg.model or {}).get("init_args", {}).get("net") or {}).get("class_path") or cfg.model.class_path
+        net = net_path.rsplit(".", 1)[-1]
+        net_name = {"TCCLIP": "TC-CLIP", "ViFiCLIP": "ViFi-CLIP", "XCLIP": "X-CLIP", "CLIPZeroShot": "CLIP",
+                    "MILAnomalyModule": "MIL"}.get(net, net)  # fmt: skip
+        ours = trained_synthetic
+        model_args = (cfg.model or {}).get("init_args", {})
+        data_args = (cfg.data or {}).get("init_args", {})
+        return {
+            "model": net_path,  # Results.model: the net's class path (the report's row name)
+            "method": f"{net_name}+Ours" if ours else net_name,
+            "variant": "ours" if ours else "baseline",
+            "start": "clip" if self.config.from_clip else self._start(),
+            "loss": {key: _plain(model_args.get(key)) for key in ("loss", "synthetic_loss") if key in model_args},
+            "loss_variant": cfg.loss.name,
+            "prompts_variant": cfg.prompts.name,
+            "data": {k: _plain(data_args.get(k)) for k in ("label_file", "labels_dir", "label_files", "video_root",
+                                                          "split_dir", "synthetic_manifest", "num_frames",
+                                                          "image_size", "test_views") if k in data_args},  # fmt: skip
+        }
+
+    def _write_results(self, tests: list[TestResult], ckpt_path: str | None = None) -> Results:
         """The results record of all tests (+ summary), written as results.json and results.md."""
-        _use_labels(datamodule, None)
-        phases = [*self.spec.phases, *(p for split in self.spec.plan() for p in split.phases)]
-        # A run whose synthetic phases were given 0 epochs (the "no pre-training" baseline) used no synthetic set.
-        synthetic_trained = any(p.source == "synthetic" and self.config.epochs.get(p.name) != 0 for p in phases)
+        plan = self.spec.plan()
+        _, datamodule, _ = self._evaluation_parts()
+        _use_labels(datamodule, None)  # the main label file (says which data stood in for the dataset)
+        # The synthetic set the tested weights were trained on, as the finished synthetic phases recorded it.
+        manifest = None
+        if not ckpt_path:
+            for split in plan:
+                for phase in self._phases(split):
+                    done = self.run_dir / (split.name if phase in split.phases else "") / phase.name / "phase.json"
+                    if phase.source == "synthetic" and done.is_file():
+                        manifest = json.loads(done.read_text()).get("synthetic_manifest") or manifest
+        has_synthetic = any(p.source == "synthetic" for split in plan for p in self._phases(split))
+        variant = self._variant(manifest is not None if not ckpt_path else self.config.synthetic and has_synthetic)
         results = Results(
             task=self.spec.name,
             protocol=self.spec.protocol,
@@ -336,21 +623,30 @@ class TaskRunner:
             description=self.spec.description,
             shots=self.spec.shots,
             label_file=str(datamodule.label_file),
-            test_list=self.spec.plan()[0].tests[0].test_list,
-            synthetic_manifest=getattr(datamodule, "synthetic_manifest", None) if synthetic_trained else None,
+            test_list=plan[0].tests[0].test_list,
+            synthetic_manifest=manifest,
             synthetic_classes=self.config.synthetic_classes,
-            init_weights=self.config.init_weights,
+            init_weights=None if self.config.from_clip else self.config.init_weights,
             config_hash=self.config_hash(),
-            phases=[p.name for p in self.spec.phases] + sorted({p.name for s in self.spec.plan() for p in s.phases}),
+            model=variant["model"],
+            phases=[p.name for p in self.spec.phases] + sorted({p.name for s in plan for p in s.phases}),
             tests=tests,
             summary=summarise(tests),
         )
         results.metrics = {k: v["mean"] for k, v in results.summary.items()}
         if rank_zero_only.rank == 0:
-            text, data_lines = with_data_section(results.to_json(), self.run_dir)  # data accounting (issue 16)
+            record = {**dataclasses.asdict(results), **variant, "ckpt_path": ckpt_path}
+            text, data_lines = with_data_section(json.dumps(record, indent=1) + "\n", self.run_dir)  # issue 16
             write_text_atomic(self.run_dir / "results.json", text)
             table = task_table([results]) + (f"\n\n{data_lines}" if data_lines else "")
             write_text_atomic(self.run_dir / "results.md", table + "\n")
-            print(f"\n{self.spec.name}: {self.spec.description}\n{table}")
+            print(f"\n{self.spec.name} ({variant['method']}): {self.spec.description}\n{table}")
             print(f"results: {self.run_dir / 'results.json'}\nTensorBoard: tensorboard --logdir {self.config.root}")
         return results
+
+
+def _plain(value):
+    """A config value as plain JSON (Namespaces as dicts)."""
+    if isinstance(value, Namespace):
+        return value.as_dict()
+    return value

@@ -8,7 +8,15 @@
   synthetic clips of the target classes only, each split trains its own model, from the same starting
   weights, on the synthetic clips of its 160 classes (matched by name in a manifest generated for all
   Kinetics-600 classes), and is tested on `k600/ZS_split{i}_K600_eval.txt`; top-1 and top-5, mean +- std.
-Start from a Kinetics-400-trained model with `--task.init_weights`.
+They start from a Kinetics-400-trained model (`start="k400"`): `--task.init_weights` (the task YAMLs default
+to the weights of `supervised_k400`), or an official TC-CLIP zero-shot release as the net's `checkpoint`;
+`--task.from_clip true` starts from CLIP's weights instead (recorded in results.json).
+
+Ablations on this protocol (paper Tables 6 and 7; DESIGN.md: zero-shot top-1):
+- Table 7, losses on the synthetic clips: `zero_shot_{hmdb51,ucf101}_{ce,ls,uw,uf}` (the UL row is the task
+  itself); each YAML adds one fragment `loss: ../configs/losses/<loss>.yaml`.
+- Table 6, prompt strategies: `zero_shot_hmdb51_prompts_{basic,env,cha}` (the IE row is `zero_shot_hmdb51`);
+  each YAML adds `prompts: ../configs/prompts/hmdb51_<strategy>.yaml`, which names that synthetic set.
 """
 
 from tasks.registry import Phase, Split, TaskSpec, Test, register_task
@@ -16,15 +24,22 @@ from tasks.registry import Phase, Split, TaskSpec, Test, register_task
 TRAIN = Phase("train", source="synthetic")
 
 
-def zero_shot_val123(dataset: str) -> TaskSpec:
+LOSS_ABLATION = {"ce": "cross-entropy (CE)", "ls": "fixed label smoothing (LS)",
+                 "uw": "uncertainty-weighted loss (UW)", "uf": "high-uncertainty clips filtered out (UF)"}  # fmt: skip
+PROMPT_ABLATION = {"basic": "Basic prompts", "env": "environment prompts (Env)", "cha": "character prompts (Cha)"}
+
+
+def zero_shot_val123(dataset: str, variant: str | None = None, about: str | None = None) -> TaskSpec:
+    description = "synthetic clips of all classes only; test val1/val2/val3, top-1 mean +- std"
     return TaskSpec(
-        name=f"zero_shot_{dataset}",
+        name=f"zero_shot_{dataset}" + (f"_{variant}" if variant else ""),
         protocol="zero_shot",
         dataset=dataset,
-        description="synthetic clips of all classes only; test val1/val2/val3, top-1 mean +- std",
+        description=f"{description}; {about}" if about else description,
         phases=(TRAIN,),
         test_list="val1.txt",
         splits=(Split("", (), tuple(Test(f"val{i}", f"val{i}.txt") for i in (1, 2, 3))),),
+        start="k400",
     )
 
 
@@ -37,8 +52,12 @@ def k600_split(i: int) -> Split:
     )
 
 
-register_task(zero_shot_val123("ucf101"))
-register_task(zero_shot_val123("hmdb51"))
+for _dataset in ("ucf101", "hmdb51"):
+    register_task(zero_shot_val123(_dataset))
+    for _loss, _about in LOSS_ABLATION.items():
+        register_task(zero_shot_val123(_dataset, _loss, f"Table 7 loss: {_about}"))
+for _prompts, _about in PROMPT_ABLATION.items():
+    register_task(zero_shot_val123("hmdb51", f"prompts_{_prompts}", f"Table 6 synthetic set: {_about}"))
 register_task(
     TaskSpec(
         name="zero_shot_k600",
@@ -48,5 +67,6 @@ register_task(
         phases=(),
         test_list="k600/ZS_split1_K600_eval.txt",
         splits=tuple(k600_split(i) for i in (1, 2, 3)),
+        start="k400",
     )
 )

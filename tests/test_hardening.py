@@ -156,7 +156,7 @@ def test_training_killed_mid_epoch_resumes_from_the_saved_step_with_its_optimize
            "--data.label_file", str(data / "labels.csv"), "--data.video_root", str(data / "real/videos"),
            "--data.split_dir", str(data / "real/splits"), "--data.labels_dir", str(data),
            "--data.synthetic_manifest", str(data / "synthetic/ie/manifest.jsonl"), "--task.root", str(root),
-           "--task.epochs.pretrain", "4", "--task.checkpoint_every_n_steps", "3",
+           "--trainer.max_epochs", "4", "--task.checkpoint_every_n_steps", "3",
            "--trainer.callbacks+=probe.OptimizerProbe"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}", "PROBE_OUT": str(tmp_path / "probe.jsonl")}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

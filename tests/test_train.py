@@ -1,4 +1,5 @@
-"""train.py end to end on the smoke config: every task YAML, resume, input errors, DDP."""
+"""train.py end to end on the smoke config: every task YAML, resume, input errors, DDP, and the
+configuration story of issue 15 (recipes of per-phase overlays, every subcommand through the runner)."""
 
 import json
 import logging
@@ -18,7 +19,7 @@ from datamodules.annotations import read_labels
 from datamodules.manifest import read_manifest
 from generation.demo import build_demo
 from lightning_modules.losses import LossConfig
-from lightning_modules.models import ViFiCLIP
+from lightning_modules.models import TCCLIP, ViFiCLIP
 from lightning_modules.video_clip import VideoCLIPModule
 from generation.score import score_manifest
 from tasks import get_task, list_tasks
@@ -27,10 +28,12 @@ from train import main
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION_TASKS = [t for t in list_tasks() if get_task(t).protocol != "anomaly"]  # anomaly: tests/tasks/test_anomaly.py
-# Default run: every protocol shape once (plus the loss ablation rows); the rest repeat a shape on other lists.
-SLOW_TASKS = {"zero_shot_hmdb51", "base2novel_ucf101", "long_tail_ucf101"} | {
-    t for t in ACTION_TASKS if t.startswith("few_shot_ucf101_")
-}
+# Default run: every protocol shape once, one loss fragment and one prompt fragment; the rest repeat a shape.
+FAST_TASKS = {"few_shot_k2", "few_shot_k4", "few_shot_k4_ls", "zero_shot_ucf101", "zero_shot_k600",
+              "zero_shot_hmdb51_uf", "zero_shot_hmdb51_prompts_basic", "base2novel_hmdb51", "long_tail_hmdb51",
+              "supervised_k400"}  # fmt: skip
+def task_param(name: str):
+    return pytest.param(name, marks=[] if name in FAST_TASKS else [pytest.mark.slow])
 SMOKE_LABEL_SETS = {"base": "labels_base.csv", "novel": "labels_novel.csv", "zs1": "labels_zs1.csv",
                     "zs2": "labels_zs2.csv", "zs3": "labels_zs3.csv"}  # fmt: skip
 
@@ -42,6 +45,10 @@ def smoke_data(tmp_path_factory) -> Path:
     # The ul/uw/uf tasks need CLIP uncertainty: score the synthetic set with the tiny random CLIP.
     score_manifest(out / "synthetic/ie/manifest.jsonl", out / "labels.csv", arch="synthact-tiny", pretrained=None,
                    num_frames=4, progress=False)  # fmt: skip
+    # supervised_k400 on the smoke world: its train / val lists stand in for K400's.
+    (out / "real/splits/k400").mkdir()
+    shutil.copy(out / "real/splits/train1_few_shot_4.txt", out / "real/splits/k400/train.txt")
+    shutil.copy(out / "real/splits/val1.txt", out / "real/splits/k400/val.txt")
     return out
 
 
@@ -67,6 +74,10 @@ def synthetic_clips(task_yaml: Path, manifest: Path, label_file: Path) -> int:
     rows = [row for row in read_manifest(manifest) if row.class_name in names]
     data = yaml.safe_load(task_yaml.read_text()).get("data")
     quantile = data.get("init_args", {}).get("uncertainty_filter_quantile") if isinstance(data, dict) else None
+    loss = yaml.safe_load(task_yaml.read_text()).get("loss")
+    if loss:  # a loss fragment, e.g. configs/losses/uf.yaml
+        fragment = yaml.safe_load((task_yaml.parent / loss).read_text())
+        quantile = fragment.get("data", {}).get("init_args", {}).get("uncertainty_filter_quantile", quantile)
     if quantile is None:
         return len(rows)
     u = np.array([row.uncertainty for row in rows])
@@ -96,9 +107,7 @@ def phase_dirs(name: str, run: Path) -> list[tuple[Path, object]]:
     return dirs + [(run / split.name / p.name, p) for split in spec.plan() for p in split.phases]
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(t, marks=pytest.mark.slow) if t in SLOW_TASKS else t for t in ACTION_TASKS]
-)
+@pytest.mark.parametrize("name", [task_param(t) for t in ACTION_TASKS])
 def test_every_task_runs_through_the_smoke_config(name, smoke_data, task_run):
     run = task_run(name)
     spec, task_yaml = get_task(name), ROOT / f"tasks/{name}.yaml"
@@ -125,6 +134,9 @@ def test_every_task_runs_through_the_smoke_config(name, smoke_data, task_run):
             assert eps == pytest.approx([loss.label_smoothing if loss.name == "ls" else loss.real_eps] * len(eps))
         else:
             assert eps == [0.0] * len(eps)  # CE, UW, UF
+        assert (phase_dir / "checkpoints/last.ckpt").is_file()
+        effective = yaml.safe_load((phase_dir / "config.yaml").read_text())  # the phase's own config
+        assert effective["task"]["name"] == name and effective["trainer"]["max_epochs"] == 1
     results = json.loads((run / "results.json").read_text())
     planned = [(split.name, t) for split in spec.plan() for t in split.tests]
     assert results["task"] == spec.name and len(results["tests"]) == len(planned)
@@ -293,23 +305,36 @@ def test_headline_command_without_data_fails_fast_naming_the_path(tmp_path):
     assert time.time() - started < 60
 
 
-def test_ddp_two_cpu_processes(smoke_data, tmp_path):
-    args = smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path, "--trainer.devices", "2",
-                      "--trainer.strategy", "ddp")  # fmt: skip
+def test_ddp_two_cpu_processes_count_each_test_clip_once(smoke_data, tmp_path):
+    """`python train.py` as 2 CPU processes (DDP, gloo) on an odd-sized test list: training shards the list,
+    and the test metrics (top-1/top-5, per-class accuracy from the summed confusion matrix) equal a
+    single-process test of the same weights: no clip repeated to pad the shards is counted."""
+    splits = tmp_path / "splits"
+    shutil.copytree(smoke_data / "real/splits", splits)
+    lines = (splits / "val1.txt").read_text().splitlines()
+    (splits / "val1.txt").write_text("\n".join(lines[:-1]) + "\n")  # 15 clips: rank 0 gets 8, rank 1 gets 7
+    args = smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path / "ddp", "--data.split_dir", str(splits),
+                      "--trainer.devices", "2", "--trainer.strategy", "ddp")  # fmt: skip
     proc = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run = tmp_path / "few_shot_k2"
+    run = tmp_path / "ddp/few_shot_k2"
     record = json.loads((run / "finetune/phase.json").read_text())
     clips = count_lines(smoke_data / "real/splits/train1_few_shot_2.txt")
     per_rank = -(-clips // 2)  # DistributedSampler gives each of the 2 ranks ceil(N / 2) clips
     assert record["steps"] == -(-per_rank // 4)
-    assert "test/top1" in json.loads((run / "results.json").read_text())["metrics"]
     assert list((run / "finetune").glob("events.out.tfevents.*"))
     # rank 0's weights load strictly into the same architecture (every parameter present, nothing extra)
-    module = VideoCLIPModule(net=ViFiCLIP("synthact-tiny", pretrained=None))
+    module = VideoCLIPModule(net=TCCLIP("synthact-tiny", pretrained=None, num_context_tokens=5, merges_per_step=2))
     module.load_state_dict(torch.load(run / "finetune/weights.pt", weights_only=True), strict=True)
+    # the same weights tested by one process
+    single = smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path / "single",
+                        "--data.split_dir", str(splits), "--ckpt_path", str(run / "finetune/weights.pt"))  # fmt: skip
+    main(["test", *single[1:]])
+    ddp_test = json.loads((run / "results.json").read_text())["tests"][0]
+    one_test = json.loads((tmp_path / "single/few_shot_k2/results.json").read_text())["tests"][0]
+    assert ddp_test["metrics"] == pytest.approx(one_test["metrics"]) and ddp_test["per_class"] == one_test["per_class"]
 
 
 def test_evaluation_only_net_runs_the_protocols_tests_without_training(smoke_data, tmp_path):
@@ -321,16 +346,14 @@ def test_evaluation_only_net_runs_the_protocols_tests_without_training(smoke_dat
     assert not list(run.rglob("phase.json")) and not list(run.rglob("*.ckpt"))
     tests = results["tests"]
     assert sorted(t["test"] for t in tests) == ["val1", "val2", "val3"]
-    assert all(t["weights"] == "initial" and 0.0 <= t["metrics"]["test/top1"] <= 1.0 for t in tests)
+    assert all(t["weights"] == "clip" and 0.0 <= t["metrics"]["test/top1"] <= 1.0 for t in tests)
+    assert results["method"] == "CLIP" and results["variant"] == "baseline" and results["start"] == "clip"
 
 
 @pytest.mark.parametrize(
     "net",
     [
-        ["--model.init_args.net.class_path", "lightning_modules.models.TCCLIP",
-         "--model.init_args.net.init_args.arch", "synthact-tiny",
-         "--model.init_args.net.init_args.num_context_tokens", "5",
-         "--model.init_args.net.init_args.merges_per_step", "2"],
+        [],  # the task YAMLs' TC-CLIP (configs/smoke.yaml sizes it for 4 frames)
         ["--model.init_args.net.class_path", "lightning_modules.models.XCLIP",
          "--model.init_args.net.init_args.pretrained", "false",
          "--model.init_args.net.init_args.config", "TINY_XCLIP"],
@@ -356,13 +379,250 @@ def test_tc_clip_and_xclip_train_through_a_task(net, smoke_data, tmp_path):
 
 
 def test_a_run_without_synthetic_training_is_reported_as_none(smoke_data, tmp_path, capsys):
-    """`--task.epochs.pretrain 0` (the demo's baseline) trains on no synthetic clip: results.json records no
-    synthetic set, so `tasks report` keeps it apart from the runs pre-trained on the manifest."""
+    """`--task.synthetic false` (the baseline: the reference recipe without synthetic data) runs no synthetic
+    phase: results.json records no synthetic set and the plain method name, so `tasks report` keeps it apart
+    from the runs pre-trained on the manifest."""
     from tasks.__main__ import main as tasks_main
 
-    main(smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path / "none", "--task.epochs.pretrain", "0"))
+    main(smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path / "none", "--task.synthetic", "false"))
     results = json.loads((tmp_path / "none/few_shot_k2/results.json").read_text())
     assert results["synthetic_manifest"] is None
+    assert (results["method"], results["variant"]) == ("TC-CLIP", "baseline")
+    assert not (tmp_path / "none/few_shot_k2/pretrain").exists()
     capsys.readouterr()
     tasks_main(["report", str(tmp_path / "none/few_shot_k2")])
     assert "| few_shot | none | 1 |" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------- issue 15
+
+
+def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def smoke_task_yaml(tmp_path: Path, name: str, recipe: dict) -> Path:
+    """A task YAML holding the smoke settings itself (so they are the base, not user overrides) and `recipe`."""
+    config = yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
+    config["task"] = {"name": name, "from_clip": True}
+    config["recipe"] = recipe
+    config["model"]["class_path"] = "lightning_modules.video_clip.VideoCLIPModule"
+    config["model"]["init_args"]["net"]["class_path"] = "lightning_modules.models.TCCLIP"
+    config["data"]["class_path"] = "datamodules.action.ActionDataModule"
+    for key in ("max_epochs", "accumulate_grad_batches"):
+        config["trainer"].pop(key)
+    for key in ("lr", "warmup_epochs"):
+        config["model"]["init_args"].pop(key)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def data_args(data: Path, root: Path) -> list[str]:
+    return smoke_args(ROOT / "x", data, root)[5:]  # the --data.* and --task.root arguments
+
+
+def test_each_phase_runs_its_recipe_overlay_and_command_line_values_win(smoke_data, tmp_path, capsys):
+    recipe = {"phases": {"pretrain": {"trainer": {"max_epochs": 1}, "model": {"init_args": {"lr": 0.01}}},
+                         "finetune": {"trainer": {"max_epochs": 2}, "model": {"init_args": {"lr": 0.02}}}},
+              "test": {"data": {"init_args": {"test_views": 1}}}}  # fmt: skip
+    task = smoke_task_yaml(tmp_path, "few_shot_k2", recipe)
+    # --task.print_phase shows a phase's effective config
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(task), *data_args(smoke_data, tmp_path / "p"), "--task.print_phase", "finetune"])
+    assert exit_info.value.code == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert (shown["trainer"]["max_epochs"], shown["model"]["init_args"]["lr"]) == (2, 0.02)
+    # each phase trains with its own values and saves them
+    main(["fit", "--config", str(task), *data_args(smoke_data, tmp_path / "a")])
+    run = tmp_path / "a/few_shot_k2"
+    for phase, epochs, lr in (("pretrain", 1, 0.01), ("finetune", 2, 0.02)):
+        saved = yaml.safe_load((run / phase / "config.yaml").read_text())
+        assert (saved["trainer"]["max_epochs"], saved["model"]["init_args"]["lr"]) == (epochs, lr)
+        assert json.loads((run / phase / "phase.json").read_text())["epochs"] == epochs
+    finetune_steps = json.loads((run / "finetune/phase.json").read_text())["steps"]
+    # the command line overrides the recipe in every phase
+    main(["fit", "--config", str(task), *data_args(smoke_data, tmp_path / "b"), "--trainer.max_epochs", "1",
+          "--model.init_args.lr", "0.005", "--trainer.accumulate_grad_batches", "2"])  # fmt: skip
+    run = tmp_path / "b/few_shot_k2"
+    for phase in ("pretrain", "finetune"):
+        saved = yaml.safe_load((run / phase / "config.yaml").read_text())
+        assert (saved["trainer"]["max_epochs"], saved["model"]["init_args"]["lr"]) == (1, 0.005)
+        assert saved["trainer"]["accumulate_grad_batches"] == 2
+    batches = count_lines(smoke_data / "real/splits/train1_few_shot_2.txt") // 4
+    assert finetune_steps == 2 * batches  # 2 epochs
+    assert json.loads((run / "finetune/phase.json").read_text())["steps"] == batches // 2  # 1 epoch, accumulating 2
+
+
+def test_a_recipe_phase_the_task_does_not_have_is_refused(smoke_data, tmp_path):
+    task = smoke_task_yaml(tmp_path, "few_shot_k2", {"phases": {"finetun": {"trainer": {"max_epochs": 3}}}})
+    message = r"recipe sets phase\(s\) finetun, but no task has such a phase; few_shot_k2 has pretrain, finetune"
+    with pytest.raises(ValueError, match=message):
+        main(["fit", "--config", str(task), *data_args(smoke_data, tmp_path)])
+
+
+def test_null_on_the_command_line_arrives_as_none(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(ROOT / "tasks/few_shot_k4.yaml"), "--model.init_args.net.init_args.pretrained",
+              "null", "--print_config"])  # fmt: skip
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["init_args"]["net"]["init_args"]["pretrained"] is None
+
+
+def test_a_dataset_fragment_is_given_with_data_and_a_misplaced_fragment_is_named(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(ROOT / "tasks/few_shot_k4.yaml"),
+              "--data", str(ROOT / "configs/datasets/ucf101.yaml"), "--print_config"])  # fmt: skip
+    assert yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]["label_file"] == "data/ucf101/labels.csv"
+    proc = run_cli("fit", "--config", "tasks/few_shot_k4.yaml", "--config", "configs/datasets/ucf101.yaml")
+    assert proc.returncode == 2 and "Traceback (most recent call last)" not in proc.stderr
+    assert "is a `data` fragment: give it as --data configs/datasets/ucf101.yaml" in proc.stderr
+
+
+def test_validate_runs_the_tasks_lists_and_test_with_ckpt_path_needs_no_fit(smoke_data, task_run, tmp_path, caplog):
+    weights = task_run("few_shot_k2") / "finetune/weights.pt"
+    first = json.loads((task_run("few_shot_k2") / "results.json").read_text())
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        main(["validate", *smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, task_run("few_shot_k2").parent)[1:]])
+    assert f"validate validate/test: val/top1 {first['tests'][0]['metrics']['test/top1']:.4f}" in caplog.text
+    # a fresh root: the task names the test list and labels, --ckpt_path the weights
+    main(["test", *smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path, "--ckpt_path", str(weights))[1:]])
+    again = json.loads((tmp_path / "few_shot_k2/results.json").read_text())
+    assert again["metrics"] == first["metrics"] and again["tests"][0]["weights"] == str(weights)
+    assert again["ckpt_path"] == str(weights)
+    # predict: one row per clip of the test list
+    args = smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path, "--ckpt_path", str(weights))
+    main(["predict", *args[1:]])
+    rows = (tmp_path / "few_shot_k2/predict/test/predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + count_lines(smoke_data / "real/splits/val1.txt")
+
+
+def test_an_evaluation_only_net_tests_without_a_fit(smoke_data, tmp_path):
+    main(["test", *smoke_args(ROOT / "tasks/zero_shot_ucf101.yaml", smoke_data, tmp_path,
+                              "--model", str(ROOT / "configs/models/clip_b16.yaml"),
+                              "--model.init_args.net.init_args.arch", "synthact-tiny",
+                              "--model.init_args.net.init_args.pretrained", "null")[1:]])  # fmt: skip
+    results = json.loads((tmp_path / "zero_shot_ucf101/results.json").read_text())
+    assert [t["test"] for t in results["tests"]] == ["val1", "val2", "val3"] and results["method"] == "CLIP"
+
+
+def test_zero_shot_needs_a_kinetics_model_unless_told_to_start_from_clip(smoke_data, tmp_path):
+    started = time.time()
+    args = smoke_args(ROOT / "tasks/zero_shot_hmdb51.yaml", smoke_data, tmp_path)
+    proc = run_cli(*[a for a in args], "--task.from_clip", "false")
+    assert proc.returncode == 2 and "Traceback (most recent call last)" not in proc.stderr
+    [error] = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]  # one line
+    assert "runs/supervised_k400/train/weights.pt not found" in error and "--task.from_clip true" in error
+    assert time.time() - started < 60 and not (tmp_path / "zero_shot_hmdb51").exists()
+
+
+def test_zero_shot_starts_from_the_supervised_k400_weights(smoke_data, task_run, tmp_path):
+    weights = task_run("supervised_k400") / "train/weights.pt"
+    main(smoke_args(ROOT / "tasks/zero_shot_ucf101.yaml", smoke_data, tmp_path, "--task.from_clip", "false",
+                    "--task.init_weights", str(weights), "--task.synthetic", "false"))  # fmt: skip
+    results = json.loads((tmp_path / "zero_shot_ucf101/results.json").read_text())
+    assert results["start"] == str(weights) and results["variant"] == "baseline"
+    assert all(t["weights"] == str(weights) for t in results["tests"])  # the baseline tests the start model
+
+
+def test_user_errors_are_one_line_and_help_exits_zero(tmp_path):
+    proc = run_cli("fit", "--config", "tasks/few_shot_k4.yaml", "--task.name", "nope")
+    assert proc.returncode == 2 and "Traceback (most recent call last)" not in proc.stderr
+    [error] = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]  # one line
+    assert "unknown task 'nope'; registered tasks:" in error
+    proc = run_cli("--debug", "fit", "--config", "tasks/few_shot_k4.yaml", "--task.name", "nope")
+    assert "Traceback (most recent call last)" in proc.stderr
+    help_ = subprocess.run([sys.executable, "-m", "tasks", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert help_.returncode == 0 and "report" in help_.stdout and "list" in help_.stdout
+
+
+def test_training_reads_a_frame_folder_list(smoke_data, tmp_path):
+    """The HMDB-51-LT list `python -m datamodules splits long-tail` writes from the official splits is a
+    frame-folder list (`Class/clip n_frames label`); the one list reader gives training its clips."""
+    from datamodules.action import ActionDataModule
+
+    frames = tmp_path / "frames"
+    import av
+
+    lines, list_file = [], smoke_data / "real/splits/train1_few_shot_2.txt"
+    entries = [line.rsplit(" ", 1) for line in list_file.read_text().splitlines() if line.strip()]
+    for clip, label in entries[:4]:
+        folder = frames / Path(clip).with_suffix("")
+        folder.mkdir(parents=True)
+        with av.open(str(smoke_data / "real/videos" / clip)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                frame.to_image().save(folder / f"img_{i + 1:05d}.jpg")
+        lines.append(f"{Path(clip).with_suffix('')} {i + 1} {label}")
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / "train_lt.txt").write_text("\n".join(lines) + "\n")
+    datamodule = ActionDataModule(label_file=str(smoke_data / "labels.csv"), video_root=str(frames),
+                                  split_dir=str(splits), train_list="train_lt.txt", num_frames=4, image_size=32,
+                                  batch_size=2, num_workers=0)  # fmt: skip
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["video"].shape[:2] == (2, 4) and len(datamodule.datasets["train"]) == 4
+
+
+def test_a_killed_phase_resumes_mid_epoch_by_default_and_tensorboard_purges_the_repeated_steps(smoke_data, tmp_path):
+    """last.ckpt is written every N steps by default; a run killed after it resumes there, and the resumed
+    TensorBoard file starts with a purge marker at that step, so no step has two points."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    from tasks.runner import TaskConfig
+
+    assert TaskConfig().checkpoint_every_n_steps  # on by default
+    crash = tmp_path / "crashmod.py"
+    crash.write_text(
+        "from lightning.pytorch.callbacks import Callback\n"
+        "class CrashAt(Callback):\n"
+        "    def __init__(self, step: int = 5):\n"
+        "        self.step = step\n"
+        "    def on_train_batch_end(self, trainer, *args):\n"
+        "        if trainer.global_step >= self.step:\n"
+        "            raise RuntimeError('killed')\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        args = smoke_args(ROOT / "tasks/zero_shot_ucf101.yaml", smoke_data, tmp_path,
+                          "--task.checkpoint_every_n_steps", "2")
+        with pytest.raises(RuntimeError, match="killed"):
+            main([*args, "--trainer.callbacks+=crashmod.CrashAt", "--trainer.callbacks.init_args.step", "5"])
+    finally:
+        sys.path.remove(str(tmp_path))
+    phase = tmp_path / "zero_shot_ucf101/train"
+    assert torch.load(phase / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 4
+    main(args)
+    assert json.loads((phase / "phase.json").read_text())["steps"] == -(-32 // 4)
+    files = sorted(phase.glob("events.out.tfevents.*"))
+    assert len(files) == 2
+    points: dict[int, int] = {}
+    for file in files:
+        for event in EventFileLoader(str(file)).Load():
+            if event.HasField("session_log") and event.session_log.status == 1:  # START: purge steps >= it
+                points = {step: n for step, n in points.items() if step < event.step}
+            for value in event.summary.value if event.HasField("summary") else ():
+                if value.tag == "train/loss":
+                    points[event.step] = points.get(event.step, 0) + 1
+    assert sorted(points) == list(range(8)) and set(points.values()) == {1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ACTION_TASKS)
+def test_every_task_phase_config_builds_with_tc_clip_and_ul_on_synthetic_phases(name, capsys):
+    """`--task.print_phase` of each phase of each task YAML: the recipe's keys parse against the model and
+    datamodule, the net is TC-CLIP and synthetic phases train with UL (or the task's loss fragment)."""
+    spec = get_task(name)
+    config = yaml.safe_load((ROOT / f"tasks/{name}.yaml").read_text())
+    loss = yaml.safe_load((ROOT / "tasks" / config["loss"]).read_text())["name"] if "loss" in config else "ul"
+    phases = {p.name: p for split in spec.plan() for p in (*spec.phases, *split.phases)}
+    for phase in [*phases, "test"]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", "--config", str(ROOT / f"tasks/{name}.yaml"), "--task.print_phase", phase])
+        assert exit_info.value.code == 0
+        shown = yaml.safe_load(capsys.readouterr().out)
+        assert shown["model"]["init_args"]["net"]["class_path"] == "lightning_modules.models.TCCLIP"
+        if phase in phases and phases[phase].source == "synthetic":
+            assert shown["model"]["init_args"]["synthetic_loss"]["name"] == loss
