@@ -2,11 +2,8 @@
 
 One label space (a label CSV) is shared by all sources at a time. Which clips train the model is
 switched per phase by the task runner (`set_phase`): the synthetic manifest for pre-training, a real
-annotation list (e.g. `train1_few_shot_4.txt`) for fine-tuning, or both at once (`mixed`: the real list
-and the manifest in one phase, combined by the `mix` rule of `datamodules.mixing`; each sample carries
-`synthetic` (bool) so the module applies each source's loss; `synthetic_topup` keeps only the generated
-clips that fill each class of the real list up to a target count, the long-tail top-up).
-Validation and test always read real annotation lists. A protocol that changes label space (base-to-novel halves, the Kinetics-600 zero-shot
+annotation list (e.g. `train1_few_shot_4.txt`) for fine-tuning. Validation and test always read real
+annotation lists. A protocol that changes label space (base-to-novel halves, the Kinetics-600 zero-shot
 splits) switches it with `set_labels(key)`: `label_files` names each extra label CSV, relative to
 `labels_dir` (by default the folder of `label_file`, so pointing `label_file` at your copy of the label
 lists is enough). Synthetic manifest rows are matched to the current label space by class NAME: rows of
@@ -14,6 +11,11 @@ other classes are left out, and a class without any generated clip is an error.
 All paths are checked in `setup`, before any training step, with errors that name the missing path and
 the option that sets it. A clip that fails to decode during training raises or is skipped (`on_error`);
 skips are logged at the end of each epoch and counted by `skipped()`.
+
+A `mixed` phase trains on a real list and the manifest at once, combined by the `mix` rule of
+`datamodules.mixing`; each sample carries `synthetic` (bool) so the module applies each source's loss.
+`synthetic_topup` keeps only the generated clips that fill each class of the real list up to a target
+count (the long-tail top-up).
 """
 
 from __future__ import annotations
