@@ -404,3 +404,16 @@ def test_per_source_loss_selection_by_value(world):
     assert syn_loss.item() == pytest.approx(expected.item(), rel=1e-6)
     assert syn_eps.item() == pytest.approx(eps[synthetic].mean().item(), rel=1e-6)
     assert eps[synthetic].max() > 0  # the uncertainty of generated clips reached the loss
+
+
+def test_worker_processes_serve_the_same_batches_and_resume_the_same_way():
+    """The sampler runs in the main process: workers (persistent, as the datamodule makes them) change nothing."""
+    single, workers = _loader(), _loader(num_workers=2, persistent_workers=True)
+    for epoch in (0, 1):
+        single.sampler.set_epoch(epoch)
+        workers.sampler.set_epoch(epoch)
+        assert [_ids(b) for b in workers] == [_ids(b) for b in single]
+    resumed = _loader(num_workers=2, persistent_workers=True)
+    resumed.load_state_dict({**single.state_dict(), "batches": 3})
+    resumed.sampler.set_epoch(1)
+    assert [_ids(b) for b in resumed] == [_ids(b) for b in single][3:]
