@@ -101,6 +101,8 @@ def _draw(labels: np.ndarray, count: int, rng: np.random.Generator, balanced: bo
     quota[rng.choice(len(classes), size=count % len(classes), replace=False)] += 1
     drawn = []
     for c, q in zip(classes, quota):
+        if q == 0:  # fewer draws than classes
+            continue
         members = np.flatnonzero(labels == c)
         drawn.append(np.concatenate([rng.permutation(members) for _ in range(-(-q // len(members)))])[:q])
     return rng.permutation(np.concatenate(drawn))
@@ -158,7 +160,10 @@ class MixedSampler(DistributedSampler):
                 "lower the fraction, raise the batch size, or use `--data.mix epoch`"
             )
         if n_s == 0 and self._synthetic_count() > 0:
-            raise ValueError("a mixed phase needs generated clips, but the synthetic set is empty (all filtered out?)")
+            raise ValueError(
+                "a mixed phase needs generated clips, but the synthetic set is empty (all filtered out by "
+                "uncertainty_filter_quantile, or no class below the synthetic_topup target?)"
+            )
         self.num_samples = self._per_rank()  # clips per rank per epoch
         self.total_size = self.num_samples * num_replicas
         self.skip_batches = 0  # batches of the next iteration's epoch already served (set on resume)
