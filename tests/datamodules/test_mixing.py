@@ -419,3 +419,13 @@ def test_worker_processes_serve_the_same_batches_and_resume_the_same_way():
     resumed.load_state_dict({**single.state_dict(), "batches": 3})
     resumed.sampler.set_epoch(1)
     assert [_ids(b) for b in resumed] == [_ids(b) for b in single][3:]
+
+
+def test_uncertainty_losses_check_only_the_generated_clips_of_a_mixed_phase(world):
+    manifest = Path(world["synthetic_manifest"])
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps({**r, "uncertainty": None}) + "\n" for r in rows))
+    dm = ActionDataModule(**world, mix="concat", synthetic_topup="max")
+    dm.set_phase("mixed", "train_lt.txt")
+    with pytest.raises(ValueError, match=r"needs CLIP uncertainty, but 7 of 7 clips .* generation score"):
+        dm.check_uncertainty("ul")  # the 7 top-up clips; the 10 real clips need no score
