@@ -14,6 +14,11 @@ skips are counted in the main process, logged at each epoch end (`datamodules.sk
 reported by `skip_report()`. Evaluation never substitutes a clip: validation and test lists are read once
 in full before use, and an undecodable clip stops the run with the list of bad files, or, with
 `test_on_error: exclude`, is left out and recorded (`excluded()`, results.json).
+
+A `mixed` phase trains on a real list and the manifest at once, combined by the `mix` rule of
+`datamodules.mixing`; each sample carries `synthetic` (bool) so the module applies each source's loss.
+`synthetic_topup` keeps only the generated clips that fill each class of the real list up to a target
+count (the long-tail top-up).
 """
 
 from __future__ import annotations
@@ -39,10 +44,13 @@ from datamodules.datasets import (
     scan_clips,
 )
 from datamodules.manifest import read_manifest
+from datamodules.mixing import MIX_RULES, MixedDataLoader, MixedDataset, MixedSampler, MixRule, global_seed
+from datamodules.splits import topup, topup_target
 from datamodules.transforms import CLIP_MEAN, CLIP_STD, VideoTransform
 from datamodules.video import VideoDecodeError
 
-Source = Literal["real", "synthetic"]
+Source = Literal["real", "synthetic", "mixed"]
+SOURCES = ("real", "synthetic", "mixed")
 
 
 class ActionDataModule(L.LightningDataModule):
@@ -61,10 +69,23 @@ class ActionDataModule(L.LightningDataModule):
         val_list: real list validated on during fine-tuning; None to skip validation.
         test_list: real list the final model is tested on.
         synthetic_manifest: manifest.jsonl of generated clips (from `python -m generation render`).
-        train_source: what trains the model: `real` (train_list) or `synthetic` (the manifest).
+        train_source: what trains the model: `real` (train_list), `synthetic` (the manifest) or `mixed`
+            (both in one phase, combined by `mix`).
         uncertainty_filter_quantile: UF (paper Table 7): keep only the synthetic clips whose CLIP uncertainty
             is at most this quantile of the manifest's (0.8 drops the most uncertain 20%); None keeps all.
             Needs a scored manifest (`python -m generation score`).
+        mix: how a `mixed` phase combines the sources: `batch` (every batch holds round(synthetic_fraction x
+            batch_size) generated clips, the rest real), `epoch` (every real clip once plus generated clips
+            making up synthetic_fraction of the epoch, shuffled together) or `concat` (every clip of both once
+            per epoch). Every real clip is served once per epoch under each rule (datamodules/mixing.py).
+        synthetic_fraction: share of generated clips per batch (`mix: batch`) or per epoch (`mix: epoch`), in
+            [0, 1); `concat` ignores it.
+        class_balanced: in a `mixed` phase, draw every class of each source equally often (a class cycling
+            through its own clips) instead of every clip once per epoch.
+        synthetic_topup: in a `mixed` phase, train only on the generated clips that fill each class of
+            train_list up to this many clips (real + generated): `max` (the largest class's count, i.e. the
+            head's) or a number; a class with fewer generated clips than it lacks gets all of them, a class
+            at or above the target none. None uses the whole manifest. Drawn per class with a fixed seed.
         num_frames: frames per clip (TSN segments).
         image_size: crop size in pixels.
         color_jitter: probability of a colour jitter per training clip (TC-CLIP recipe: 0.8).
@@ -104,6 +125,10 @@ class ActionDataModule(L.LightningDataModule):
         synthetic_manifest: str | None = None,
         train_source: Source = "real",
         uncertainty_filter_quantile: float | None = None,
+        mix: MixRule = "batch",
+        synthetic_fraction: float = 0.5,
+        class_balanced: bool = False,
+        synthetic_topup: int | Literal["max"] | None = None,
         num_frames: int = 8,
         image_size: int = 224,
         color_jitter: float = 0.8,
@@ -134,6 +159,19 @@ class ActionDataModule(L.LightningDataModule):
         self.synthetic_manifest = synthetic_manifest
         self.train_source = train_source
         self.uncertainty_filter_quantile = uncertainty_filter_quantile
+        if mix not in MIX_RULES:
+            raise ValueError(f"`--data.mix` must be one of {', '.join(MIX_RULES)}, got {mix!r}")
+        if not 0.0 <= synthetic_fraction < 1.0:
+            raise ValueError(f"`--data.synthetic_fraction` must be in [0, 1), got {synthetic_fraction}")
+        if synthetic_topup is not None:
+            try:
+                topup_target({0: 1}, synthetic_topup)
+            except ValueError as exc:
+                raise ValueError(f"`--data.synthetic_topup`: {exc}") from None
+        self.mix = mix
+        self.synthetic_fraction = synthetic_fraction
+        self.class_balanced = class_balanced
+        self.synthetic_topup = synthetic_topup
         self.num_frames = num_frames
         self.image_size = image_size
         self.color_jitter, self.grayscale, self.flip = color_jitter, grayscale, flip
@@ -217,7 +255,10 @@ class ActionDataModule(L.LightningDataModule):
             self.datasets.clear()
 
     def set_phase(self, train_source: Source, train_list: str | None = None) -> None:
-        """Select the training data of the next `fit` (called by the task runner between phases)."""
+        """Select the training data of the next `fit` (called by the task runner between phases); `mixed`
+        trains on `train_list` (e.g. the long-tailed list) and the manifest together."""
+        if train_source not in SOURCES:
+            raise ValueError(f"train source must be one of {', '.join(SOURCES)}, got {train_source!r}")
         self.train_source = train_source
         if train_list is not None:
             self.train_list = train_list
@@ -244,6 +285,13 @@ class ActionDataModule(L.LightningDataModule):
     def _train_clips(self) -> list[Clip]:
         if self.train_source == "real":
             return self._real(self.train_list, "train_list")
+        if self.train_source == "mixed":
+            real, synthetic = self._mixed_clips()
+            return real + synthetic
+        return self._synthetic_train_clips()
+
+    def _synthetic_train_clips(self) -> list[Clip]:
+        """The manifest's clips of the label space, less those UF filters out."""
         if self.synthetic_manifest is None:
             raise ValueError("`--data.synthetic_manifest` is not set; synthetic training needs a manifest.jsonl")
         clips = self._synthetic_clips()
@@ -255,6 +303,29 @@ class ActionDataModule(L.LightningDataModule):
             f"uncertainty > {threshold:.4f} (quantile {self.uncertainty_filter_quantile})"
         )
         return kept
+
+    def _mixed_clips(self) -> tuple[list[Clip], list[Clip]]:
+        """(real, generated) clips of a mixed phase: train_list and the manifest, or its top-up of train_list."""
+        real = self._real(self.train_list, "train_list")
+        synthetic = self._synthetic_train_clips()
+        if self.synthetic_topup is None:
+            return real, synthetic
+        counts = {i: 0 for i in range(len(self.class_names))}
+        for clip in real:
+            counts[clip.label] += 1
+        synthetic = [synthetic[i] for i in topup([c.label for c in synthetic], counts, self.synthetic_topup)]
+        target = topup_target(counts, self.synthetic_topup)
+        added = {i: 0 for i in counts}
+        for clip in synthetic:
+            added[clip.label] += 1
+        short = [self.class_names[i] for i in counts if counts[i] + added[i] < target]
+        rank_zero_info(
+            f"synthetic top-up to {target} clips per class: {len(synthetic)} generated clips added to the "
+            f"{len(real)} of {self.train_list}"
+            + (f"; {len(short)} class(es) stay below {target} for lack of generated clips (e.g. "
+               f"{', '.join(map(repr, short[:3]))})" if short else "")
+        )  # fmt: skip
+        return real, synthetic
 
     def _synthetic_clips(self) -> list[Clip]:
         """The manifest's clips of the current label space's classes, matched by class name."""
@@ -279,9 +350,13 @@ class ActionDataModule(L.LightningDataModule):
         """Raise unless the synthetic training clips carry the CLIP uncertainty that `loss` (ul/uw/uf) needs."""
         if loss == "uf" and self.uncertainty_filter_quantile is None:
             raise ValueError("loss 'uf' trains on a filtered synthetic set: set `--data.uncertainty_filter_quantile`")
-        if self.train_source != "synthetic":
+        if self.train_source == "real":
             return  # real clips carry no uncertainty: they are trained with eps = 0 / weight 1
-        clips = self.datasets["train"].clips if "train" in self.datasets else self._train_clips()
+        train = self.datasets.get("train")
+        if self.train_source == "mixed":  # only the generated clips need a score
+            clips = train.synthetic.clips if train is not None else self._mixed_clips()[1]
+        else:
+            clips = train.clips if train is not None else self._train_clips()
         unscored = sum(c.uncertainty is None for c in clips)
         if unscored:
             raise ValueError(
@@ -335,7 +410,12 @@ class ActionDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         """Build (and check) the datasets the stage needs."""
         if stage == "fit" and "train" not in self.datasets:
-            self.datasets["train"] = self._dataset(self._train_clips(), train=True)
+            if self.train_source == "mixed":
+                real, synthetic = self._mixed_clips()
+                sources = self._dataset(real, train=True), self._dataset(synthetic, train=True)
+                self.datasets["train"] = MixedDataset(*sources)
+            else:
+                self.datasets["train"] = self._dataset(self._train_clips(), train=True)
         if stage in ("fit", "validate") and self.val_list is not None and "val" not in self.datasets:
             self.datasets["val"] = self._eval_dataset(self.val_list, "val_list")
         if stage == "test" and "test" not in self.datasets:
@@ -366,7 +446,33 @@ class ActionDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        if not isinstance(self.datasets["train"], MixedDataset):
+            return self._loader("train", shuffle=True)
+        return MixedDataLoader(
+            self.datasets["train"],
+            self.mixed_sampler(),
+            tally=self.skip_tally("train"),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def mixed_sampler(self) -> MixedSampler:
+        """The sampler of a mixed phase for this rank (DDP: the trainer's world size and rank)."""
+        dataset: MixedDataset = self.datasets["train"]
+        trainer = getattr(self, "trainer", None)
+        shard = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+        return MixedSampler(
+            [c.label for c in dataset.real.clips],
+            [c.label for c in dataset.synthetic.clips],
+            batch_size=self.batch_size,
+            rule=self.mix,
+            synthetic_fraction=self.synthetic_fraction,
+            class_balanced=self.class_balanced,
+            num_replicas=shard.get("num_replicas", 1),
+            rank=shard.get("rank", 0),
+            seed=global_seed(),
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         return self._loader("val", shuffle=False) if "val" in self.datasets else []

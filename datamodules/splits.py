@@ -13,6 +13,9 @@ output, byte for byte. Kept clips stay in their input order. `python -m datamodu
   x_k = linspace(1, (n_max / n_min)^(1/7), K) (so n_0 = n_max and n_{K-1} = n_min; halves round up);
   a JSON beside the list gives the counts and the groups: Head = the most frequent classes that together
   hold at least half the clips, Few = the other classes with fewer than 20 clips, Tail = the rest.
+- Long-tail top-up: generated clips fill each class of a long-tailed list up to a target count (the
+  largest class's, or a given N): class c gets min(max(target - n_c, 0), its generated clips) of them,
+  drawn per class with a seed, so the tail and few-shot classes get the most (`topup`).
 """
 
 from __future__ import annotations
@@ -193,6 +196,49 @@ def long_tail(records: Sequence[Record], n_max: int, n_min: int, seed: int) -> L
     kept_per_class = Counter(r.label for r in kept)
     counts = {label: kept_per_class[label] for label in class_order}
     return LongTail(kept, target, counts, class_order)
+
+
+# ------------------------------------------------------------------------------------------ long-tail top-up
+
+
+def topup_target(real_counts: dict[int, int], target: int | str) -> int:
+    """The per-class count a top-up fills to: `"max"` is the largest class's real count, an int is itself."""
+    if target == "max":
+        if not real_counts or max(real_counts.values()) <= 0:
+            raise ValueError("top-up target 'max' needs a real list with at least one clip")
+        return max(real_counts.values())
+    if isinstance(target, bool) or not isinstance(target, int) or target < 1:
+        raise ValueError(f"top-up target must be 'max' or a positive int (clips per class), got {target!r}")
+    return target
+
+
+def topup(
+    synthetic_labels: Sequence[int], real_counts: dict[int, int], target: int | str, seed: int = 0
+) -> list[int]:
+    """Positions of the generated clips that fill each class up to `target` clips (real + generated).
+
+    Class c gets min(max(target - n_c, 0), available_c) generated clips, n_c = `real_counts.get(c, 0)`,
+    drawn without replacement by a per-(seed, class) stream; a class already at or above the target gets
+    none (its real clips are all kept). Returns the kept positions in input order.
+
+    Args:
+        synthetic_labels: the class of each generated clip.
+        real_counts: class -> clips in the (long-tailed) real list; classes absent count 0.
+        target: `"max"` (fill to the largest real class, e.g. UCF-101-LT's head) or clips per class.
+        seed: seeds the per-class draw.
+    """
+    goal = topup_target(real_counts, target)
+    keep: list[int] = []
+    groups: dict[int, list[int]] = defaultdict(list)  # class -> positions of its generated clips
+    for i, label in enumerate(synthetic_labels):
+        groups[int(label)].append(i)
+    for label, positions in groups.items():
+        need = max(goal - real_counts.get(label, 0), 0)
+        if need >= len(positions):
+            keep += positions
+        elif need > 0:
+            keep += [int(p) for p in _class_rng(seed, label).choice(positions, size=need, replace=False)]
+    return sorted(keep)
 
 
 # ------------------------------------------------------------------------------------------ command line

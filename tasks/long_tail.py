@@ -7,6 +7,11 @@ and Few groups and of all classes.
 - `long_tail_hmdb51`: HMDB-51-LT, which has no published list: build `train_lt.txt` with
   `python -m datamodules splits long-tail` (seeded Pareto profile) from a `path label` training list;
   tested on `val1.txt`.
+- `long_tail_{ucf101,hmdb51}_mixed`: the top-up variant beside pre-train-then-fine-tune: one phase
+  (`train`, source `mixed`) on the long-tailed list plus the generated clips that fill each class up to
+  the largest class's count (`--data.synthetic_topup max`, `--data.mix concat`: each class then holds its
+  target count every epoch), so the tail and few-shot classes get the most generated clips. Same tests
+  and groups; results.json records the variant by its task name and description.
 Groups come from the builder's `<list stem>_groups.json` beside the training list when present, else
 from the list's clip counts: Head = the most frequent classes holding 50% of the training clips, Few =
 the other classes with < 20 clips, Tail = the rest (`datamodules.splits.lt_groups`).
@@ -56,5 +61,19 @@ def long_tail(dataset: str, train_list: str, test_list: str) -> TaskSpec:
     )
 
 
-register_task(long_tail("ucf101", "ucf101_lt/real/train.csv", "ucf101_lt/real/test.csv"))
-register_task(long_tail("hmdb51", "train_lt.txt", "val1.txt"))
+def long_tail_mixed(dataset: str, train_list: str, test_list: str) -> TaskSpec:
+    return TaskSpec(
+        name=f"long_tail_{dataset}_mixed",
+        protocol="long_tail",
+        dataset=dataset,
+        description=f"one mixed phase: {train_list} + synthetic top-up of every class to the head's count, "
+        f"test {test_list}; head/tail/few/all",
+        phases=(Phase("train", source="mixed", train_list=train_list),),
+        test_list=test_list,
+        class_metrics=group_metrics,
+    )
+
+
+for _variant in (long_tail, long_tail_mixed):
+    register_task(_variant("ucf101", "ucf101_lt/real/train.csv", "ucf101_lt/real/test.csv"))
+    register_task(_variant("hmdb51", "train_lt.txt", "val1.txt"))

@@ -19,7 +19,7 @@ class Phase:
     """One training phase of a protocol."""
 
     name: str  # run sub-folder and TensorBoard version, e.g. "pretrain"
-    source: Literal["real", "synthetic"]  # what trains the model in this phase
+    source: Literal["real", "synthetic", "mixed"]  # what trains the model in this phase
     train_list: str | None = None  # real annotation list (relative to data.split_dir) when source == "real"
     labels: str | None = None  # label set (a key of data.label_files, e.g. "base"); None: data.label_file
 

@@ -53,6 +53,8 @@ from tasks.metrics import class_mean, per_class_accuracy
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
 from tasks.report import Results, TestResult, summarise, task_table
 
+GENERATED = ("synthetic", "mixed")  # phase sources that train on the generated set
+
 
 @dataclass
 class TaskConfig:
@@ -320,7 +322,7 @@ class TaskRunner:
                     key = phase_labels(phase, self.config)
                     lists, synthetic = checks.get(key, ([], False))
                     lists += [phase.train_list] if phase.train_list else []
-                    checks[key] = (lists, synthetic or phase.source == "synthetic")
+                    checks[key] = (lists, synthetic or phase.source in GENERATED)
             for test in split.tests:
                 lists, synthetic = checks.get(test.labels, ([], False))
                 checks[test.labels] = (lists + [test.test_list], synthetic)
@@ -334,6 +336,10 @@ class TaskRunner:
     def _phases(self, split: Split) -> list[Phase]:
         """The phases a split runs (the shared ones first); the baseline skips the synthetic ones."""
         phases = [*self.spec.phases, *split.phases]
+        if not self.config.synthetic and any(p.source == "mixed" for p in phases):
+            raise ValueError(f"task {self.spec.name!r} trains on real and generated clips in one phase, so it has "
+                             "no baseline of its own: run its pre-train-then-fine-tune task with --task.synthetic "
+                             "false (e.g. long_tail_hmdb51)")  # fmt: skip
         return [p for p in phases if self.config.synthetic or p.source != "synthetic"]
 
     # ------------------------------------------------------------------------------------------ fit
@@ -393,7 +399,7 @@ class TaskRunner:
         _use_labels(datamodule, phase_labels(phase, self.config))
         datamodule.set_phase(phase.source, phase.train_list)
         self._save_config(cfg, phase_dir)
-        validate = phase.source == "real" and getattr(datamodule, "val_list", None) is not None
+        validate = phase.source in ("real", "mixed") and getattr(datamodule, "val_list", None) is not None
         checkpoints = [ModelCheckpoint(dirpath=phase_dir / "checkpoints", filename="best-{epoch}",
                                        monitor=self.spec.monitor if validate else None, mode="max",
                                        save_top_k=1 if validate else 0, save_last=True)]  # fmt: skip
@@ -427,7 +433,7 @@ class TaskRunner:
                 "train_list": phase.train_list,
                 "label_file": str(datamodule.label_file),
                 "synthetic_manifest": getattr(datamodule, "synthetic_manifest", None)
-                if phase.source == "synthetic" else None,
+                if phase.source in GENERATED else None,
                 "epochs": trainer.current_epoch,
                 "steps": trainer.global_step,
                 "seconds": round(time.time() - started, 1),
@@ -612,9 +618,9 @@ class TaskRunner:
             for split in plan:
                 for phase in self._phases(split):
                     done = self.run_dir / (split.name if phase in split.phases else "") / phase.name / "phase.json"
-                    if phase.source == "synthetic" and done.is_file():
+                    if phase.source in GENERATED and done.is_file():
                         manifest = json.loads(done.read_text()).get("synthetic_manifest") or manifest
-        has_synthetic = any(p.source == "synthetic" for split in plan for p in self._phases(split))
+        has_synthetic = any(p.source in GENERATED for split in plan for p in self._phases(split))
         variant = self._variant(manifest is not None if not ckpt_path else self.config.synthetic and has_synthetic)
         results = Results(
             task=self.spec.name,

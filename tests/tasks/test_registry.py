@@ -78,8 +78,9 @@ def test_every_action_task_defaults_to_the_papers_model_recipe_and_loss(name):
         args = overlay["model"]["init_args"]
         assert args["loss"] == {"name": "ls", "label_smoothing": 0.1}
         assert args["mixup"] == {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "switch_prob": 0.5}
-        assert overlay["data"]["init_args"] == {"color_jitter": 0.8, "grayscale": 0.2}
-        if phases[phase_name].source == "synthetic":
+        mixing = {"synthetic_topup": "max", "mix": "concat"} if phases[phase_name].source == "mixed" else {}
+        assert overlay["data"]["init_args"] == {"color_jitter": 0.8, "grayscale": 0.2, **mixing}
+        if phases[phase_name].source in ("synthetic", "mixed"):
             assert args["synthetic_loss"] == {"name": "ul", "uncertainty_weight": 0.3}
         total = overlay["trainer"]["accumulate_grad_batches"] * data["init_args"]["batch_size"]
         expected = {("synthetic", "train"): (256, 10, 8e-6), ("synthetic", "pretrain"): (256, 10, 8e-6),
