@@ -15,7 +15,6 @@ evaluates them under its protocols (`datamodules.anomaly_eval`); the module logs
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from functools import partial
 
@@ -23,6 +22,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lightning_modules.video_clip import warmup_cosine  # the one schedule: timm cosine as UMIL and TC-CLIP build it
 
 
 def umil_mil_loss(
@@ -50,14 +51,6 @@ def umil_mil_loss(
     sparse = probs[..., 1].sum(dim=1).mean()
     loss = mil + smoothness * smooth + sparsity * sparse
     return loss, {"mil": mil, "smoothness": smooth, "sparsity": sparse}
-
-
-def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """timm CosineLRScheduler as UMIL builds it (warmup_lr_init 0, t_in_epochs False, no warm-up prefix):
-    step / warmup during warm-up, then min_ratio + (1 - min_ratio) (1 + cos(pi step / total)) / 2."""
-    if step < warmup:
-        return step / warmup
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(1, total)))
 
 
 class UMILBaselineModule(L.LightningModule):

@@ -294,13 +294,13 @@ def renormalisation(datamodule, net: nn.Module) -> tuple[torch.Tensor, torch.Ten
 
 
 def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
-    """LR factor of optimiser step `step` (0-based), TC-CLIP's timm `CosineLRScheduler` (warmup_lr_init 0,
-    warmup_prefix False, cycle_limit 1): linear warm-up (step + 1) / warmup over the first `warmup` steps,
-    then min_ratio + (1 - min_ratio) * (1 + cos(pi * step / total)) / 2, the cosine counted from step 0 (not
-    from the warm-up's end, as timm does), and min_ratio from step `total` on. timm starts warm-up at lr 0
-    (a step that changes nothing); here the first step already gets lr / warmup."""
+    """LR factor of optimiser step `step` (0-based): timm's `CosineLRScheduler` as TC-CLIP and UMIL build it
+    (warmup_lr_init 0, warmup_prefix False, cycle_limit 1, t_in_epochs False): linear warm-up step / warmup
+    over the first `warmup` steps (the first step at lr 0, as timm), then
+    min_ratio + (1 - min_ratio) * (1 + cos(pi * step / total)) / 2, the cosine counted from step 0 (not from
+    the warm-up's end), and min_ratio from step `total` on."""
     if step < warmup:
-        return (step + 1) / warmup
+        return step / warmup
     if step >= total:
         return min_ratio
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * step / total))

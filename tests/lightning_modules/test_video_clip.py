@@ -35,7 +35,7 @@ def test_warmup_cosine_schedule_is_tc_clips_with_its_floor():
     from lightning_modules.video_clip import warmup_cosine
 
     schedule = [warmup_cosine(s, warmup=4, total=12, min_ratio=0.01) for s in range(14)]
-    assert schedule[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert schedule[:4] == [0.0, 0.25, 0.5, 0.75]  # timm: warmup_lr_init 0
     # timm CosineLRScheduler(warmup_prefix=False): the cosine counts from step 0, so at step 4 it is at cos(pi/3)
     assert schedule[4] == pytest.approx(0.01 + 0.99 * 0.75)
     assert schedule[6] == pytest.approx(0.01 + 0.99 * 0.5)
