@@ -164,8 +164,15 @@ class SynthactCLI(LightningCLI):
                 task_args=task_args,
                 user_args=user_args,
                 subcommand=self.subcommand,
+                on_build=self._phase_hyperparameters,
             )
             self.runner.preflight()
+
+    def _phase_hyperparameters(self, cfg) -> None:
+        """LightningCLI saves a module's hyperparameters from `config_dump` (the command's config): point it at
+        the phase's own config, so each checkpoint records what that phase trained with."""
+        parser = self._parser(self.subcommand)
+        self.config_dump = yaml.safe_load(parser.dump(cfg, skip_link_targets=False, skip_none=False, format="yaml"))
 
     def instantiate_classes(self) -> None:
         """Without a task, as LightningCLI; with one, each phase and test builds its own model, data and

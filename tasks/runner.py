@@ -33,6 +33,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -186,10 +187,13 @@ class TaskRunner:
         task_args: `--config <task YAML>` (empty when the task is given without one).
         user_args: every other argument after the subcommand, in order; they win over the phase's layers.
         subcommand: fit, validate, test or predict.
+        on_build: called with a phase's config just before its classes are built (train.py points the
+            CLI's saved hyperparameters at it, so a checkpoint's `hyper_parameters` are the phase's own).
     """
 
     def __init__(self, config: TaskConfig, parser, base: Namespace, task_args: list[str], user_args: list[str],
-                 subcommand: str):  # fmt: skip
+                 subcommand: str, on_build: Callable[[Namespace], None] | None = None):  # fmt: skip
+        self.on_build = on_build
         self.config = config
         self.parser = parser
         self.base = base
@@ -231,6 +235,8 @@ class TaskRunner:
         before the build (a phase's model takes its weights from the previous phase; its random init must not
         shift the seeded data order and dropout of the run)."""
         states = _collect_rng_states() if keep_rng else None
+        if self.on_build is not None:
+            self.on_build(cfg)
         init = self.parser.instantiate_classes(cfg)
         if states is not None:
             _set_rng_states(states)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from generation.demo import build_demo
+from generation.score import score_manifest
 from lightning_modules.models import BIKE
 from lightning_modules.video_clip import VideoCLIPModule
 from tasks.report import main as report
@@ -19,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def smoke(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("smoke_bike")
     build_demo(out, preset="smoke")
+    # Synthetic clips train with UL by default, which needs CLIP uncertainty: score with the tiny random CLIP.
+    score_manifest(out / "synthetic/ie/manifest.jsonl", out / "labels.csv", arch="synthact-tiny", pretrained=None,
+                   num_frames=4, progress=False)  # fmt: skip
     return out
 
 
