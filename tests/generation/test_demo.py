@@ -132,3 +132,13 @@ def test_a_build_of_the_older_list_layout_is_completed_in_place(tmp_path):
     assert done["counts"]["real_rendered"] == 0  # no clip rendered again
     assert (out / "real/splits/val3.txt").is_file() and (out / "labels_zs2.csv").is_file()
     assert len((out / "real/splits/val3.txt").read_text().splitlines()) == PRESETS["smoke"].real_val_per_class * 8
+
+
+def test_unreliable_rows_are_a_stable_fraction():
+    from generation.demo import is_unreliable
+
+    ids = [f"waving-ie-{i:04d}" for i in range(2000)]
+    flags = [is_unreliable(i, 0.4) for i in ids]
+    assert 0.36 < sum(flags) / len(flags) < 0.44
+    assert flags == [is_unreliable(i, 0.4) for i in ids]
+    assert not any(is_unreliable(i, 0.0) for i in ids) and all(is_unreliable(i, 1.0) for i in ids)
