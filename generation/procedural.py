@@ -531,6 +531,8 @@ def render_clip(
             jitter, blur, noise).
         action_hint: class name used when the prompt names no known action (a stable hash of it
             picks the motion, so all clips of a class share one).
+        unreliable: render a failed generation instead: the scene and figure the prompt asks for, but the
+            motion of two other actions spliced (first half one, second half the other; the seed picks them).
 
     Returns:
         uint8 array (T, H, W, 3).
