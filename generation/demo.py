@@ -14,7 +14,17 @@ Layout under `out`:
     labels_zs{1,2,3}.csv                        Kinetics-600-like zero-shot label splits (class subsets)
     real/splits/k600/ZS_split{1,2,3}_K600_eval.txt   their eval lists (val1 clips, split ids)
     synthetic/{basic,ie}/prompts.jsonl, manifest.jsonl, videos/<class-slug>/<row_id>.mp4
+    synthetic/ie_unreliable/...                 the IE prompts again, from a generator that fails on a
+                                                fraction of rows (`unreliable_rate`); unreliable.json lists them
+    web/videos/*.mp4, web/list.txt              the scorer's labelled "web" split (`web_per_class` > 0)
     DONE.json                                   preset parameters; written last
+
+The unreliable set stands in for a video generator's failures: a failed row's clip shows two *other*
+actions spliced (first half one, second half the other) instead of its label, so its label is wrong and its
+motion ambiguous; every other row is the very clip of the clean IE set (same prompt, same seed). Which rows
+fail is a stable hash of the row id (`is_unreliable`). The web split is what the demo's stand-in for CLIP
+is trained on: correctly labelled clips of every environment and character (the real split's extras
+included), half in the synthetic style and half in the real style, own seeds.
 
 Real clips draw their environment and character from the whole vocabulary plus extra phrases the
 template backend never writes (`vocab.REAL_EXTRA_*`), in the real style. Every step is resumable:
@@ -70,12 +80,34 @@ class DemoPreset:
     num_envs: int = 4
     num_chars: int = 16
     strategies: tuple[str, ...] = ("basic", "ie")
+    unreliable_rate: float = 0.0  # > 0: also build synthetic/ie_unreliable with this fraction of failed rows
+    web_per_class: int = 0  # > 0: also build the scorer's labelled web split
 
 
 PRESETS: dict[str, DemoPreset] = {
     "smoke": DemoPreset(synthetic_per_class=4, real_train_per_class=16, real_val_per_class=2, num_frames=8, size=32),
-    "demo": DemoPreset(synthetic_per_class=96, real_train_per_class=16, real_val_per_class=20, num_frames=16, size=64),
+    "demo": DemoPreset(synthetic_per_class=64, real_train_per_class=16, real_val_per_class=20, num_frames=16, size=64,
+                       unreliable_rate=0.4, web_per_class=32),
+    # The reduced demo of tests/generation/test_demo.py (IE > Basic in under a minute).
+    "mini": DemoPreset(synthetic_per_class=32, real_train_per_class=4, real_val_per_class=12, num_frames=16, size=64),
 }
+UNRELIABLE = "ie_unreliable"  # folder (under synthetic/) of the IE set with failed generations
+
+
+def is_unreliable(row_id: str, rate: float) -> bool:
+    """Whether the demo generator fails on row `row_id` (a stable hash: the same rows on every machine)."""
+    return stable_hash(f"unreliable/{row_id}") % 10_000 < round(rate * 10_000)
+
+
+def unreliable_renderer(rate: float, num_frames: int, size: int):
+    """The procedural renderer as a generator that fails on `rate` of its rows (see the module doc)."""
+
+    def render(row) -> np.ndarray:
+        return render_clip(row.prompt, row.seed, num_frames=num_frames, size=size, action_hint=row.class_name,
+                           unreliable=is_unreliable(row.row_id, rate))
+
+    render.name = "procedural"  # type: ignore[attr-defined]
+    return render
 
 
 class DemoError(ValueError):
@@ -126,6 +158,26 @@ def _build_real(out: Path, p: DemoPreset, progress: bool) -> dict[str, int]:
     val = [ListEntry(f, lab, n) for n, (f, lab, split, _, _) in enumerate(jobs, 1) if split == "val"]
     _protocol_lists(out, splits, train, val, p.real_val_per_class)
     return {"real_clips": len(jobs), "real_rendered": made}
+
+
+def _build_web(out: Path, p: DemoPreset, progress: bool) -> int:
+    """The scorer's labelled split: `web_per_class` clips per class, alternating synthetic and real style."""
+    videos = out / "web" / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    lines, made = [], 0
+    jobs = [(label, action, i) for label, action in enumerate(vocab.ACTIONS) for i in range(p.web_per_class)]
+    for label, action, i in tqdm(jobs, unit="clip", desc="web", disable=not progress):
+        file = f"{slug(action.name)}_web_{i:03d}.mp4"
+        lines.append(f"{file} {label}")
+        if (videos / file).exists():
+            continue
+        prompt, seed = real_prompt(action, "web", i)
+        style = "real" if i % 2 else "synthetic"
+        write_video(videos / file, render_clip(prompt, seed, num_frames=p.num_frames, size=p.size, style=style),
+                    fps=p.fps)
+        made += 1
+    write_text_atomic(out / "web" / "list.txt", "\n".join(lines) + "\n")
+    return made
 
 
 def _protocol_lists(out: Path, splits: Path, train: list[ListEntry], val: list[ListEntry], per_class: int) -> None:
@@ -201,6 +253,18 @@ def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) 
         summary = render_prompts(folder / "prompts.jsonl", folder, num_frames=p.num_frames, size=p.size, fps=p.fps,
                                  progress=progress)
         counts[f"synthetic_{strategy}_clips"] = summary.total_rows
+    if p.unreliable_rate > 0:
+        folder = out / "synthetic" / UNRELIABLE
+        rows = make_prompts(labels, "ie", videos_per_class=p.synthetic_per_class, num_envs=p.num_envs,
+                            num_chars=p.num_chars)
+        write_prompts(folder / "prompts.jsonl", rows)
+        failed = [r.row_id for r in rows if is_unreliable(r.row_id, p.unreliable_rate)]
+        write_text_atomic(folder / "unreliable.json", json.dumps({"rate": p.unreliable_rate, "rows": failed}) + "\n")
+        renderer = unreliable_renderer(p.unreliable_rate, p.num_frames, p.size)
+        summary = render_prompts(folder / "prompts.jsonl", folder, backend=renderer, fps=p.fps, progress=progress)
+        counts["synthetic_ie_unreliable_clips"], counts["unreliable_rows"] = summary.total_rows, len(failed)
+    if p.web_per_class > 0:
+        counts["web_rendered"] = _build_web(out, p, progress)
 
     done = {"params": params, "classes": [label.name for label in labels], "counts": counts,
             "seconds": round(time.perf_counter() - start, 2)}

@@ -30,7 +30,12 @@ STYLES = ("synthetic", "real")
 SS = 2  # supersampling factor for anti-aliased drawing
 
 DEFAULT_BACKGROUND: RGB = (200, 200, 200)
-FIGURE_HEIGHT = 0.55  # standing height of the default figure, as a fraction of the frame side
+FIGURE_HEIGHT = 0.72  # standing height of the default figure, as a fraction of the frame side (large enough to
+# see at the demo nets' 32 px: at 0.55 limbs are 1 px wide and no demo model learned)
+LIMB_SCALE = 1.4  # limb and torso thickness factor
+JUMP_LIFT = 0.18  # height of a jump, as a fraction of the figure's height
+# The "real" camera's nuisance ranges (uniform draws per clip): overall gain, blur tap weight, noise std.
+REAL_GAIN, REAL_BLUR, REAL_NOISE = (0.6, 1.3), (0.12, 0.3), (3.0, 9.0)
 
 COLOURS: dict[str, RGB] = {
     "red": (200, 40, 40), "crimson": (170, 20, 50), "maroon": (120, 30, 40), "pink": (240, 130, 170),
@@ -386,7 +391,7 @@ def _pose(action: str, t: float, m: _Motion, fig: FigureLook, hf: float) -> dict
         arm = {k: (0.45 + 0.35 * o, 0.45 + 0.35 * o - 1.9 + 0.9 * o) for k in (-1, 1)}
     elif action == "jumping":
         up = max(0.0, s_)
-        lift = 0.28 * hf * up
+        lift = JUMP_LIFT * hf * up
         crouch = 0.9 * max(0.0, -s_)
         leg = {k: (0.12 + 0.35 * crouch + 0.2 * up, -0.15 * crouch + 0.2 * up) for k in (-1, 1)}
         arm = {k: (0.3 + 2.4 * up, 0.3 + 2.6 * up) for k in (-1, 1)}
@@ -448,13 +453,13 @@ def _draw_figure(d: ImageDraw.ImageDraw, p: dict, origin: np.ndarray, fig: Figur
             x, y = pt(v)
             d.ellipse([x - r, y - r, x + r, y + r], fill=colour)
 
-    lw, aw = 0.075 * hf * fig.width, 0.06 * hf * fig.width
+    lw, aw = 0.075 * hf * fig.width * LIMB_SCALE, 0.06 * hf * fig.width * LIMB_SCALE
     torso_colour = tuple(int(c * 0.7) for c in fig.torso) if p["back"] else fig.torso
     for k in (-1, 1):
         limb(p["hips"][k], p["knees"][k], fig.legs, lw)
         limb(p["knees"][k], p["feet"][k], fig.legs, lw)
     sh, hp = p["shoulders"], p["hips"]
-    pad = 0.045 * hf * fig.width
+    pad = 0.045 * hf * fig.width * LIMB_SCALE
     poly = [sh[-1], sh[1], hp[1], hp[-1]]
     d.polygon([pt(v) for v in poly], fill=torso_colour)
     limb(sh[-1], hp[-1], torso_colour, 2 * pad)
@@ -513,6 +518,7 @@ def render_clip(
     size: int = 64,
     style: str = "synthetic",
     action_hint: str | None = None,
+    unreliable: bool = False,
 ) -> np.ndarray:
     """Render a clip of the demo world described by `prompt`.
 
@@ -525,6 +531,8 @@ def render_clip(
             jitter, blur, noise).
         action_hint: class name used when the prompt names no known action (a stable hash of it
             picks the motion, so all clips of a class share one).
+        unreliable: render a failed generation instead: the scene and figure the prompt asks for, but the
+            motion of two other actions spliced (first half one, second half the other; the seed picks them).
 
     Returns:
         uint8 array (T, H, W, 3).
@@ -535,6 +543,11 @@ def render_clip(
         raise ValueError(f"need num_frames >= 1 and size >= 8, got num_frames={num_frames}, size={size}")
     rng = np.random.default_rng([seed & 0xFFFFFFFF, 0 if style == "synthetic" else 1])
     action = vocab.ACTIONS[action_for(prompt, action_hint)].name
+    motions = [action]
+    if unreliable:  # a failed generation: two other actions spliced (own RNG: the rest of the clip is unchanged)
+        others = [a.name for a in vocab.ACTIONS if a.name != action]
+        picked = np.random.default_rng([seed & 0xFFFFFFFF, 2]).choice(len(others), 2, replace=False)
+        motions = [others[i] for i in picked]
     scene, _ = parse_scene(prompt)
     fig = parse_figure(prompt)
     real = style == "real"
@@ -565,7 +578,7 @@ def render_clip(
     frames = np.empty((num_frames, canvas, canvas, 3), dtype=np.uint8)
     for i in range(num_frames):
         t = i / num_frames
-        p = _pose(action, t, m, fig, hf)
+        p = _pose(motions[i * len(motions) // num_frames], t, m, fig, hf)
         feet_y = max(p["feet"][-1][1], p["feet"][1][1])
         x = (m.x0 + p["dx"]) * size * SS + margin * SS
         origin = np.array([x, ground - feet_y - p["lift"]])
@@ -579,12 +592,12 @@ def render_clip(
     # "Real" camera: jitter (random walk crop), lighting (gain, tint, gradient, flicker), blur, noise.
     offs = np.clip(np.cumsum(rng.integers(-1, 2, (num_frames, 2)), axis=0) + margin, 0, 2 * margin)
     x = np.stack([frames[i, oy:oy + size, ox:ox + size] for i, (oy, ox) in enumerate(offs)]).astype(np.float32)
-    gain = rng.uniform(0.6, 1.3) * rng.uniform(0.85, 1.15, 3)
+    gain = rng.uniform(*REAL_GAIN) * rng.uniform(0.85, 1.15, 3)
     ramp_dir = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:size, 0:size] / size - 0.5
     ramp = 1 + rng.uniform(0.1, 0.45) * (math.cos(ramp_dir) * xx + math.sin(ramp_dir) * yy)
     flicker = rng.normal(1.0, 0.03, (num_frames, 1, 1, 1))
     x = x * gain * ramp[None, :, :, None] * flicker
-    x = _blur(x, rng.uniform(0.12, 0.3))
-    x = x + rng.normal(0, rng.uniform(3, 9), x.shape)
+    x = _blur(x, rng.uniform(*REAL_BLUR))
+    x = x + rng.normal(0, rng.uniform(*REAL_NOISE), x.shape)
     return x.clip(0, 255).astype(np.uint8)

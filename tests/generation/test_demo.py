@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from datamodules.manifest import read_manifest
@@ -132,3 +133,35 @@ def test_a_build_of_the_older_list_layout_is_completed_in_place(tmp_path):
     assert done["counts"]["real_rendered"] == 0  # no clip rendered again
     assert (out / "real/splits/val3.txt").is_file() and (out / "labels_zs2.csv").is_file()
     assert len((out / "real/splits/val3.txt").read_text().splitlines()) == PRESETS["smoke"].real_val_per_class * 8
+
+
+def test_unreliable_rows_are_a_stable_fraction():
+    from generation.demo import is_unreliable
+
+    ids = [f"waving-ie-{i:04d}" for i in range(2000)]
+    flags = [is_unreliable(i, 0.4) for i in ids]
+    assert 0.36 < sum(flags) / len(flags) < 0.44
+    assert flags == [is_unreliable(i, 0.4) for i in ids]
+    assert not any(is_unreliable(i, 0.0) for i in ids) and all(is_unreliable(i, 1.0) for i in ids)
+
+
+def test_unreliable_set_and_web_split(tmp_path, monkeypatch):
+    """The failed rows of the unreliable IE set differ from the clean IE clips; the others are the same clips."""
+    from generation.demo import DemoPreset, UNRELIABLE, is_unreliable
+
+    monkeypatch.setitem(PRESETS, "tiny", DemoPreset(synthetic_per_class=3, real_train_per_class=16, real_val_per_class=1,
+                                                    num_frames=4, size=32, unreliable_rate=0.5, web_per_class=2))
+    out = tmp_path / "tiny"
+    done = build_demo(out, "tiny", progress=False)
+    folder = out / "synthetic" / UNRELIABLE
+    rows = read_manifest(folder / "manifest.jsonl")
+    failed = set(json.loads((folder / "unreliable.json").read_text())["rows"])
+    assert failed == {r.row_id for r in rows if is_unreliable(r.row_id, 0.5)} and 0 < len(failed) < len(rows)
+    assert done["counts"]["unreliable_rows"] == len(failed)
+    clean = {r.row_id: r for r in read_manifest(out / "synthetic" / "ie" / "manifest.jsonl")}
+    for r in rows:
+        diff = np.abs(read_video(folder / r.video).astype(int) - read_video(out / "synthetic" / "ie" / r.video)).mean()
+        assert (diff > 1.0) == (r.row_id in failed), (r.row_id, diff)
+        assert r.prompt == clean[r.row_id].prompt
+    web = [line.split() for line in (out / "web" / "list.txt").read_text().splitlines()]
+    assert len(web) == 2 * len(vocab.ACTIONS) and all((out / "web" / "videos" / f).is_file() for f, _ in web)

@@ -122,3 +122,17 @@ def test_fast():
         render_clip(p, i)
     per_clip = (time.perf_counter() - start) / len(prompts)
     assert per_clip < 0.1, per_clip
+
+
+def test_unreliable_clip_shows_other_motions_on_the_same_scene():
+    """A failed generation: same scene and look, but the motion is spliced from two other actions."""
+    for a in vocab.ACTIONS:
+        prompt = f"A person is {a.ing} on a sunny beach."
+        good, bad = render_clip(prompt, 4), render_clip(prompt, 4, unreliable=True)
+        np.testing.assert_array_equal(bad, render_clip(prompt, 4, unreliable=True))  # deterministic
+        corner = (slice(None), slice(0, 6), slice(0, 6))
+        np.testing.assert_array_equal(good[corner], bad[corner])  # background untouched
+        assert np.abs(good.astype(int) - bad).mean() > 0.5, a.name  # the figure moves differently
+    # The halves differ in motion: a clip of one action has similar halves, a spliced one usually not.
+    halves = [_figure_stats(render_clip(f"A person is {a.ing}.", s, unreliable=True)) for a in vocab.ACTIONS for s in (1, 2)]
+    assert sum(np.abs(b[:8].mean(0) - b[8:].mean(0)).max() > 2 for b in halves) >= len(halves) // 2
