@@ -153,6 +153,18 @@ class MemoryDataset(torch.utils.data.Dataset):
     def clips(self) -> list[Clip]:
         return self.base.clips
 
+    @clips.setter
+    def clips(self, clips: list[Clip]) -> None:  # test_on_error=exclude drops undecodable clips
+        self.base.clips = clips
+
+    @property
+    def num_frames(self) -> int:  # read by the evaluation lists' decode check (datamodules.datasets.scan_clips)
+        return self.base.num_frames
+
+    @property
+    def num_views(self) -> int:
+        return self.base.num_views
+
     def __getitem__(self, index: int) -> dict:
         clip: Clip = self.base.clips[index]
         key = (clip.path, self.base.num_frames, self.base.transform.size)

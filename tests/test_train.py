@@ -381,10 +381,10 @@ def test_tc_clip_and_xclip_train_through_a_task(net, smoke_data, tmp_path):
     assert 0.0 <= top1 <= 1.0
 
 
-def test_a_run_without_synthetic_training_is_reported_as_none(smoke_data, tmp_path, capsys):
+def test_a_run_without_synthetic_training_is_reported_as_none(smoke_data, task_run, tmp_path, capsys):
     """`--task.synthetic false` (the baseline: the reference recipe without synthetic data) runs no synthetic
     phase: results.json records no synthetic set and the plain method name, so `tasks report` keeps it apart
-    from the runs pre-trained on the manifest."""
+    from the run pre-trained on the manifest: a "TC-CLIP" row and a "TC-CLIP+Ours" row, as the paper's tables."""
     from tasks.__main__ import main as tasks_main
 
     main(smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path / "none", "--task.synthetic", "false"))
@@ -393,8 +393,10 @@ def test_a_run_without_synthetic_training_is_reported_as_none(smoke_data, tmp_pa
     assert (results["method"], results["variant"]) == ("TC-CLIP", "baseline")
     assert not (tmp_path / "none/few_shot_k2/pretrain").exists()
     capsys.readouterr()
-    tasks_main(["report", str(tmp_path / "none/few_shot_k2")])
-    assert "| few_shot | none | 1 |" in capsys.readouterr().out
+    tasks_main(["report", str(tmp_path / "none/few_shot_k2"), str(task_run("few_shot_k2"))])
+    rows = [line for line in capsys.readouterr().out.splitlines() if "few_shot_k2" in line]
+    assert len(rows) == 2 and rows[0].startswith("| TC-CLIP |") and "| none | 1 |" in rows[0]
+    assert rows[1].startswith("| TC-CLIP+Ours |") and "synthetic/ie/manifest.jsonl | 1 |" in rows[1]
 
 
 # ---------------------------------------------------------------------------------------------- issue 15
