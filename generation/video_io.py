@@ -46,7 +46,10 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 8) -> None:
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.thread_count = 1  # tiny frames: threads cost more than they save
             if codec == "libx264":
-                stream.options = {"crf": "12", "preset": "fast"}
+                # tune=zerolatency (no lookahead / mb-tree / B-frames) makes the bytes a function of the frames:
+                # without it this machine's libx264 gave 20 different decodes for 30 encodes of one clip, and
+                # `make demo` numbers moved with every data build.
+                stream.options = {"crf": "12", "preset": "fast", "tune": "zerolatency"}
             else:
                 stream.bit_rate = max(400_000, w * h * 60)
             for frame in frames:
