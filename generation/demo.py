@@ -19,9 +19,9 @@ Layout under `out`:
     web/videos/*.mp4, web/list.txt              the scorer's labelled "web" split (`web_per_class` > 0)
     DONE.json                                   preset parameters; written last
 
-The unreliable set stands in for a video generator's failures: a failed row's clip shows two *other*
-actions spliced (first half one, second half the other) instead of its label, so its label is wrong and its
-motion ambiguous; every other row is the very clip of the clean IE set (same prompt, same seed). Which rows
+The unreliable set stands in for a video generator's failures: a failed row's clip shows incoherent motion
+(every frame a pose of some *other* action at a random phase) instead of its label, so its label is wrong and
+its motion no action at all; every other row is the very clip of the clean IE set (same prompt, same seed). Which rows
 fail is a stable hash of the row id (`is_unreliable`). The web split is what the demo's stand-in for CLIP
 is trained on: correctly labelled clips of every environment and character (the real split's extras
 included), half in the synthetic style and half in the real style, own seeds.
@@ -87,7 +87,7 @@ class DemoPreset:
 PRESETS: dict[str, DemoPreset] = {
     "smoke": DemoPreset(synthetic_per_class=4, real_train_per_class=16, real_val_per_class=2, num_frames=8, size=32),
     "demo": DemoPreset(synthetic_per_class=64, real_train_per_class=16, real_val_per_class=20, num_frames=16, size=64,
-                       unreliable_rate=0.4, web_per_class=32),
+                       unreliable_rate=0.4, web_per_class=96),
     # The reduced demo of tests/generation/test_demo.py (IE > Basic in under a minute).
     "mini": DemoPreset(synthetic_per_class=32, real_train_per_class=4, real_val_per_class=12, num_frames=16, size=64),
 }

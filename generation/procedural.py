@@ -531,8 +531,8 @@ def render_clip(
             jitter, blur, noise).
         action_hint: class name used when the prompt names no known action (a stable hash of it
             picks the motion, so all clips of a class share one).
-        unreliable: render a failed generation instead: the scene and figure the prompt asks for, but the
-            motion of two other actions spliced (first half one, second half the other; the seed picks them).
+        unreliable: render a failed generation instead: the scene and figure the prompt asks for, but
+            incoherent motion: every frame a pose of another action at a random phase (the seed picks them).
 
     Returns:
         uint8 array (T, H, W, 3).
@@ -544,10 +544,12 @@ def render_clip(
     rng = np.random.default_rng([seed & 0xFFFFFFFF, 0 if style == "synthetic" else 1])
     action = vocab.ACTIONS[action_for(prompt, action_hint)].name
     motions = [action]
-    if unreliable:  # a failed generation: two other actions spliced (own RNG: the rest of the clip is unchanged)
+    garbled = None
+    if unreliable:  # a failed generation: incoherent motion, each frame a random pose of another action (own RNG)
         others = [a.name for a in vocab.ACTIONS if a.name != action]
-        picked = np.random.default_rng([seed & 0xFFFFFFFF, 2]).choice(len(others), 2, replace=False)
-        motions = [others[i] for i in picked]
+        g = np.random.default_rng([seed & 0xFFFFFFFF, 2])
+        motions = [others[i] for i in g.integers(len(others), size=num_frames)]
+        garbled = g.uniform(0, 1, num_frames)
     scene, _ = parse_scene(prompt)
     fig = parse_figure(prompt)
     real = style == "real"
@@ -578,7 +580,7 @@ def render_clip(
     frames = np.empty((num_frames, canvas, canvas, 3), dtype=np.uint8)
     for i in range(num_frames):
         t = i / num_frames
-        p = _pose(motions[i * len(motions) // num_frames], t, m, fig, hf)
+        p = _pose(motions[i * len(motions) // num_frames], t if garbled is None else garbled[i], m, fig, hf)
         feet_y = max(p["feet"][-1][1], p["feet"][1][1])
         x = (m.x0 + p["dx"]) * size * SS + margin * SS
         origin = np.array([x, ground - feet_y - p["lift"]])

@@ -125,7 +125,7 @@ def test_fast():
 
 
 def test_unreliable_clip_shows_other_motions_on_the_same_scene():
-    """A failed generation: same scene and look, but the motion is spliced from two other actions."""
+    """A failed generation: same scene and look, but incoherent motion (each frame a pose of another action)."""
     for a in vocab.ACTIONS:
         prompt = f"A person is {a.ing} on a sunny beach."
         good, bad = render_clip(prompt, 4), render_clip(prompt, 4, unreliable=True)
@@ -133,6 +133,10 @@ def test_unreliable_clip_shows_other_motions_on_the_same_scene():
         corner = (slice(None), slice(0, 6), slice(0, 6))
         np.testing.assert_array_equal(good[corner], bad[corner])  # background untouched
         assert np.abs(good.astype(int) - bad).mean() > 0.5, a.name  # the figure moves differently
-    # The halves differ in motion: a clip of one action has similar halves, a spliced one usually not.
-    halves = [_figure_stats(render_clip(f"A person is {a.ing}.", s, unreliable=True)) for a in vocab.ACTIONS for s in (1, 2)]
-    assert sum(np.abs(b[:8].mean(0) - b[8:].mean(0)).max() > 2 for b in halves) >= len(halves) // 2
+    # Incoherent: the figure jumps between poses, so consecutive frames differ more than in a real action.
+    def jerk(clip):
+        return float(np.abs(np.diff(_figure_stats(clip), axis=0)).mean())
+
+    for a in vocab.ACTIONS:
+        prompt = f"A person is {a.ing}."
+        assert jerk(render_clip(prompt, 1, unreliable=True)) > jerk(render_clip(prompt, 1)), a.name
