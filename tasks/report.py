@@ -74,6 +74,9 @@ class Results:
     # The trained net's class path (e.g. `lightning_modules.models.BIKE`): the runner fills it; records
     # without it are read from the `config.yaml` Lightning saved beside them (`model_from_config`).
     model: str = ""
+    # Who wrote the synthetic set's prompts (`datamodules.manifest.prompt_provenance`): `template` (the offline
+    # writer), `openai:<model>`, `mixed` or `unknown`; None without a synthetic set. Tables mark template rows.
+    prompts: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1) + "\n"
@@ -144,11 +147,16 @@ def model_label(r: Results) -> str:
 
 
 def synthetic_set(r: Results) -> str:
-    """The prompt set a synthetic manifest belongs to (its folder, e.g. `ie`), or `none`."""
+    """The prompt set a synthetic manifest belongs to (its folder, e.g. `ie`), or `none`; marked
+    `(template prompts)` when the offline template wrote them (never the paper's LLM prompts)."""
     if not r.synthetic_manifest:
         return "none"
-    parent = Path(r.synthetic_manifest).parent.name
-    return parent or Path(r.synthetic_manifest).stem
+    parent = Path(r.synthetic_manifest).parent.name or Path(r.synthetic_manifest).stem
+    return parent + template_mark(r)
+
+
+def template_mark(r: Results) -> str:
+    return " (template prompts)" if r.prompts == "template" else ""
 
 
 def protocol_table(protocol: str, records: list[Results]) -> str:
@@ -156,8 +164,8 @@ def protocol_table(protocol: str, records: list[Results]) -> str:
     rows: dict[tuple, list[Results]] = defaultdict(list)
     for r in records:
         variant = re.sub(r"_k\d+", "", r.task) if protocol == "few_shot" else r.task
-        rows[(model_label(r), r.label_file or r.dataset, variant, r.synthetic_manifest or "none",
-              r.synthetic_classes)].append(r)
+        synthetic = (r.synthetic_manifest + template_mark(r)) if r.synthetic_manifest else "none"
+        rows[(model_label(r), r.label_file or r.dataset, variant, synthetic, r.synthetic_classes)].append(r)
     if protocol == "few_shot":
         shots = sorted({r.shots for r in records if r.shots is not None})
         columns = [(f"K={k}", "test/top1", k) for k in shots]

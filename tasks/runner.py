@@ -48,7 +48,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from datamodules.manifest import write_text_atomic
+from datamodules.manifest import prompt_provenance, write_text_atomic
 from datamodules.skips import SkipLogger, record_excluded, with_data_section  # data accounting (issue 16)
 from tasks.metrics import class_mean, per_class_accuracy
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
@@ -637,6 +637,7 @@ class TaskRunner:
             label_file=str(datamodule.label_file),
             test_list=plan[0].tests[0].test_list,
             synthetic_manifest=manifest,
+            prompts=_prompt_source(manifest),
             synthetic_classes=self.config.synthetic_classes,
             init_weights=None if self.config.from_clip else self.config.init_weights,
             config_hash=self.config_hash(),
@@ -655,6 +656,13 @@ class TaskRunner:
             print(f"\n{self.spec.name} ({variant['method']}): {self.spec.description}\n{table}")
             print(f"results: {self.run_dir / 'results.json'}\nTensorBoard: tensorboard --logdir {self.config.root}")
         return results
+
+
+def _prompt_source(manifest: str | None) -> str | None:
+    """Who wrote the prompts of the synthetic set a run trained on (None: no set, or it is gone)."""
+    if manifest is None or not Path(manifest).is_file():
+        return None
+    return prompt_provenance(manifest)["prompts"]
 
 
 def _plain(value):

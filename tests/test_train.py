@@ -144,6 +144,7 @@ def test_every_task_runs_through_the_smoke_config(name, smoke_data, task_run):
     planned = [(split.name, t) for split in spec.plan() for t in split.tests]
     assert results["task"] == spec.name and len(results["tests"]) == len(planned)
     assert len(results["config_hash"]) == 12 and results["synthetic_classes"] == "protocol"
+    assert results["prompts"] == "template"  # the smoke world's prompts come from the offline template writer
     for test, (split_name, planned_test) in zip(results["tests"], planned):
         assert (test["test_list"], test["group"]) == (planned_test.test_list, planned_test.group)
         label_file = smoke_data / (SMOKE_LABEL_SETS[planned_test.labels] if planned_test.labels else "labels.csv")

@@ -129,3 +129,17 @@ def test_report_merges_two_runs_of_a_variant_and_keeps_prompt_sets_apart(tmp_pat
     assert main([str(tmp_path / "missing")]) == 2
     assert "no such run folder" in capsys.readouterr().err
     assert main([str(tmp_path / "a" / "few_shot_k4" / "nothing_here")]) == 2
+
+
+def test_template_prompt_runs_are_marked_and_never_merged_with_llm_prompt_runs():
+    """A Table 6 row built from the offline template's prompts can never pass as one from the paper's LLM."""
+    tests = [result(f"val{i}", "test", 0.5) for i in (1, 2, 3)]
+    llm = record("zero_shot_hmdb51_prompts_basic", "zero_shot", tests, manifest="basic/manifest.jsonl")
+    llm.prompts = "openai:gpt-4o"
+    template = record("zero_shot_hmdb51_prompts_basic", "zero_shot", tests, manifest="basic/manifest.jsonl")
+    template.prompts = "template"
+    table = table1([llm, template])
+    rows = [line for line in table.splitlines() if line.startswith("| TC-CLIP+Ours")]
+    assert len(rows) == 2 and sum("basic (template prompts)" in row for row in rows) == 1
+    detail = protocol_table("zero_shot", [llm, template]).splitlines()[2:]
+    assert len(detail) == 2 and sum("(template prompts)" in row for row in detail) == 1
