@@ -43,6 +43,7 @@ import lightning as L
 import numpy as np
 import torch
 import yaml
+from sklearn.metrics import roc_auc_score
 
 from datamodules.action import ActionDataModule
 from datamodules.annotations import read_labels
@@ -302,13 +303,11 @@ def run_seed(cfg: DemoConfig, seed: int, log=print) -> dict[str, float]:
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve of `scores` separating `positive` (bool) from the rest (ties count 1/2)."""
-    pos, neg = scores[positive], scores[~positive]
-    if not len(pos) or not len(neg):
+    """Area under the ROC curve of `scores` separating `positive` (bool) from the rest (sklearn; NaN when
+    one side is empty)."""
+    if positive.all() or not positive.any():
         return float("nan")
-    greater = (pos[:, None] > neg[None, :]).mean()
-    ties = (pos[:, None] == neg[None, :]).mean()
-    return float(greater + 0.5 * ties)
+    return float(roc_auc_score(positive, scores))
 
 
 def score_unreliable(cfg: DemoConfig, log=print) -> dict:
