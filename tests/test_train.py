@@ -17,11 +17,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from datamodules.annotations import read_labels
 from datamodules.manifest import read_manifest
-from generation.demo import build_demo
 from lightning_modules.losses import LossConfig
 from lightning_modules.models import TCCLIP, ViFiCLIP
 from lightning_modules.video_clip import VideoCLIPModule
-from generation.score import score_manifest
 from tasks import get_task, list_tasks
 from tasks.report import main as report
 from train import main
@@ -39,20 +37,6 @@ def task_param(name: str):
     return pytest.param(name, marks=[] if name in FAST_TASKS else [pytest.mark.slow])
 SMOKE_LABEL_SETS = {"base": "labels_base.csv", "novel": "labels_novel.csv", "zs1": "labels_zs1.csv",
                     "zs2": "labels_zs2.csv", "zs3": "labels_zs3.csv"}  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def smoke_data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("smoke")
-    build_demo(out, preset="smoke")
-    # The ul/uw/uf tasks need CLIP uncertainty: score the synthetic set with the tiny random CLIP.
-    score_manifest(out / "synthetic/ie/manifest.jsonl", out / "labels.csv", arch="synthact-tiny", pretrained=None,
-                   num_frames=4, progress=False)  # fmt: skip
-    # supervised_k400 on the smoke world: its train / val lists stand in for K400's.
-    (out / "real/splits/k400").mkdir()
-    shutil.copy(out / "real/splits/train1_few_shot_4.txt", out / "real/splits/k400/train.txt")
-    shutil.copy(out / "real/splits/val1.txt", out / "real/splits/k400/val.txt")
-    return out
 
 
 def smoke_args(task_yaml: Path, data: Path, root: Path, *extra: str) -> list[str]:

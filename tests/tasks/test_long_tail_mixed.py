@@ -13,8 +13,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from datamodules.annotations import read_labels, read_video_list
 from datamodules.manifest import read_manifest
-from generation.demo import build_demo
-from generation.score import score_manifest
 from tasks import get_task
 from tasks.__main__ import main as tasks_main
 from train import main
@@ -22,16 +20,6 @@ from train import main
 ROOT = Path(__file__).resolve().parents[2]
 BATCH = 4  # configs/smoke.yaml
 TRAIN_LISTS = {"hmdb51": "train_lt.txt", "ucf101": "ucf101_lt/real/train.csv"}  # under the smoke split_dir
-
-
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("smoke")
-    build_demo(out, preset="smoke", progress=False)
-    # generated clips train with UL (the module's synthetic loss), which needs their CLIP uncertainty
-    score_manifest(out / "synthetic/ie/manifest.jsonl", out / "labels.csv", arch="synthact-tiny", pretrained=None,
-                   num_frames=4, progress=False)  # fmt: skip
-    return out
 
 
 def smoke_args(task: str, data: Path, root: Path) -> list[str]:

@@ -6,8 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from generation.demo import build_demo
-from generation.score import score_manifest
 from lightning_modules.models import BIKE
 from lightning_modules.video_clip import VideoCLIPModule
 from tasks.report import main as report
@@ -16,17 +14,7 @@ from train import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("smoke_bike")
-    build_demo(out, preset="smoke")
-    # Synthetic clips train with UL by default, which needs CLIP uncertainty: score with the tiny random CLIP.
-    score_manifest(out / "synthetic/ie/manifest.jsonl", out / "labels.csv", arch="synthact-tiny", pretrained=None,
-                   num_frames=4, progress=False)  # fmt: skip
-    return out
-
-
-def test_bike_tiny_trains_through_zero_shot_from_given_start_weights(smoke, tmp_path, capsys):
+def test_bike_tiny_trains_through_zero_shot_from_given_start_weights(smoke_data, tmp_path, capsys):
     """The synthetic phase starts from the given weights (a stand-in for a K400-trained BIKE) and changes
     CLIP's image tower, the temporal module and the attribute head, not the frozen text tower; the three val
     lists are tested and the report shows a BIKE+Ours row."""
@@ -37,9 +25,9 @@ def test_bike_tiny_trains_through_zero_shot_from_given_start_weights(smoke, tmp_
     main([
         "fit", "--config", str(ROOT / "tasks/zero_shot_ucf101.yaml"), "--config", str(ROOT / "configs/smoke.yaml"),
         "--model", str(ROOT / "configs/models/bike_tiny.yaml"),
-        "--data.label_file", str(smoke / "labels.csv"), "--data.video_root", str(smoke / "real/videos"),
-        "--data.split_dir", str(smoke / "real/splits"),
-        "--data.synthetic_manifest", str(smoke / "synthetic/ie/manifest.jsonl"), "--data.labels_dir", str(smoke),
+        "--data.label_file", str(smoke_data / "labels.csv"), "--data.video_root", str(smoke_data / "real/videos"),
+        "--data.split_dir", str(smoke_data / "real/splits"),
+        "--data.synthetic_manifest", str(smoke_data / "synthetic/ie/manifest.jsonl"), "--data.labels_dir", str(smoke_data),
         "--task.root", str(tmp_path / "runs"), "--task.init_weights", str(tmp_path / "start.pt"),
     ])  # fmt: skip
     run = tmp_path / "runs/zero_shot_ucf101"
