@@ -110,7 +110,29 @@ def collate_test(items: list[dict]) -> dict:
     }
 
 
-class AnomalyDataModule(L.LightningDataModule):
+class UCFCrimeLists:
+    """Phase switching and list paths, shared by the UCF-Crime datamodules (frozen features and videos)."""
+
+    split_dir: str | None
+    train_list: str | None
+    datasets: dict
+
+    def set_phase(self, train_source: Source, train_list: str | None = None) -> None:
+        """Select the training bags of the next `fit` (called by the task runner between phases)."""
+        self.train_source = train_source
+        if train_list is not None:
+            self.train_list = train_list
+        self.datasets.pop("train", None)
+
+    def _list_path(self, name: str | None, option: str) -> Path:
+        if name is None:
+            raise ValueError(f"`--data.{option}` is not set; name the UCF-Crime list to use")
+        if self.split_dir is None:
+            raise ValueError(f"`--data.split_dir` is not set; it must hold the list {name!r} ({option})")
+        return Path(self.split_dir) / name
+
+
+class AnomalyDataModule(UCFCrimeLists, L.LightningDataModule):
     """Cached feature bags of UCF-Crime (real) and generated anomaly/normal clips (synthetic).
 
     Args:
@@ -180,21 +202,7 @@ class AnomalyDataModule(L.LightningDataModule):
         """The annotation file whose intervals label the test frames (recorded in results.json)."""
         return str(self._list_path(self.test_list, "test_list")) if self.test_list else "none"
 
-    def set_phase(self, train_source: Source, train_list: str | None = None) -> None:
-        """Select the training bags of the next `fit` (called by the task runner between phases)."""
-        self.train_source = train_source
-        if train_list is not None:
-            self.train_list = train_list
-        self.datasets.pop("train", None)
-
     # -------------------------------------------------------------------------------------- reading
-
-    def _list_path(self, name: str | None, option: str) -> Path:
-        if name is None:
-            raise ValueError(f"`--data.{option}` is not set; name the UCF-Crime list to use")
-        if self.split_dir is None:
-            raise ValueError(f"`--data.split_dir` is not set; it must hold the list {name!r} ({option})")
-        return Path(self.split_dir) / name
 
     def _read_real(self, name: str | None, option: str) -> list[CrimeVideo]:
         path = self._list_path(name, option)

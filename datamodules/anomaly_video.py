@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.anomaly import Source, UCFCrimeLists
 from datamodules.anomaly_eval import PROTOCOLS, evaluate_protocols, video_name
 from datamodules.annotations import AnnotationError, read_list
 from datamodules.manifest import read_manifest
@@ -37,7 +38,6 @@ from datamodules.video import decode_frames, video_info
 
 log = logging.getLogger(__name__)
 
-Source = Literal["real", "synthetic"]
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # UMIL img_norm_cfg / 255
 
 
@@ -119,7 +119,7 @@ class SegmentDataset(Dataset):
         return {"video": self.transform(torch.from_numpy(frames)), "name": name, "instance": instance}
 
 
-class AnomalyVideoDataModule(L.LightningDataModule):
+class AnomalyVideoDataModule(UCFCrimeLists, L.LightningDataModule):
     """UCF-Crime (real) and generated anomaly/normal clips (synthetic) as bags of instances.
 
     Args:
@@ -190,21 +190,7 @@ class AnomalyVideoDataModule(L.LightningDataModule):
         """The default protocol's annotation (recorded in results.json)."""
         return str(self._list_path(self.protocols[self.default_protocol], "protocols"))
 
-    def set_phase(self, train_source: Source, train_list: str | None = None) -> None:
-        """Select the training bags of the next `fit` (called by the task runner between phases)."""
-        self.train_source = train_source
-        if train_list is not None:
-            self.train_list = train_list
-        self.datasets.pop("train", None)
-
     # -------------------------------------------------------------------------------------- reading
-
-    def _list_path(self, name: str | None, option: str) -> Path:
-        if name is None:
-            raise ValueError(f"`--data.{option}` is not set; name the UCF-Crime list to use")
-        if self.split_dir is None:
-            raise ValueError(f"`--data.split_dir` is not set; it must hold the list {name!r} ({option})")
-        return Path(self.split_dir) / name
 
     def _real(self, name: str | None, option: str) -> list[tuple[Path, int | None, bool]]:
         path = self._list_path(name, option)
