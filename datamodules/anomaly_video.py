@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Literal
 
 import lightning as L
 import numpy as np
