@@ -195,6 +195,11 @@ class VideoDataset(Dataset):
     `seed_everything(workers=True)` derives it from the seed): offsets differ across workers and epochs
     and are reproducible from the seed.
 
+    A process checks each file once (`read_clip`'s verify: decoded to its end, frame count against the
+    container's claim) and remembers it while the file is unchanged; the persistent DataLoader workers then
+    decode only up to a clip's last sampled frame in later epochs. Frames are decoded at their own size unless
+    their short side is over 1.5x the transform's, so the transform does the one resize.
+
     Args:
         clips: the clips to serve.
         num_frames: frames sampled per clip (TSN: one per equal segment).
@@ -237,6 +242,7 @@ class VideoDataset(Dataset):
             rng=rng,
             num_views=self.num_views,
             short_side=self.transform.short_side,
+            exact_size=False,  # the transform does the one resize; decoding only shrinks big frames
         )  # (V, T, H, W, 3) uint8
         views = torch.stack([self.transform(torch.from_numpy(v)) for v in frames])  # (V, T, C, H, W)
         return {

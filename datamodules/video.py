@@ -16,11 +16,18 @@ checks (`iter_frames`, `read_video`), `validate` and `generation status` (`probe
 - decoding verifies what it got: after the wanted frames it decodes on to the end of the stream (for
   indexed containers it seeks to the last keyframe first, so this costs about one GOP) and raises when
   fewer frames decode than the container claims, beyond `frame_tolerance` (truncated, bit-flipped or
-  zeroed files), or when the decoder stops on an error anywhere on that path.
+  zeroed files), or when the decoder stops on an error anywhere on that path. A file that passed this check
+  is remembered by the process (path, size and modification time): later reads of the unchanged file stop at
+  their last wanted frame, so a DataLoader worker checks each file once, not once per epoch.
+
+Frames are converted to RGB on the calling thread (`to_ndarray(threads=1)`): PyAV >= 17 otherwise starts a
+swscale thread pool per frame, which cost ~1.5 ms a frame, more than decoding it. `exact_size=False` skips the
+decode-time resize unless it shrinks a frame a lot, for callers that resize again (`VideoTransform`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -64,6 +71,13 @@ CONTAINERS: dict[str, frozenset[str]] = {
     ".wmv": frozenset({"asf"}),
     ".gif": frozenset({"gif"}),
 }
+# `exact_size=False`: resize at decode time only when the frame's short side is over this many times the wanted
+# one (a big shrink, done with area averaging); smaller frames come back at their own size.
+SHRINK_RATIO = 1.5
+# RGB conversion on the calling thread: PyAV >= 17 (swscale's frame API) defaults to a thread pool per frame.
+_CONVERT_ARGS: dict = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+# Files whose full decode check passed in this process: `_file_key` -> the frame count their container claims.
+_VERIFIED: dict[tuple[str, int, int], int] = {}
 _EXTENSION_OF = {"avi": ".avi", "mov,mp4,m4a,3gp,3g2,mj2": ".mp4", "matroska,webm": ".mkv", "mpeg": ".mpg",
                  "mpegts": ".ts", "flv": ".flv", "asf": ".wmv", "gif": ".gif", "m4v": ".m4v", "h264": ".h264"}
 
@@ -254,6 +268,34 @@ def probe(path: str | Path, expected_frames: int | None = None) -> VideoInfo:
 # --------------------------------------------------------------------------------------- decoding
 
 
+def _file_key(path: Path) -> tuple[str, int, int] | None:
+    """What identifies a file's bytes without reading them: absolute path, size, modification time (ns);
+    None when it cannot be read (the reader then raises its own error)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return os.path.abspath(path), stat.st_size, stat.st_mtime_ns
+
+
+def _rgb(frame: av.VideoFrame, size: tuple[int, int], interpolation: str | None = None) -> np.ndarray:
+    """`frame` as (H, W, 3) uint8 RGB at `size` (width, height), converted on this thread."""
+    return frame.to_ndarray(
+        format="rgb24", width=size[0], height=size[1], interpolation=interpolation, **_CONVERT_ARGS
+    )
+
+
+def _output_size(
+    width: int, height: int, short_side: int | None, exact_size: bool
+) -> tuple[tuple[int, int], str | None]:
+    """(width, height) to convert a width x height frame to, and the swscale interpolation (None: default)."""
+    if exact_size or short_side is None:
+        return _resized(width, height, short_side), None
+    if min(width, height) > SHRINK_RATIO * short_side:
+        return _resized(width, height, short_side), "AREA"
+    return (width, height), None
+
+
 def _resized(width: int, height: int, short_side: int | None) -> tuple[int, int]:
     """(width, height) scaled so the shorter side is `short_side`, keeping the aspect ratio."""
     if short_side is None:
@@ -341,14 +383,22 @@ class _KeyframeIndex:
 
 
 def _decode_video(
-    path: Path, wanted: list[int], short_side: int | None, thread_type: str, verify: bool = True
+    path: Path,
+    wanted: list[int],
+    short_side: int | None,
+    thread_type: str,
+    verify: bool = True,
+    exact_size: bool = True,
 ) -> list[np.ndarray]:
     """RGB frames for the sorted, unique indices `wanted`, each (H, W, 3) uint8.
 
     With `verify`, decoding goes on past the last wanted frame to the end of the stream (indexed
     containers seek to the last keyframe first), and a stream that ends more than `frame_tolerance`
-    frames short of what the container claims raises `VideoDecodeError`.
+    frames short of what the container claims raises `VideoDecodeError`. A file that passed is recorded in
+    `_VERIFIED`, and `verify` is skipped for it while its path, size and modification time stay the same.
     """
+    key = _file_key(path) if verify else None
+    verify = verify and (key is None or key not in _VERIFIED)
     container = _open(path)
     pos = -1  # index of the frame last decoded
     try:
@@ -364,6 +414,7 @@ def _decode_video(
         frames = _frames_from(container, stream, clock, None)
         frame, exhausted = None, False  # frame last decoded
         size: tuple[int, int] | None = None  # output (width, height), fixed by the first frame
+        interpolation: str | None = None
         rgb, rgb_of = None, None  # last conversion, reused when several indices clamp to one frame
         for target in wanted:
             if not exhausted and pos < target:
@@ -378,8 +429,9 @@ def _decode_video(
                 claim = claimed or _claimed_frames(path, stream)
                 raise _decode_error(path, f"no decodable video frames (0 of the {claim} its container claims)")
             if frame is not rgb_of:
-                size = size or _resized(frame.width, frame.height, short_side)
-                rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])  # (H, W, 3)
+                if size is None:
+                    size, interpolation = _output_size(frame.width, frame.height, short_side, exact_size)
+                rgb = _rgb(frame, size, interpolation)  # (H, W, 3)
                 rgb_of = frame
             out.append(rgb)
         if verify:
@@ -389,6 +441,8 @@ def _decode_video(
                 for pos, _ in frames:
                     pass
             _check_count(path, pos + 1, claimed)
+            if key is not None:
+                _VERIFIED[key] = claimed
         return out
     except _ERRORS as exc:
         raise _decode_error(path, f"decoding stopped at frame {pos + 1}: {type(exc).__name__}: {exc}") from exc
@@ -428,7 +482,7 @@ def iter_frames(path: str | Path, *, short_side: int | None = None, thread_type:
         size = None
         for frame in container.decode(stream):
             size = size or _resized(frame.width, frame.height, short_side)
-            yield frame.to_ndarray(format="rgb24", width=size[0], height=size[1])  # (H, W, 3)
+            yield _rgb(frame, size)  # (H, W, 3)
             got += 1
     except _ERRORS as exc:
         raise _decode_error(path, f"decoding stopped at frame {got}: {type(exc).__name__}: {exc}") from exc
@@ -444,7 +498,7 @@ def read_video(path: str | Path, *, short_side: int | None = None) -> np.ndarray
     return np.stack(list(iter_frames(path, short_side=short_side)))
 
 
-def _load_images(folder: Path, wanted: list[int], short_side: int | None) -> list[np.ndarray]:
+def _load_images(folder: Path, wanted: list[int], short_side: int | None, exact_size: bool) -> list[np.ndarray]:
     files = _frame_files(folder)
     out: list[np.ndarray] = []
     for index in wanted:
@@ -452,8 +506,9 @@ def _load_images(folder: Path, wanted: list[int], short_side: int | None) -> lis
         try:
             with Image.open(file) as im:
                 im = im.convert("RGB")
-                if short_side is not None:
-                    im = im.resize(_resized(*im.size, short_side), Image.BILINEAR)
+                size, _ = _output_size(*im.size, short_side, exact_size)
+                if size != im.size:
+                    im = im.resize(size, Image.BILINEAR)  # PIL's bilinear averages when it shrinks
                 out.append(np.asarray(im))  # (H, W, 3)
         except OSError as exc:
             raise _decode_error(file, f"{type(exc).__name__}: {exc}") from exc
@@ -467,6 +522,7 @@ def decode_frames(
     short_side: int | None = None,
     thread_type: str = "AUTO",
     verify: bool = True,
+    exact_size: bool = True,
 ) -> np.ndarray:
     """Decode the frames at `indices` (any order, duplicates allowed) of a video file or frame folder.
 
@@ -476,9 +532,14 @@ def decode_frames(
     Args:
         path: video file, or a folder of jpg/png frames sorted by name.
         indices: 0-based frame indices.
-        short_side: if given, each frame is resized so its shorter side has this length.
+        short_side: if given, each frame is resized so its shorter side has this length (see `exact_size`).
         thread_type: PyAV decoder threading, "AUTO" (frame + slice threads) or "NONE".
-        verify: also decode to the end of the stream and check the frame count (see `_decode_video`).
+        verify: also decode to the end of the stream and check the frame count (see `_decode_video`); once
+            per process for an unchanged file: later calls stop at the last wanted frame.
+        exact_size: if False, resize only frames whose short side is over `SHRINK_RATIO` (1.5) times
+            `short_side` (with area averaging); smaller frames keep their own size, e.g. 320x240 stays
+            320x240 for `short_side=256`. For callers that resize again (`VideoTransform` does one resize
+            from any input size), so a near-1x resize is not done twice.
 
     Returns:
         uint8 RGB array of shape (len(indices), H, W, 3), in the order of `indices`.
@@ -493,9 +554,9 @@ def decode_frames(
         raise ValueError(f"indices must be a non-empty list of frame numbers >= 0, got {indices}")
     wanted = sorted(set(indices))
     if path.is_dir():
-        frames = _load_images(path, wanted, short_side)
+        frames = _load_images(path, wanted, short_side, exact_size)
     else:
-        frames = _decode_video(path, wanted, short_side, thread_type, verify)
+        frames = _decode_video(path, wanted, short_side, thread_type, verify, exact_size)
     by_index = dict(zip(wanted, frames))
     return np.stack([by_index[i] for i in indices])  # (N, H, W, 3)
 
@@ -510,14 +571,18 @@ def read_clip(
     short_side: int | None = None,
     thread_type: str = "AUTO",
     verify: bool = True,
+    exact_size: bool = True,
 ) -> np.ndarray:
     """Sample and decode one clip: (1, T, H, W, 3) in training, (num_views, T, H, W, 3) in test.
 
     The test views' indices are decoded in one pass over the file. T = num_segments. With `verify` (the
     default) a clip that decodes fewer frames than its container claims, or stops on a decode error,
-    raises `VideoDecodeError` (see `decode_frames`) instead of serving repeated last frames.
+    raises `VideoDecodeError` (see `decode_frames`) instead of serving repeated last frames; a file this
+    process has verified is neither probed nor verified again while it is unchanged. `short_side` and
+    `exact_size` are `decode_frames`'.
     """
-    num_frames = video_info(path).num_frames
+    path = Path(path)
+    num_frames = _VERIFIED.get(_file_key(path)) or video_info(path).num_frames
     if train:
         views = [sample_indices(num_frames, num_segments, train=True, rng=rng)]
     else:
@@ -526,6 +591,7 @@ def read_clip(
             for v in range(num_views)
         ]
     frames = decode_frames(
-        path, np.concatenate(views), short_side=short_side, thread_type=thread_type, verify=verify
+        path, np.concatenate(views), short_side=short_side, thread_type=thread_type, verify=verify,
+        exact_size=exact_size,
     )
     return frames.reshape(len(views), num_segments, *frames.shape[1:])  # (V, T, H, W, 3)

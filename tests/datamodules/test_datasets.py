@@ -179,3 +179,25 @@ def test_random_offsets_differ_across_workers_and_epochs_and_follow_the_seed(
     assert run[0] != epoch2
     assert _offsets(kwargs, seed=3, epochs=2, lightning_init=lightning_init) == run
     assert _offsets(kwargs, seed=4, epochs=1, lightning_init=lightning_init)[0] != run[0]
+
+
+def test_training_reads_check_a_file_once_and_decode_it_at_its_own_size(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first read of a file checks it to its end (frame count); later epochs' reads in the same process do
+    not, and a 320x240 clip is decoded at 320x240 for a 224 crop (short side 256): the transform resizes once."""
+    from datamodules import video
+
+    path = shared_data / "real_clips" / "ucf101" / "Archery" / "v_Archery_g01_c01.avi"  # 320x240, 131 frames
+    monkeypatch.setattr(video, "_VERIFIED", {})  # a fresh process
+    checks, sizes = [], []
+    check_count, rgb = video._check_count, video._rgb
+    monkeypatch.setattr(video, "_check_count", lambda *a: checks.append(a) or check_count(*a))
+    monkeypatch.setattr(video, "_rgb", lambda frame, size, *a: sizes.append(size) or rgb(frame, size, *a))
+    dataset = VideoDataset([Clip(path, 0)], num_frames=8, transform=VideoTransform(train=True, size=224))
+    for epoch in range(3):
+        assert dataset[0]["video"].shape == (8, 3, 224, 224)
+        assert len(checks) == 1, f"epoch {epoch}: the file was checked {len(checks)} times"
+    assert checks[0][1:] == (131, 131) and set(sizes) == {(320, 240)}
+    test = VideoDataset([Clip(path, 0)], 8, transform=VideoTransform(train=False, size=224), num_views=2)
+    assert test[0]["video"].shape == (2, 8, 3, 224, 224) and len(checks) == 1

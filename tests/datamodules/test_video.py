@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -188,10 +189,16 @@ def test_far_frames_are_reached_by_seeking(tmp_path: Path, suffix: str, decode_l
 
     # verify (the default) decodes on to the end: one more seek to the last keyframe and about one GOP
     unverified = dict(decode_log)
+    video._VERIFIED.clear()  # the first call above verified the file; start as a fresh process would
     decode_log.update(seeks=0, frames=0)
     assert [_index_of(f) for f in decode_frames(path, indices)] == list(indices)
     assert decode_log["seeks"] == unverified["seeks"] + 1
     assert decode_log["frames"] <= unverified["frames"] + 2 * GOP
+
+    # once verified in this process, verify=True costs what verify=False does
+    decode_log.update(seeks=0, frames=0)
+    assert [_index_of(f) for f in decode_frames(path, indices)] == list(indices)
+    assert decode_log == unverified
 
 
 def test_frames_within_one_gop_are_decoded_forward(tmp_path: Path, decode_log: dict[str, int]) -> None:
@@ -214,6 +221,62 @@ def test_short_side_resizes_keeping_aspect(coded_video: Path) -> None:
     frames = decode_frames(coded_video, [0, 200], short_side=32)
     assert frames.shape == (2, 32, 53, 3)  # 80 x 48 -> 53.3 x 32
     assert [_index_of(f) for f in frames] == [0, 200]
+
+
+def test_exact_size_false_shrinks_only_big_frames(coded_video: Path) -> None:
+    # 80 x 48 frames: a short side of 48 is not over 1.5 * 32, so they keep their size ...
+    frames = decode_frames(coded_video, [0, 200], short_side=32, exact_size=False)
+    assert frames.shape == (2, 48, 80, 3)
+    np.testing.assert_array_equal(frames, decode_frames(coded_video, [0, 200]))  # the native frames
+    # ... but 48 is over 1.5 * 31, so they are shrunk (area averaging) as with exact_size=True
+    frames = decode_frames(coded_video, [0, 200], short_side=31, exact_size=False)
+    assert frames.shape == (2, 31, 52, 3)
+    assert [_index_of(f) for f in frames] == [0, 200]
+    clip = read_clip(coded_video, 4, train=False, short_side=64, exact_size=False)  # 64 > 48: never enlarged
+    assert clip.shape == (1, 4, 48, 80, 3)
+
+
+def _tasks() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2,
+                    reason="counts threads through /proc; PyAV's automatic swscale threads need >= 2 CPUs")
+def test_rgb_conversion_starts_no_threads(tmp_path: Path) -> None:
+    """PyAV >= 17 converts with one swscale thread per CPU by default, started for each frame (each frame
+    has its own converter), which cost more than decoding; `_rgb` converts on the calling thread."""
+    path = _encode(tmp_path / "clip.mp4", "libx264")
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"
+        frames = [frame for _, frame in zip(range(4), container.decode(stream))]
+        before = _tasks()
+        rgb = [video._rgb(frames[0], (53, 32)), video._rgb(frames[1], (53, 32), "AREA")]
+        rgb.append(video._rgb(frames[2], (80, 48)))
+        assert _tasks() == before  # the frames (and their converters) are still alive
+        assert [f.shape for f in rgb] == [(32, 53, 3), (32, 53, 3), (48, 80, 3)]
+        assert [_index_of(f) for f in rgb] == [0, 1, 2]
+
+
+def test_a_verified_file_is_not_decoded_again_until_it_changes(tmp_path: Path, decode_log: dict[str, int]) -> None:
+    path = _encode(tmp_path / "clip.avi", "mpeg4")  # AVI: decoded forward from the start, no seeks
+    decode_frames(path, [10])  # first read: decodes all 300 frames to check the count
+    assert decode_log["frames"] == NUM_FRAMES and video._file_key(path) in video._VERIFIED
+    decode_log.update(frames=0)
+    assert _index_of(decode_frames(path, [10])[0]) == 10
+    assert decode_log["frames"] <= 10 + 1 + 4  # up to frame 10 (+ the decoder's look-ahead), not to the end
+    decode_log.update(frames=0)
+    read_clip(path, 4, train=False)  # segment centres 37, 112, 187, 262; no probe either
+    assert 262 < decode_log["frames"] < NUM_FRAMES
+
+    # the same path rewritten (a truncated copy): its size and time differ, so it is checked again
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    for _ in range(2):  # and every time: a failed check is not remembered
+        with pytest.raises(VideoDecodeError, match=r"only \d+ of the 300 frames"):
+            decode_frames(path, [10])
+        with pytest.raises(VideoDecodeError, match=r"only \d+ of the 300 frames"):
+            read_clip(path, 4, train=True, rng=np.random.default_rng(0))
 
 
 def test_read_clip_views_decode_their_sampled_indices(coded_video: Path) -> None:
