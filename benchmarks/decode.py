@@ -15,7 +15,8 @@ default to ../shared/data/real_clips (or $SYNTHACT_CLIPS). Everything runs on on
    once per process, frames converted on the calling thread, resized at decode time only when their short
    side is over 1.5x 256 (AREA), else by `VideoTransform` alone. The two alternate inside each round; the
    median of `--repeats` rounds is printed.
-3. End to end (read + augmentation, no instrumentation), each change added to the previous one, alternating.
+3. End to end (read + augmentation, no instrumentation), each change added to the previous one, and the
+   first read of each file in a process after (it checks the file), alternating.
 4. Decode + augmentation clips/s of 1 and `--processes` forked processes (each loading the whole list,
    started together), before and after with thread_type AUTO, and after with NONE; `--parallel-only` runs
    just this (the GPU suite, on its host).
@@ -90,6 +91,7 @@ WAYS = [
     Way("+ each file checked once per process (after)", video._CONVERT_ARGS, False, True),
 ]
 AFTER = WAYS[-1]
+FIRST_READ = Way("after, first read of each file in a process (checked)", video._CONVERT_ARGS, False, False)
 _CHECKED: dict = {}  # the files the ways with `verify_once` have checked (other ways start from none)
 
 
@@ -308,9 +310,9 @@ def main() -> None:
             report("decode", f"ms/clip: {stage}", after, before, "ms", higher_is_better=False,
                    note="ours = after (files checked once per process, a later epoch), baseline = before")
     print(f"  {'sum':55s} {sum(stages[BEFORE.name].values()):8.2f} {sum(stages[AFTER.name].values()):8.2f}")
-    totals = end_to_end(clips, args.repeats, WAYS)
-    print(f"\ntraining read + augmentation end to end, each change added to the one above (ms/clip, median of "
-          f"{args.repeats} alternating rounds):")
+    totals = end_to_end(clips, args.repeats, [*WAYS, FIRST_READ])
+    print(f"\ntraining read + augmentation end to end, each change added to the one above, then the first epoch "
+          f"of a process after (ms/clip, median of {args.repeats} alternating rounds):")
     for name, ms in totals.items():
         print(f"  {name:70s} {ms:8.2f}")
         if name != BEFORE.name:
