@@ -17,8 +17,8 @@ checks (`iter_frames`, `read_video`), `validate` and `generation status` (`probe
   indexed containers it seeks to the last keyframe first, so this costs about one GOP) and raises when
   fewer frames decode than the container claims, beyond `frame_tolerance` (truncated, bit-flipped or
   zeroed files), or when the decoder stops on an error anywhere on that path. A file that passed this check
-  is remembered by the process (path, size and modification time): later reads of the unchanged file stop at
-  their last wanted frame, so a DataLoader worker checks each file once, not once per epoch.
+  is remembered by the process (path, size, inode, modification and change times): later reads of the
+  unchanged file stop at their last wanted frame, so a DataLoader worker checks each file once, not per epoch.
 
 Frames are converted to RGB on the calling thread (`to_ndarray(threads=1)`): PyAV >= 17 otherwise starts a
 swscale thread pool per frame, which cost ~1.5 ms a frame, more than decoding it. `exact_size=False` skips the
@@ -77,7 +77,7 @@ SHRINK_RATIO = 1.5
 # RGB conversion on the calling thread: PyAV >= 17 (swscale's frame API) defaults to a thread pool per frame.
 _CONVERT_ARGS: dict = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
 # Files whose full decode check passed in this process: `_file_key` -> the frame count their container claims.
-_VERIFIED: dict[tuple[str, int, int], int] = {}
+_VERIFIED: dict[tuple[str, int, int, int, int], int] = {}
 _EXTENSION_OF = {"avi": ".avi", "mov,mp4,m4a,3gp,3g2,mj2": ".mp4", "matroska,webm": ".mkv", "mpeg": ".mpg",
                  "mpegts": ".ts", "flv": ".flv", "asf": ".wmv", "gif": ".gif", "m4v": ".m4v", "h264": ".h264"}
 
@@ -268,14 +268,15 @@ def probe(path: str | Path, expected_frames: int | None = None) -> VideoInfo:
 # --------------------------------------------------------------------------------------- decoding
 
 
-def _file_key(path: Path) -> tuple[str, int, int] | None:
-    """What identifies a file's bytes without reading them: absolute path, size, modification time (ns);
-    None when it cannot be read (the reader then raises its own error)."""
+def _file_key(path: Path) -> tuple[str, int, int, int, int] | None:
+    """What identifies a file's bytes without reading them: absolute path, size, inode, modification and
+    change times (ns; a copy that keeps the modification time still gets a new change time); None when it
+    cannot be read (the reader then raises its own error)."""
     try:
         stat = path.stat()
     except OSError:
         return None
-    return os.path.abspath(path), stat.st_size, stat.st_mtime_ns
+    return os.path.abspath(path), stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 def _rgb(frame: av.VideoFrame, size: tuple[int, int], interpolation: str | None = None) -> np.ndarray:
@@ -395,7 +396,7 @@ def _decode_video(
     With `verify`, decoding goes on past the last wanted frame to the end of the stream (indexed
     containers seek to the last keyframe first), and a stream that ends more than `frame_tolerance`
     frames short of what the container claims raises `VideoDecodeError`. A file that passed is recorded in
-    `_VERIFIED`, and `verify` is skipped for it while its path, size and modification time stay the same.
+    `_VERIFIED`, and `verify` is skipped for it while it is unchanged (`_file_key`).
     """
     key = _file_key(path) if verify else None
     verify = verify and (key is None or key not in _VERIFIED)

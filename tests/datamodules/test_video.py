@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import wave
 from fractions import Fraction
 from pathlib import Path
@@ -277,6 +278,23 @@ def test_a_verified_file_is_not_decoded_again_until_it_changes(tmp_path: Path, d
             decode_frames(path, [10])
         with pytest.raises(VideoDecodeError, match=r"only \d+ of the 300 frames"):
             read_clip(path, 4, train=True, rng=np.random.default_rng(0))
+
+
+def test_a_verified_file_corrupted_in_place_is_checked_again(tmp_path: Path) -> None:
+    """Same path, same size, same inode, even the modification time put back: the change time still moves."""
+    path = _encode(tmp_path / "clip.avi", "mpeg4")
+    decode_frames(path, [10])
+    assert video._file_key(path) in video._VERIFIED
+    stat = path.stat()
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 :] = bytes(len(data) - len(data) // 2)  # the second half zeroed
+    with open(path, "r+b") as f:
+        f.write(data)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as `cp -p` / `rsync -t` would leave it
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    with pytest.raises(VideoDecodeError, match=r"clip\.avi"):
+        decode_frames(path, [10])
 
 
 def test_read_clip_views_decode_their_sampled_indices(coded_video: Path) -> None:
