@@ -19,8 +19,28 @@ CROP_SCALES = (1.0, 0.875, 0.75, 0.66)
 # Colour-jitter strengths (torchvision ColorJitter semantics), used with probability `color_jitter`: TC-CLIP's
 # (datasets/pipeline.py ColorJitter: brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1). The reference
 # draws them per frame in torchvision's random order; here one draw per clip in a fixed order, so a clip's
-# frames stay consistent.
+# frames stay consistent, applied to float frames (no rounding to uint8 between the steps).
 BRIGHTNESS, CONTRAST, SATURATION, HUE = 0.4, 0.4, 0.2, 0.1
+
+
+def shift_hue(x: torch.Tensor, shift: float) -> torch.Tensor:
+    """torchvision's `adjust_hue` for float RGB in [0, 1] (..., 3, H, W): the HSV hue moved by `shift` (a
+    fraction of the circle), saturation and value kept; computed in closed form on (max, chroma) instead of
+    torchvision's HSV round trip (~2x faster, equal to ~2e-6)."""
+    r, g, b = x.unbind(-3)
+    high, low = x.amax(-3), x.amin(-3)
+    chroma = high - low
+    divisor = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    # hue in sixths of the circle, [0, 6): red 0, green 2, blue 4 (grey: 0, and chroma 0 keeps it grey)
+    hue = torch.where(high == r, (g - b) / divisor,
+                      torch.where(high == g, 2 + (b - r) / divisor, 4 + (r - g) / divisor))  # fmt: skip
+    hue = torch.remainder(hue + 6 * shift, 6)
+    # channel c = value - chroma * clamp(min(k, 4 - k), 0, 1) with k = (n + hue) mod 6, n = 5 (R), 3 (G), 1 (B)
+    out = []
+    for n in (5, 3, 1):
+        k = torch.remainder(hue + n, 6)
+        out.append(high - chroma * torch.clamp(torch.minimum(k, 4 - k), 0, 1))
+    return torch.stack(out, dim=-3)
 
 
 class VideoTransform:
@@ -103,19 +123,21 @@ class VideoTransform:
             width=max(1, round(box_w / scale)),
             size=[self.size, self.size],
             antialias=True,
-        )  # (T, 3, size, size) uint8
+        ).contiguous()  # (T, 3, size, size) uint8; the crop keeps the clip's channels-last strides, on which
+        # the float normalisation below ran ~6x slower (4 of a transform's 7 ms at 16 x 224 x 224)
 
-        # 2. Flip and colour, one draw per clip.
+        # 2. Flip and colour, one draw per clip; colour in float (torchvision's uint8 colour ops convert to float
+        # and back at every step: ~10x slower).
+        if self.train and self.flip and self._coin(0.5, generator):
+            x = F.horizontal_flip(x)
+        x = F.to_dtype(x, torch.float32, scale=True)  # [0, 255] -> [0, 1]
         if self.train:
-            if self.flip and self._coin(0.5, generator):
-                x = F.horizontal_flip(x)
             if self._coin(self.color_jitter, generator):
                 x = self._jitter(x, generator)
             if self._coin(self.grayscale, generator):
                 x = F.rgb_to_grayscale(x, num_output_channels=3)
 
         # 3. Normalise.
-        x = F.to_dtype(x, torch.float32, scale=True)  # [0, 255] -> [0, 1]
         return F.normalize(x, mean=self.mean, std=self.std)
 
     def _random_box(
@@ -139,7 +161,7 @@ class VideoTransform:
         x = F.adjust_brightness(x, factor(BRIGHTNESS))
         x = F.adjust_contrast(x, factor(CONTRAST))
         x = F.adjust_saturation(x, factor(SATURATION))
-        return F.adjust_hue(x, HUE * (2.0 * self._uniform(generator) - 1.0))
+        return shift_hue(x, HUE * (2.0 * self._uniform(generator) - 1.0))
 
     @staticmethod
     def _uniform(generator: torch.Generator | None) -> float:

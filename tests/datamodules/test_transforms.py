@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torchvision.transforms.v2 import functional as F
 
-from datamodules.transforms import CLIP_MEAN, CLIP_STD, CROP_SCALES, VideoTransform
+from datamodules.transforms import (
+    BRIGHTNESS,
+    CLIP_MEAN,
+    CLIP_STD,
+    CONTRAST,
+    CROP_SCALES,
+    HUE,
+    SATURATION,
+    VideoTransform,
+    shift_hue,
+)
 
 
 def _clip(t: int = 8, h: int = 60, w: int = 90, seed: int = 0) -> torch.Tensor:
@@ -117,3 +128,34 @@ def test_rejects_non_uint8_or_channels_first_input() -> None:
         transform(torch.zeros(4, 40, 40, 3))
     with pytest.raises(ValueError, match="uint8"):
         transform(torch.zeros(4, 3, 40, 40, dtype=torch.uint8))
+
+
+def test_shift_hue_equals_torchvision_adjust_hue() -> None:
+    x = torch.rand((4, 3, 20, 30), generator=torch.Generator().manual_seed(0))  # (T, C, H, W) in [0, 1]
+    x[0, :, :5] = 0.5  # grey: no hue
+    x[0, 0, 5:10], x[0, 1:, 5:10] = 1.0, 0.0  # pure red
+    x[1, 1] = x[1, 0]  # red == green: ties between the max channels
+    x[2] = (x[2] * 255).round() / 255  # values of a uint8 clip
+    for shift in (-0.5, -0.1, -0.03, 0.0, 0.07, 0.1, 0.5):
+        torch.testing.assert_close(shift_hue(x, shift), F.adjust_hue(x, shift), atol=1e-5, rtol=0)
+
+
+def test_colour_jitter_is_torchvision_float_colour_ops_in_a_fixed_order() -> None:
+    """Brightness, contrast, saturation, hue (TC-CLIP's strengths), on float frames: no uint8 rounding between
+    the steps (torchvision's uint8 ops truncate each step, ~0.4/255 darker per step)."""
+    x = torch.rand((4, 3, 16, 16), generator=torch.Generator().manual_seed(1))
+    got = VideoTransform(train=True)._jitter(x, torch.Generator().manual_seed(7))
+    u = torch.rand(4, generator=torch.Generator().manual_seed(7)).tolist()  # the same four draws
+    expected = F.adjust_brightness(x, 1 + BRIGHTNESS * (2 * u[0] - 1))
+    expected = F.adjust_contrast(expected, 1 + CONTRAST * (2 * u[1] - 1))
+    expected = F.adjust_saturation(expected, 1 + SATURATION * (2 * u[2] - 1))
+    expected = F.adjust_hue(expected, HUE * (2 * u[3] - 1))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_output_is_contiguous(train: bool) -> None:
+    """(T, 3, size, size) in standard layout: on the channels-last strides the crop of a (T, H, W, 3) clip keeps,
+    the normalisation ran ~6x slower, and so would every later op."""
+    out = VideoTransform(train=train, size=32)(_clip())
+    assert out.is_contiguous()
