@@ -6,20 +6,21 @@ default to ../shared/data/real_clips (or $SYNTHACT_CLIPS). Everything runs on on
 1. `read_clip` (16 TSN segments, thread_type NONE, each read checking its file to the end) vs decoding every
    frame with PyAV: with and without converting each frame to RGB (converted as `read_clip` converts).
 2. Breakdown, before vs after (ms per clip, the dataset's training read: 16 random TSN frames, short side 256,
-   thread_type AUTO, then `VideoTransform(train=True)` at 224). `read_clip`'s internals are wrapped to split
-   its wall time into: probe (`video_info`), opening the file, packet decode up to the last wanted frame, the
-   verify decode from there to the end of the stream (+ the claimed count), RGB conversion with the
-   decode-time resize, the rest (sampling, stacking); then the augmentation. "before" is the loader as it
-   was: every read checked to the end, an exact resize to short side 256 at decode time, PyAV's default
-   conversion (PyAV >= 17: a swscale thread pool per frame). "after" is a later epoch today: files checked
-   once per process, frames converted on the calling thread, resized at decode time only when their short
-   side is over 1.5x 256 (AREA), else by `VideoTransform` alone. The two alternate inside each round; the
-   median of `--repeats` rounds is printed.
-3. End to end (read + augmentation, no instrumentation), each change added to the previous one, and the
-   first read of each file in a process after (it checks the file), alternating.
-4. Decode + augmentation clips/s of 1 and `--processes` forked processes (each loading the whole list,
-   started together), before and after with thread_type AUTO, and after with NONE; `--parallel-only` runs
-   just this (the GPU suite, on its host).
+   thread_type AUTO, then `VideoTransform(train=True)` at 224 without colour jitter and with the recipes'
+   (`color_jitter` 0.8, `grayscale` 0.2)). `read_clip`'s internals are wrapped to split its wall time into:
+   probe (`video_info`), opening the file, packet decode up to the last wanted frame, the verify decode from
+   there to the end of the stream (+ the claimed count), RGB conversion with the decode-time resize, the rest
+   (sampling, stacking). "before" is the loader as it was: every read checked to the end, an exact resize to
+   short side 256 at decode time, PyAV's default conversion (PyAV >= 17: a swscale thread pool per frame),
+   colour ops on uint8 (`old_augmentation`). "after" is a later epoch today: files checked once per process,
+   frames converted on the calling thread, resized at decode time only when their short side is over 1.5x
+   256 (AREA), else by `VideoTransform` alone, colour jitter on float frames. The two alternate inside each
+   round; the median of `--repeats` rounds is printed.
+3. End to end (read + augmentation with the recipes' colour jitter, no instrumentation), each change added to
+   the previous one, and the first read of each file in a process after (it checks the file), alternating.
+4. Decode + augmentation (the recipes' colour jitter) clips/s of 1 and `--processes` forked processes (each
+   loading the whole list, started together), before and after with thread_type AUTO, and after with NONE;
+   `--parallel-only` runs just this (the GPU suite, on its host).
 """
 
 from __future__ import annotations
@@ -42,12 +43,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import report  # noqa: E402
 from datamodules import video  # noqa: E402
-from datamodules.transforms import VideoTransform  # noqa: E402
+from datamodules.transforms import BRIGHTNESS, CONTRAST, HUE, SATURATION, VideoTransform  # noqa: E402
+from torchvision.transforms.v2 import functional as F  # noqa: E402
 from datamodules.video import read_clip, video_info  # noqa: E402
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".m4v", ".mov", ".webm"}
 DEFAULT_CLIPS = Path(os.environ.get("SYNTHACT_CLIPS") or Path(__file__).resolve().parents[2] / "shared" / "data" / "real_clips")
 FRAMES, SHORT_SIDE, SIZE = 16, 256, 224
+RECIPE_JITTER = dict(color_jitter=0.8, grayscale=0.2)  # every configs/recipes/*.yaml trains with these
+AUGMENT_PLAIN = "augmentation (VideoTransform train, 224, no colour jitter)"
+AUGMENT_RECIPE = "augmentation with the recipes' colour jitter 0.8, greyscale 0.2"
 
 
 def decode_all(path: Path, rgb: bool) -> int:
@@ -81,17 +86,55 @@ class Way:
     convert_args: dict  # extra to_ndarray arguments ({}: PyAV's default, a swscale thread pool per frame)
     exact_size: bool  # decode-time resize to exactly SHORT_SIDE (True) or only frames over 1.5x it (False)
     verify_once: bool  # check each file to its end once per process (True) or at every read (False)
+    new_augmentation: bool = True  # VideoTransform as it is (True) or as it was (`old_augmentation`)
 
 
-BEFORE = Way("before: every read checked, exact resize, PyAV's conversion threads", {}, True, False)
+BEFORE = Way("before: every read checked, exact resize, PyAV's conversion threads, uint8 colour ops", {}, True,
+             False, False)
 WAYS = [
     BEFORE,
-    Way("+ RGB conversion on the calling thread", video._CONVERT_ARGS, True, False),
-    Way("+ decode-time resize only over 1.5x (AREA)", video._CONVERT_ARGS, False, False),
-    Way("+ each file checked once per process (after)", video._CONVERT_ARGS, False, True),
+    Way("+ RGB conversion on the calling thread", video._CONVERT_ARGS, True, False, False),
+    Way("+ decode-time resize only over 1.5x (AREA)", video._CONVERT_ARGS, False, False, False),
+    Way("+ each file checked once per process", video._CONVERT_ARGS, False, True, False),
+    Way("+ float colour jitter, contiguous crop (after)", video._CONVERT_ARGS, False, True, True),
 ]
 AFTER = WAYS[-1]
 FIRST_READ = Way("after, first read of each file in a process (checked)", video._CONVERT_ARGS, False, False)
+
+
+def old_augmentation(t: VideoTransform, clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """`t(clip)` in training as `VideoTransform` did it before (same random draws and crop): the crop left on the
+    clip's channels-last strides, colour ops on uint8 (torchvision goes to float and back at each) with
+    torchvision's HSV hue, float conversion last."""
+    x = clip.permute(0, 3, 1, 2)  # (T, H, W, 3) -> (T, 3, H, W)
+    height, width = x.shape[-2:]
+    scale = t.short_side / min(height, width)
+    top, left, box_h, box_w = t._random_box(round(height * scale), round(width * scale), generator)
+    x = F.resized_crop(x, top=round(top / scale), left=round(left / scale), height=max(1, round(box_h / scale)),
+                       width=max(1, round(box_w / scale)), size=[t.size, t.size], antialias=True)
+    if t.flip and t._coin(0.5, generator):
+        x = F.horizontal_flip(x)
+    if t._coin(t.color_jitter, generator):
+        for adjust, strength in ((F.adjust_brightness, BRIGHTNESS), (F.adjust_contrast, CONTRAST),
+                                 (F.adjust_saturation, SATURATION)):
+            x = adjust(x, 1.0 + strength * (2.0 * t._uniform(generator) - 1.0))
+        x = F.adjust_hue(x, HUE * (2.0 * t._uniform(generator) - 1.0))
+    if t._coin(t.grayscale, generator):
+        x = F.rgb_to_grayscale(x, num_output_channels=3)
+    return F.normalize(F.to_dtype(x, torch.float32, scale=True), mean=t.mean, std=t.std)
+
+
+def augmentation(way: Way, jitter: bool = True) -> Callable[[np.ndarray, int], torch.Tensor]:
+    """The training augmentation (224 crop of short side 256; with the recipes' colour jitter and greyscale if
+    `jitter`), done `way`; (clip, seed) -> (T, 3, 224, 224)."""
+    t = VideoTransform(train=True, size=SIZE, short_side=SHORT_SIDE, **(RECIPE_JITTER if jitter else {}))
+
+    def augment(clip: np.ndarray, seed: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.from_numpy(clip)
+        return t(x, generator) if way.new_augmentation else old_augmentation(t, x, generator)
+
+    return augment
 _CHECKED: dict = {}  # the files the ways with `verify_once` have checked (other ways start from none)
 
 
@@ -188,9 +231,9 @@ class Stages:
 
 def breakdown(clips: list[Path], repeats: int, ways: list[Way]) -> dict[str, dict[str, float]]:
     """Median over `repeats` rounds of the ms per clip of each stage of a training read (16 random TSN frames,
-    short side 256, then `VideoTransform(train=True)` at 224), for each of `ways`; the ways alternate inside a
-    round. A way that checks files once per process is timed after a first pass that checked them."""
-    transform = VideoTransform(train=True, size=SIZE, short_side=SHORT_SIDE)
+    short side 256), then of the augmentation (`VideoTransform(train=True)` at 224, without and with the recipes'
+    colour jitter), for each of `ways`; the ways alternate inside a round. A way that checks files once per
+    process is timed after a first pass that checked them."""
     for way in ways:
         if way.verify_once:
             for i, path in enumerate(clips):
@@ -198,49 +241,49 @@ def breakdown(clips: list[Path], repeats: int, ways: list[Way]) -> dict[str, dic
     runs: dict[str, list[dict[str, float]]] = {way.name: [] for way in ways}
     for _ in range(repeats):
         for way in ways:
-            read, stages, augment = training_read(way), Stages(), 0.0
+            read, stages = training_read(way), Stages()
+            augments = {AUGMENT_PLAIN: augmentation(way, jitter=False), AUGMENT_RECIPE: augmentation(way)}
+            seconds = dict.fromkeys(augments, 0.0)
             with stages.patched():
                 for i, path in enumerate(clips):
                     stages.enter(Stages.OTHER)
                     clip = read(path, i)
                     stages.exit()
-                    torch.manual_seed(i)
-                    start = time.perf_counter()
-                    transform(torch.from_numpy(clip))
-                    augment += time.perf_counter() - start
-            ms = {name: 1000 * s / len(clips) for name, s in stages.seconds.items()}
-            ms["augmentation (VideoTransform train, 224)"] = 1000 * augment / len(clips)
+                    for name, augment in augments.items():
+                        start = time.perf_counter()
+                        augment(clip, i)
+                        seconds[name] += time.perf_counter() - start
+            ms = {name: 1000 * s / len(clips) for name, s in {**stages.seconds, **seconds}.items()}
             runs[way.name].append(ms)
     return {name: {stage: statistics.median(r[stage] for r in rounds) for stage in rounds[0]}
             for name, rounds in runs.items()}
 
 
 def end_to_end(clips: list[Path], repeats: int, ways: list[Way]) -> dict[str, float]:
-    """Median ms per clip of a whole training read + augmentation (no instrumentation), ways alternating."""
-    transform = VideoTransform(train=True, size=SIZE, short_side=SHORT_SIDE)
+    """Median ms per clip of a whole training read + augmentation with the recipes' colour jitter (no
+    instrumentation), ways alternating."""
     times: dict[str, list[float]] = {way.name: [] for way in ways}
     for _ in range(repeats):
         for way in ways:
-            read = training_read(way)
+            read, augment = training_read(way), augmentation(way)
             start = time.perf_counter()
             for i, path in enumerate(clips):
-                torch.manual_seed(i)
-                transform(torch.from_numpy(read(path, i)))
+                augment(read(path, i), i)
             times[way.name].append(1000 * (time.perf_counter() - start) / len(clips))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _load_worker(clips: list[Path], way: Way, thread_type: str, barrier, results) -> None:
     """One loader process: warm up (and with `verify_once`, check every file: the first epoch), wait for the
-    others, then time one pass of decode + augmentation over `clips`."""
+    others, then time one pass of decode + augmentation (the recipes' colour jitter) over `clips`."""
     torch.set_num_threads(1)
-    transform, read = VideoTransform(train=True, size=SIZE, short_side=SHORT_SIDE), training_read(way, thread_type)
+    read, augment = training_read(way, thread_type), augmentation(way)
     for i, path in enumerate(clips if way.verify_once else clips[:1]):
         read(path, i)
     barrier.wait()
     start = time.perf_counter()
     for i, path in enumerate(clips):
-        transform(torch.from_numpy(read(path, i + 1)))
+        augment(read(path, i + 1), i)
     results.put((start, time.perf_counter()))
 
 
@@ -285,7 +328,7 @@ def main() -> None:
     print(f"{len(clips)} clips, {frames} frames, 1 thread, best of {args.repeats}")
 
     def sample(path: Path) -> object:
-        video._VERIFIED.clear()  # every read checks its file to the end, as a first read does
+        video._VERIFIED = {}  # every read checks its file to the end, as a first read does
         return read_clip(path, 16, train=False, thread_type="NONE")
 
     sampled = clips_per_second(clips, sample, args.repeats)
@@ -309,7 +352,9 @@ def main() -> None:
         if min(before, after) > 0:  # a stage that is gone (after = 0) is printed, not reported as a ratio
             report("decode", f"ms/clip: {stage}", after, before, "ms", higher_is_better=False,
                    note="ours = after (files checked once per process, a later epoch), baseline = before")
-    print(f"  {'sum':55s} {sum(stages[BEFORE.name].values()):8.2f} {sum(stages[AFTER.name].values()):8.2f}")
+    total = {name: sum(ms for stage, ms in s.items() if stage != AUGMENT_PLAIN) for name, s in stages.items()}
+    print(f"  {'sum (read + augmentation with the recipes jitter)':55s} {total[BEFORE.name]:8.2f} "
+          f"{total[AFTER.name]:8.2f}")
     totals = end_to_end(clips, args.repeats, [*WAYS, FIRST_READ])
     print(f"\ntraining read + augmentation end to end, each change added to the one above, then the first epoch "
           f"of a process after (ms/clip, median of {args.repeats} alternating rounds):")
