@@ -77,7 +77,7 @@ SHRINK_RATIO = 1.5
 # RGB conversion on the calling thread: PyAV >= 17 (swscale's frame API) defaults to a thread pool per frame.
 _CONVERT_ARGS: dict = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
 # Files whose full decode check passed in this process: `_file_key` -> the frame count their container claims.
-_VERIFIED: dict[tuple[str, int, int, int, int], int] = {}
+_VERIFIED: dict[int, int] = {}
 _EXTENSION_OF = {"avi": ".avi", "mov,mp4,m4a,3gp,3g2,mj2": ".mp4", "matroska,webm": ".mkv", "mpeg": ".mpg",
                  "mpegts": ".ts", "flv": ".flv", "asf": ".wmv", "gif": ".gif", "m4v": ".m4v", "h264": ".h264"}
 
@@ -268,15 +268,15 @@ def probe(path: str | Path, expected_frames: int | None = None) -> VideoInfo:
 # --------------------------------------------------------------------------------------- decoding
 
 
-def _file_key(path: Path) -> tuple[str, int, int, int, int] | None:
-    """What identifies a file's bytes without reading them: absolute path, size, inode, modification and
-    change times (ns; a copy that keeps the modification time still gets a new change time); None when it
-    cannot be read (the reader then raises its own error)."""
+def _file_key(path: Path) -> int | None:
+    """What identifies a file's bytes without reading them: a 64-bit hash of its absolute path, size, inode,
+    modification and change times (ns; a copy that keeps the modification time still gets a new change
+    time), ~100 bytes a file in `_VERIFIED`; None when it cannot be read (the reader then raises)."""
     try:
         stat = path.stat()
     except OSError:
         return None
-    return os.path.abspath(path), stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns
+    return hash((os.path.abspath(path), stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns))
 
 
 def _rgb(frame: av.VideoFrame, size: tuple[int, int], interpolation: str | None = None) -> np.ndarray:
