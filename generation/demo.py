@@ -86,8 +86,8 @@ class DemoPreset:
 
 PRESETS: dict[str, DemoPreset] = {
     "smoke": DemoPreset(synthetic_per_class=4, real_train_per_class=16, real_val_per_class=2, num_frames=8, size=32),
-    "demo": DemoPreset(synthetic_per_class=64, real_train_per_class=16, real_val_per_class=20, num_frames=16, size=64,
-                       unreliable_rate=0.4, web_per_class=96),
+    "demo": DemoPreset(synthetic_per_class=64, real_train_per_class=16, real_val_per_class=40, num_frames=16, size=64,
+                       unreliable_rate=0.25, web_per_class=96),
     # The reduced demo of tests/generation/test_demo.py (IE > Basic in under a minute).
     "mini": DemoPreset(synthetic_per_class=32, real_train_per_class=4, real_val_per_class=12, num_frames=16, size=64),
 }
