@@ -23,7 +23,7 @@ It prints the table (mean, std and per-seed top-1 on the held-out real style), w
 `<out>/summary.json` (`{"chance", "rows": [{"name", "top1_mean", "top1_std", "top1_per_seed"}], ...}`) and
 `<out>/summary.png`. Same machine + same command -> same numbers (fixed seeds, fixed thread count,
 deterministic algorithms, clips decoded once and held in memory with a deterministic centre sampling).
-Runs are driven here, not through task YAMLs or a Lightning Trainer: the demo is ~25 short phases (a 4-shot
+Runs are driven here, not through task YAMLs or a Lightning Trainer: the demo is 28 short phases (a 4-shot
 phase is 120 steps of a few ms) on one decode of the data; the Trainer's per-fit and per-epoch overhead
 (measured under load on the 2-core VM: 16 s for the 4-shot phase that this loop runs in 1.3 s) would
 dominate the budget. The loop is VideoCLIPModule's recipe (see `fit`); measured on one seed, it gives the
@@ -239,7 +239,7 @@ def fit(cfg: DemoConfig, net: DemoNet, dm: DemoDataModule, phase: Phase, seed: i
 
     The loop is VideoCLIPModule's recipe written out (AdamW with betas (0.9, 0.98), linear warm-up then
     cosine decay per step, `lightning_modules.losses.action_loss` with the clips' uncertainty), without a
-    Lightning Trainer: the demo runs ~25 short phases, and under load the Trainer's per-fit and per-epoch
+    Lightning Trainer: the demo runs 28 short phases, and under load the Trainer's per-fit and per-epoch
     overhead was 10x the 4-shot phases' compute (see the module docstring).
     """
     dm.set_phase(source, train_list)
