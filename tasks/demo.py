@@ -68,6 +68,9 @@ ROWS = (  # (name, what it is) in table order
 )
 
 
+PAIRED = (("ie_ce", "ie_ul"),)  # rows that differ only in the loss: the chart joins each seed's two values
+
+
 @dataclass
 class Phase:
     """One training phase's schedule."""
@@ -391,10 +394,15 @@ def bar_chart(summary: dict, path: Path) -> None:
     ax.bar(x, [r["top1_mean"] for r in rows], yerr=[r["top1_std"] for r in rows], capsize=3, color="tab:blue", alpha=0.8)
     for i, r in enumerate(rows):
         ax.plot([i] * len(r["top1_per_seed"]), r["top1_per_seed"], "k.", ms=4)
+    index = {r["name"]: i for i, r in enumerate(rows)}
+    for a, b in PAIRED:  # the same seed under CE and UL: a line per seed shows the paired difference
+        if a in index and b in index:
+            for ya, yb in zip(rows[index[a]]["top1_per_seed"], rows[index[b]]["top1_per_seed"]):
+                ax.plot([index[a], index[b]], [ya, yb], "-", color="0.35", lw=0.8)
     ax.axhline(summary["chance"], color="tab:red", ls="--", lw=1, label="chance")
     ax.set_xticks(x, [r["name"] for r in rows], rotation=20)
     ax.set_ylabel("top-1 % on held-out real style")
-    ax.set_title("synthact demo world (mean ± std over seeds, dots = seeds)")
+    ax.set_title("synthact demo world: mean ± std over seeds (dots: seeds; lines: one seed, CE to UL)", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
