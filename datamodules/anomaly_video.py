@@ -98,7 +98,8 @@ class BagDataset(Dataset):
         num_frames = num_frames or video_info(path).num_frames
         rng = np.random.default_rng(int(torch.randint(2**62, ())))  # seeded by Lightning per worker and epoch
         idx = instance_indices(num_frames, *self.layout, rng)  # (K, T)
-        frames = decode_frames(path, idx.reshape(-1), short_side=self.transform.short_side)  # (K*T, H, W, 3)
+        frames = decode_frames(path, idx.reshape(-1), short_side=self.transform.short_side,
+                               exact_size=False)  # (K*T, H, W, 3); the transform does the one resize
         clip = self.transform(torch.from_numpy(frames))  # (K*T, C, S, S): one crop for the whole bag
         return {"video": clip.view(*idx.shape, *clip.shape[1:]), "abnormal": abnormal}
 
@@ -114,7 +115,7 @@ class SegmentDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         path, name, instance, idx = self.items[index]
-        frames = decode_frames(path, idx, short_side=self.transform.short_side)  # (T, H, W, 3)
+        frames = decode_frames(path, idx, short_side=self.transform.short_side, exact_size=False)  # (T, H, W, 3)
         return {"video": self.transform(torch.from_numpy(frames)), "name": name, "instance": instance}
 
 

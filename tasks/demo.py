@@ -193,7 +193,8 @@ class DemoDataModule(ActionDataModule):
         transform = VideoTransform(train=False, size=self.image_size, short_side=self.image_size,
                                    mean=self.input_mean, std=self.input_std)
         views = 1 if train else self.test_views
-        return MemoryDataset(VideoDataset(clips, self.num_frames, transform, num_views=views, on_error=self.on_error), train)
+        base = VideoDataset(clips, self.num_frames, transform, num_views=views, on_error=self.on_error)
+        return MemoryDataset(base, train)
 
 
 def datamodule(cfg: DemoConfig, *, manifest: str | None = None, web: bool = False, batch_size: int = 32,
@@ -277,7 +278,8 @@ def predict(net: DemoNet, dataset, class_names: list[str]) -> torch.Tensor:
     tokens = net.tokenize(class_names)
     probs = []
     for start in range(0, len(dataset), 64):
-        video = torch.stack([dataset[i]["video"] for i in range(start, min(start + 64, len(dataset)))])  # (B, V, T, C, H, W)
+        batch = range(start, min(start + 64, len(dataset)))
+        video = torch.stack([dataset[i]["video"] for i in batch])  # (B, V, T, C, H, W)
         b, v = video.shape[:2]
         probs.append(net(video.flatten(0, 1), tokens).softmax(dim=-1).view(b, v, -1).mean(1))  # (B, K)
     return torch.cat(probs)
@@ -336,7 +338,8 @@ def score_unreliable(cfg: DemoConfig, log=print) -> dict:
     manifest = folder / "manifest.jsonl"
     names = read_labels(Path(cfg.data) / "labels.csv")
     clips = clips_from_manifest(manifest, names)
-    probs = predict(scorer, datamodule(cfg, test_views=cfg.scorer_views)._dataset(clips, train=False), names)  # S = softmax(logit_scale * cos)
+    dataset = datamodule(cfg, test_views=cfg.scorer_views)._dataset(clips, train=False)
+    probs = predict(scorer, dataset, names)  # S = softmax(logit_scale * cos), mean over the views
     h = entropy(probs).numpy()
     u, constants = normalise_entropy(h, "minmax", len(names))
     rows = read_manifest(manifest)
