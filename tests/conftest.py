@@ -37,3 +37,34 @@ def smoke_data(tmp_path_factory) -> Path:
     shutil.copy(out / "real/splits/train1_few_shot_4.txt", out / "real/splits/k400/train.txt")
     shutil.copy(out / "real/splits/val1.txt", out / "real/splits/k400/val.txt")
     return out
+
+
+def smoke_args(task_yaml: Path, data: Path, root: Path, *extra: str) -> list[str]:
+    """`python train.py fit` arguments that run a task YAML on the smoke world through configs/smoke.yaml."""
+    return [
+        "fit", "--config", str(task_yaml), "--config", str(ROOT / "configs/smoke.yaml"),
+        "--data.label_file", str(data / "labels.csv"),
+        "--data.video_root", str(data / "real/videos"),
+        "--data.split_dir", str(data / "real/splits"),
+        "--data.synthetic_manifest", str(data / "synthetic/ie/manifest.jsonl"),
+        "--data.labels_dir", str(data),
+        "--task.root", str(root), *extra,
+    ]  # fmt: skip
+
+
+_RUNS: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="session")
+def task_run(smoke_data, tmp_path_factory):
+    """Run a task (tasks/<name>.yaml) through the smoke config once per session; returns its run folder."""
+    from train import main
+
+    def run(name: str) -> Path:
+        if name not in _RUNS:
+            root = tmp_path_factory.mktemp(f"runs_{name}")
+            main(smoke_args(ROOT / f"tasks/{name}.yaml", smoke_data, root))
+            _RUNS[name] = root / name
+        return _RUNS[name]
+
+    return run

@@ -18,11 +18,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from datamodules.annotations import read_labels
 from datamodules.manifest import read_manifest
 from lightning_modules.losses import LossConfig
-from lightning_modules.models import TCCLIP, ViFiCLIP
+from lightning_modules.models import TCCLIP
 from lightning_modules.video_clip import VideoCLIPModule
 from tasks import get_task, list_tasks
 from tasks.report import main as report
 from train import main
+
+from conftest import smoke_args  # tests/conftest.py: the smoke world's train.py arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION_TASKS = [t for t in list_tasks() if get_task(t).protocol != "anomaly"  # anomaly: tests/tasks/test_anomaly.py
@@ -37,18 +39,6 @@ def task_param(name: str):
     return pytest.param(name, marks=[] if name in FAST_TASKS else [pytest.mark.slow])
 SMOKE_LABEL_SETS = {"base": "labels_base.csv", "novel": "labels_novel.csv", "zs1": "labels_zs1.csv",
                     "zs2": "labels_zs2.csv", "zs3": "labels_zs3.csv"}  # fmt: skip
-
-
-def smoke_args(task_yaml: Path, data: Path, root: Path, *extra: str) -> list[str]:
-    return [
-        "fit", "--config", str(task_yaml), "--config", str(ROOT / "configs/smoke.yaml"),
-        "--data.label_file", str(data / "labels.csv"),
-        "--data.video_root", str(data / "real/videos"),
-        "--data.split_dir", str(data / "real/splits"),
-        "--data.synthetic_manifest", str(data / "synthetic/ie/manifest.jsonl"),
-        "--data.labels_dir", str(data),
-        "--task.root", str(root), *extra,
-    ]  # fmt: skip
 
 
 def count_lines(path: Path) -> int:
@@ -69,23 +59,6 @@ def synthetic_clips(task_yaml: Path, manifest: Path, label_file: Path) -> int:
         return len(rows)
     u = np.array([row.uncertainty for row in rows])
     return int((u <= np.quantile(u, quantile)).sum())
-
-
-_RUNS: dict[str, Path] = {}
-
-
-@pytest.fixture(scope="session")
-def task_run(smoke_data, tmp_path_factory):
-    """Run a task through the smoke config once per session; returns its run folder."""
-
-    def run(name: str) -> Path:
-        if name not in _RUNS:
-            root = tmp_path_factory.mktemp(f"runs_{name}")
-            main(smoke_args(ROOT / f"tasks/{name}.yaml", smoke_data, root))
-            _RUNS[name] = root / name
-        return _RUNS[name]
-
-    return run
 
 
 def phase_dirs(name: str, run: Path) -> list[tuple[Path, object]]:

@@ -15,23 +15,9 @@ from datamodules.annotations import read_labels, read_video_list
 from datamodules.manifest import read_manifest
 from tasks import get_task
 from tasks.__main__ import main as tasks_main
-from train import main
 
-ROOT = Path(__file__).resolve().parents[2]
 BATCH = 4  # configs/smoke.yaml
 TRAIN_LISTS = {"hmdb51": "train_lt.txt", "ucf101": "ucf101_lt/real/train.csv"}  # under the smoke split_dir
-
-
-def smoke_args(task: str, data: Path, root: Path) -> list[str]:
-    return [
-        "fit", "--config", str(ROOT / f"tasks/{task}.yaml"), "--config", str(ROOT / "configs/smoke.yaml"),
-        "--data.label_file", str(data / "labels.csv"),
-        "--data.video_root", str(data / "real/videos"),
-        "--data.split_dir", str(data / "real/splits"),
-        "--data.synthetic_manifest", str(data / "synthetic/ie/manifest.jsonl"),
-        "--data.labels_dir", str(data),
-        "--task.root", str(root),
-    ]  # fmt: skip
 
 
 def expected_topup(data: Path, train_list: str) -> tuple[int, int]:
@@ -42,21 +28,6 @@ def expected_topup(data: Path, train_list: str) -> tuple[int, int]:
     available = Counter(names.index(r.class_name) for r in read_manifest(data / "synthetic/ie/manifest.jsonl"))
     head = max(real.values())
     return sum(real.values()), sum(min(max(head - real[c], 0), available[c]) for c in range(len(names)))
-
-
-_RUNS: dict[str, Path] = {}
-
-
-@pytest.fixture(scope="module")
-def task_run(smoke_data, tmp_path_factory):
-    def run(name: str) -> Path:
-        if name not in _RUNS:
-            root = tmp_path_factory.mktemp(f"runs_{name}")
-            main(smoke_args(name, smoke_data, root))
-            _RUNS[name] = root / name
-        return _RUNS[name]
-
-    return run
 
 
 @pytest.mark.parametrize("dataset", ["hmdb51", pytest.param("ucf101", marks=pytest.mark.slow)])
