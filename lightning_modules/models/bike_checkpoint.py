@@ -20,11 +20,12 @@ tower, so that CLIP is the initial one, and the video branch's fine-tuned CLIP i
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from lightning_modules.models.tc_clip_checkpoint import read_release_dict
 
 _CONFIG_ENTRIES = ("input_resolution", "context_length", "vocab_size")  # OpenAI CLIP files: not weights
 
@@ -100,19 +101,9 @@ def load_official_state_dict(model: nn.Module, blobs: list[dict], source: str = 
 
 def read_release(path: str | Path, weights_only: bool = True) -> dict:
     """Read one release file, checking it holds BIKE's state dicts."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"BIKE checkpoint not found: {path}; pass a release .pt file (whwu95/BIKE)")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=weights_only)
-    except pickle.UnpicklingError as e:
-        raise ValueError(f"{path}: cannot be read with weights_only=True ({e}); if you trust the file set "
-                         "trust_checkpoint: true") from e
-    if not isinstance(blob, dict) or "model_state_dict" not in blob and "fusion_model_state_dict" not in blob:
-        keys = list(blob)[:10] if isinstance(blob, dict) else type(blob).__name__
-        raise ValueError(f"{path}: expected a BIKE release dict with 'model_state_dict' / "
-                         f"'fusion_model_state_dict', found {keys}")
-    return blob
+    return read_release_dict(path, "BIKE", ("model_state_dict", "fusion_model_state_dict"), weights_only,
+                             file_hint="pass a release .pt file (whwu95/BIKE)",
+                             keys_text="'model_state_dict' / 'fusion_model_state_dict'")
 
 
 def load_official_checkpoint(model: nn.Module, paths: str | Path | list, weights_only: bool = True) -> None:

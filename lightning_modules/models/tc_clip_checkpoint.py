@@ -121,15 +121,28 @@ def load_official_checkpoint(model: nn.Module, path: str | Path, weights_only: b
     Uses `torch.load(weights_only=True)` unless `weights_only=False` is asked for (files that also pickle
     optimizer or scheduler objects need it; only for trusted files).
     """
+    blob = read_release_dict(path, "TC-CLIP", ("model",), weights_only, file_hint="pass the release .pth file",
+                             keys_text="a 'model' entry", trust_hint=", or re-save only its 'model' entry")
+    load_official_state_dict(model, blob["model"], source=str(path))
+
+
+def read_release_dict(path: str | Path, name: str, keys: tuple[str, ...], weights_only: bool, *, file_hint: str,
+                      keys_text: str, trust_hint: str = "") -> dict:
+    """`torch.load` a release file of model `name` (TC-CLIP, BIKE) that must be a dict holding one of `keys`.
+
+    Raises:
+        FileNotFoundError: no such file (`file_hint` says what to pass).
+        ValueError: it needs full unpickling and `weights_only` is set, or it is not such a dict.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"TC-CLIP checkpoint not found: {path}; pass the release .pth file")
+        raise FileNotFoundError(f"{name} checkpoint not found: {path}; {file_hint}")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=weights_only)
     except pickle.UnpicklingError as e:
         raise ValueError(f"{path}: cannot be read with weights_only=True ({e}); if you trust the file set "
-                         "trust_checkpoint: true, or re-save only its 'model' entry") from e
-    if not isinstance(blob, dict) or "model" not in blob:
-        keys = list(blob)[:10] if isinstance(blob, dict) else type(blob).__name__
-        raise ValueError(f"{path}: expected a TC-CLIP release dict with a 'model' entry, found {keys}")
-    load_official_state_dict(model, blob["model"], source=str(path))
+                         f"trust_checkpoint: true{trust_hint}") from e
+    if not isinstance(blob, dict) or not any(k in blob for k in keys):
+        found = list(blob)[:10] if isinstance(blob, dict) else type(blob).__name__
+        raise ValueError(f"{path}: expected a {name} release dict with {keys_text}, found {found}")
+    return blob

@@ -1,5 +1,7 @@
 """TC-CLIP: batched == reference paths, context token counts, ToMe merging, official checkpoints, groups."""
 
+import argparse
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -195,6 +197,9 @@ def test_checkpoint_of_another_size_reports_shapes_and_bad_files_are_rejected(ne
         load_official_checkpoint(TCCLIP(**TINY), path)
     with pytest.raises(FileNotFoundError, match="TC-CLIP checkpoint not found"):
         load_official_checkpoint(TCCLIP(**TINY), tmp_path / "nope.pth")
+    torch.save({"model": state, "args": argparse.Namespace(lr=1e-3)}, path)  # pickles a non-tensor object
+    with pytest.raises(ValueError, match="trust_checkpoint: true, or re-save only its 'model' entry"):
+        load_official_checkpoint(TCCLIP(**TINY), path)
 
 
 def test_full_size_vit_b16_image_tower_has_86m_parameters():
