@@ -6,7 +6,7 @@ DEMO_DATA ?= data/demo
 DEMO_RUNS ?= runs/demo
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install test demo demo-data smoke smoke-data clean
+.PHONY: install lint test demo demo-data smoke smoke-data clean
 
 install: $(VENV)/.installed
 
@@ -17,7 +17,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-test: install
+# ruff (lint + format check, configured in pyproject.toml) before the tests: a style slip fails in seconds.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest
 
 # Synthetic phases train with UL (eps_i = 0.3 u_i), which needs scored clips. The smoke world has no pretrained

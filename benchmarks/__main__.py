@@ -54,8 +54,16 @@ BENCHMARKS = [
     Benchmark("decode", ["--repeats", "1", "--max-width", "400"], needs=[SHARED_CLIPS], timeout_s=300),
     Benchmark(
         "score",
-        ["--manifest", str(SCORE_DATA / "synthetic/ie/manifest.jsonl"), "--labels", str(SCORE_DATA / "labels.csv"),
-         "--arch", "synthact-small", "--repeats", "1"],
+        [
+            "--manifest",
+            str(SCORE_DATA / "synthetic/ie/manifest.jsonl"),
+            "--labels",
+            str(SCORE_DATA / "labels.csv"),
+            "--arch",
+            "synthact-small",
+            "--repeats",
+            "1",
+        ],
         needs=[SCORE_DATA / "synthetic/ie/manifest.jsonl"],
         timeout_s=180,
     ),
@@ -69,28 +77,129 @@ BENCHMARKS = [
 LOADER_WORKERS = max(1, min(14, (os.cpu_count() or 2) - 2))  # leave cores for the main process and the GPU feed
 GPU_BENCHMARKS = [  # in order of value: the suite's whole budget is 8 minutes on one H100/H200
     Benchmark("cogvideox_speed", ["--budget-s", "220"], timeout_s=250),
-    Benchmark("train_step", ["--device", "cuda", "--dtype", "bf16", "--frames", "16", "--eval-batch", "16",
-                             "--eval-classes", "400", "101", "--train-batch", "8", "16", "--train-classes", "101",
-                             "--repeats", "3", "--compile", "--tag", "TC-CLIP B/16 "], timeout_s=120),
-    Benchmark("profile_tc_clip", ["--device", "cuda", "--dtype", "bf16", "--frames", "16", "--batch", "16",
-                                  "--classes", "101"], timeout_s=25),
-    Benchmark("train_throughput", ["--model", "tc", "--frames", "16", "--batch-size", "16", "--bf16", "--steps", "6",
-                                   "--workers", str(LOADER_WORKERS), "--loader-workers", "1", "--loader-batches", "6"],
-              needs=[SHARED_CLIPS], timeout_s=60),
-    Benchmark("decode", ["--parallel-only", "--repeats", "1", "--max-width", "400", "--processes", str(LOADER_WORKERS)],
-              needs=[SHARED_CLIPS], timeout_s=25),
+    Benchmark(
+        "train_step",
+        [
+            "--device",
+            "cuda",
+            "--dtype",
+            "bf16",
+            "--frames",
+            "16",
+            "--eval-batch",
+            "16",
+            "--eval-classes",
+            "400",
+            "101",
+            "--train-batch",
+            "8",
+            "16",
+            "--train-classes",
+            "101",
+            "--repeats",
+            "3",
+            "--compile",
+            "--tag",
+            "TC-CLIP B/16 ",
+        ],
+        timeout_s=120,
+    ),
+    Benchmark(
+        "profile_tc_clip",
+        ["--device", "cuda", "--dtype", "bf16", "--frames", "16", "--batch", "16", "--classes", "101"],
+        timeout_s=25,
+    ),
+    Benchmark(
+        "train_throughput",
+        [
+            "--model",
+            "tc",
+            "--frames",
+            "16",
+            "--batch-size",
+            "16",
+            "--bf16",
+            "--steps",
+            "6",
+            "--workers",
+            str(LOADER_WORKERS),
+            "--loader-workers",
+            "1",
+            "--loader-batches",
+            "6",
+        ],
+        needs=[SHARED_CLIPS],
+        timeout_s=60,
+    ),
+    Benchmark(
+        "decode",
+        ["--parallel-only", "--repeats", "1", "--max-width", "400", "--processes", str(LOADER_WORKERS)],
+        needs=[SHARED_CLIPS],
+        timeout_s=25,
+    ),
 ]
 # The same scripts at toy sizes on CPU: every code path of the suite in well under a minute (the tests run this).
 GPU_DRY_RUN = {
-    "cogvideox_speed": ["--tiny", "--steps", "4", "--variants", "bare", "pab", "fastercache", "firstblock", "taylorseer",
-                        "magcache", "fp8", "pab+fp8+compile"],  # compile on CPU takes minutes: a slow test has it
-    "train_step": ["--arch", "synthact-tiny", "--context-tokens", "8", "--quick", "--eval-classes", "6",
-                   "--train-classes", "5", "--no-check"],
-    "profile_tc_clip": ["--arch", "synthact-tiny", "--context-tokens", "8", "--frames", "4", "--batch", "1",
-                        "--classes", "5", "--top", "5"],
+    "cogvideox_speed": [
+        "--tiny",
+        "--steps",
+        "4",
+        "--variants",
+        "bare",
+        "pab",
+        "fastercache",
+        "firstblock",
+        "taylorseer",
+        "magcache",
+        "fp8",
+        "pab+fp8+compile",
+    ],  # compile on CPU takes minutes: a slow test has it
+    "train_step": [
+        "--arch",
+        "synthact-tiny",
+        "--context-tokens",
+        "8",
+        "--quick",
+        "--eval-classes",
+        "6",
+        "--train-classes",
+        "5",
+        "--no-check",
+    ],
+    "profile_tc_clip": [
+        "--arch",
+        "synthact-tiny",
+        "--context-tokens",
+        "8",
+        "--frames",
+        "4",
+        "--batch",
+        "1",
+        "--classes",
+        "5",
+        "--top",
+        "5",
+    ],
     "decode": ["--parallel-only", "--max-width", "400", "--max-clips", "2", "--processes", "2"],
-    "train_throughput": ["--model", "tc", "--arch", "synthact-tiny", "--context-tokens", "8", "--quick", "--size", "32",
-                         "--steps", "1", "--workers", "1", "--loader-workers", "0", "--max-clips", "3"],
+    "train_throughput": [
+        "--model",
+        "tc",
+        "--arch",
+        "synthact-tiny",
+        "--context-tokens",
+        "8",
+        "--quick",
+        "--size",
+        "32",
+        "--steps",
+        "1",
+        "--workers",
+        "1",
+        "--loader-workers",
+        "0",
+        "--max-clips",
+        "3",
+    ],
 }
 
 
@@ -98,8 +207,9 @@ def ensure_smoke_data() -> None:
     """Build the smoke world (seconds) that several benchmarks read, if it is not there yet."""
     if not (SMOKE / "synthetic/ie/manifest.jsonl").is_file():
         print(f"building the smoke data set in {SMOKE} (python -m generation demo --preset smoke)", flush=True)
-        subprocess.run([sys.executable, "-m", "generation", "demo", "--out", str(SMOKE), "--preset", "smoke"],
-                       cwd=ROOT, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "generation", "demo", "--out", str(SMOKE), "--preset", "smoke"], cwd=ROOT, check=True
+        )
 
 
 def run(bench: Benchmark, full: bool, args: list[str] | None = None) -> tuple[list[dict], str]:
@@ -133,7 +243,7 @@ def collect(stdout: str) -> list[dict]:
     measurements = []
     for line in stdout.splitlines():
         if line.startswith("BENCHMARK "):
-            measurements.append(json.loads(line[len("BENCHMARK "):]))
+            measurements.append(json.loads(line[len("BENCHMARK ") :]))
         else:
             print(line)
     return measurements
@@ -141,23 +251,33 @@ def collect(stdout: str) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     """Markdown table of measurements."""
-    lines = ["| benchmark | metric | ours | baseline | unit | ratio | target | met |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| benchmark | metric | ours | baseline | unit | ratio | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         met = {True: "yes", False: "**no**", None: ""}[r["met"]]
-        lines.append(f"| {r['benchmark']} | {r['metric']} | {r['ours']:.4g} | {r['baseline']:.4g} | {r['unit']} "
-                     f"| {r['ratio']:.3f} | {r['target']} | {met} |")  # fmt: skip
+        lines.append(
+            f"| {r['benchmark']} | {r['metric']} | {r['ours']:.4g} | {r['baseline']:.4g} | {r['unit']} "
+            f"| {r['ratio']:.3f} | {r['target']} | {met} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run synthact's benchmarks and print one table.")
-    parser.add_argument("--only", nargs="+", choices=sorted({b.name for b in BENCHMARKS + GPU_BENCHMARKS}),
-                        help="run only these")
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted({b.name for b in BENCHMARKS + GPU_BENCHMARKS}), help="run only these"
+    )
     parser.add_argument("--full", action="store_true", help="the scripts' own defaults (slower) instead of quick ones")
     parser.add_argument("--gpu", action="store_true", help="the GPU suite instead (needs CUDA; else exits 0 at once)")
     parser.add_argument("--dry-run", action="store_true", help="with --gpu: its tiny variants on CPU")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON to write (default benchmarks/results/latest.json, or gpu.json / gpu-dry-run.json)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON to write (default benchmarks/results/latest.json, or gpu.json / gpu-dry-run.json)",
+    )
     args = parser.parse_args(argv)
     if args.gpu:
         return gpu_suite(args)
@@ -189,8 +309,10 @@ def gpu_suite(args: argparse.Namespace) -> int:
     import torch
 
     if not args.dry_run and not torch.cuda.is_available():
-        print("no CUDA device here: the GPU suite needs one (nothing run). `python -m benchmarks --gpu --dry-run` "
-              "runs its tiny variants on CPU; benchmarks/gpu_run.sh runs it on a device machine.")
+        print(
+            "no CUDA device here: the GPU suite needs one (nothing run). `python -m benchmarks --gpu --dry-run` "
+            "runs its tiny variants on CPU; benchmarks/gpu_run.sh runs it on a device machine."
+        )
         return 0
     out = args.out or ROOT / "benchmarks" / "results" / ("gpu-dry-run.json" if args.dry_run else "gpu.json")
     started = time.time()
@@ -202,8 +324,10 @@ def gpu_suite(args: argparse.Namespace) -> int:
             bench = Benchmark(bench.name, needs=bench.needs, timeout_s=180)
         measured, status[bench.name] = run(bench, False, GPU_DRY_RUN[bench.name] if args.dry_run else bench.quick_args)
         rows += measured
-    print(f"\nGPU suite{' (dry run on CPU, toy sizes: timings mean nothing)' if args.dry_run else ''}: "
-          f"{time.time() - started:.0f} s")
+    print(
+        f"\nGPU suite{' (dry run on CPU, toy sizes: timings mean nothing)' if args.dry_run else ''}: "
+        f"{time.time() - started:.0f} s"
+    )
     return finish(rows, status, out)
 
 

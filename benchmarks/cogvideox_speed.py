@@ -57,15 +57,25 @@ def full_pipeline(dtype: torch.dtype):
     torch.set_default_dtype(dtype)
     try:
         with torch.device("cuda"):
-            text = T5EncoderModel(T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24,
-                                           num_heads=64, feed_forward_proj="gated-gelu")).eval()
+            text = T5EncoderModel(
+                T5Config(
+                    vocab_size=32128,
+                    d_model=4096,
+                    d_kv=64,
+                    d_ff=10240,
+                    num_layers=24,
+                    num_heads=64,
+                    feed_forward_proj="gated-gelu",
+                )
+            ).eval()
             transformer = CogVideoXTransformer3DModel().eval()  # 2B: 30 layers, 30 heads x 64, sincos positions
             vae = AutoencoderKLCogVideoX().eval()
     finally:
         torch.set_default_dtype(previous)
     scheduler = CogVideoXDDIMScheduler(timestep_spacing="trailing")
-    return CogVideoXPipeline(tokenizer=cog.tiny_tokenizer(), text_encoder=text, vae=vae, transformer=transformer,
-                             scheduler=scheduler)
+    return CogVideoXPipeline(
+        tokenizer=cog.tiny_tokenizer(), text_encoder=text, vae=vae, transformer=transformer, scheduler=scheduler
+    )
 
 
 def sync() -> None:
@@ -78,9 +88,18 @@ def loop(pipe, s: cog.CogVideoXSettings, prompt: str) -> tuple[float, torch.Tens
     gen = torch.Generator(device=pipe.device).manual_seed(0)
     sync()
     start = time.perf_counter()
-    latents = pipe(prompt=[prompt], generator=[gen], num_inference_steps=s.steps, guidance_scale=s.guidance,
-                   use_dynamic_cfg=False, num_frames=s.num_frames, height=s.height, width=s.width,
-                   max_sequence_length=s.max_sequence_length, output_type="latent").frames
+    latents = pipe(
+        prompt=[prompt],
+        generator=[gen],
+        num_inference_steps=s.steps,
+        guidance_scale=s.guidance,
+        use_dynamic_cfg=False,
+        num_frames=s.num_frames,
+        height=s.height,
+        width=s.width,
+        max_sequence_length=s.max_sequence_length,
+        output_type="latent",
+    ).frames
     sync()
     return time.perf_counter() - start, latents
 
@@ -102,9 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="toy pipeline on CPU: a dry run of every code path")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 50; 6 with --tiny)")
-    parser.add_argument("--budget-s", type=float, default=None,
-                        help="skip (and list) the variants that would end after this many seconds, by the bare "
-                             "run's time (compile counted as 2 renders + 60 s)")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="skip (and list) the variants that would end after this many seconds, by the bare "
+        "run's time (compile counted as 2 renders + 60 s)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
     prompt = "a man in a red jacket is waving in the park, camera shot"
@@ -123,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     diffusers.utils.logging.set_verbosity_error()
     t0 = time.perf_counter()
     raw = build()
-    print(f"pipeline built in {time.perf_counter() - t0:.1f} s; {base.steps} steps, {base.num_frames} frames "
-          f"{base.width}x{base.height}, {base.dtype}, {'cpu (tiny)' if args.tiny else torch.cuda.get_device_name()}")
+    print(
+        f"pipeline built in {time.perf_counter() - t0:.1f} s; {base.steps} steps, {base.num_frames} frames "
+        f"{base.width}x{base.height}, {base.dtype}, {'cpu (tiny)' if args.tiny else torch.cuda.get_device_name()}"
+    )
     rows, ref_clip, bare_loop, vae_s, ratios = [], None, None, None, None
     state = {k: v.clone() for k, v in raw.transformer.state_dict().items()}  # fp8 quantises in place: restore
 
@@ -140,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_default_dtype(previous)
         t.load_state_dict(state)
         return t.eval()
+
     for name in ["bare"] + [v for v in args.variants if v != "bare"]:
         over = dict(VARIANTS[name])
         if name == "magcache" and ratios is not None:
@@ -175,17 +201,34 @@ def main(argv: list[str] | None = None) -> int:
                 bare_loop, vae_s, ref_clip = seconds, decode_s, clip
             peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
             psnr = cog.psnr(clip, ref_clip)
-            row = {"variant": name, "loop_s": seconds, "vae_decode_s": decode_s, "s_per_clip": seconds + vae_s,
-                   "speedup": (bare_loop + vae_s) / (seconds + vae_s), "psnr_db_vs_bare": psnr,
-                   "finite": bool(np.isfinite(latents.float().cpu().numpy()).all()), "compile_s": compile_s,
-                   "peak_gib": peak}
+            row = {
+                "variant": name,
+                "loop_s": seconds,
+                "vae_decode_s": decode_s,
+                "s_per_clip": seconds + vae_s,
+                "speedup": (bare_loop + vae_s) / (seconds + vae_s),
+                "psnr_db_vs_bare": psnr,
+                "finite": bool(np.isfinite(latents.float().cpu().numpy()).all()),
+                "compile_s": compile_s,
+                "peak_gib": peak,
+            }
             rows.append(row)
-            print(f"{name:18s} loop {seconds:7.2f} s, {row['s_per_clip']:7.2f} s/clip, x{row['speedup']:.2f}, "
-                  f"PSNR {psnr:6.2f} dB vs bare, peak {peak:.1f} GiB" + (f", compile {compile_s:.0f} s" if compile_s else ""),
-                  flush=True)
-            report("cogvideox", f"{name} s/clip ({s.steps} steps, {s.num_frames}x{s.width}x{s.height}, {s.dtype}"
-                   f"{', tiny CPU' if args.tiny else ''})", row["s_per_clip"], bare_loop + vae_s, "s",
-                   higher_is_better=False, note=f"PSNR {psnr:.2f} dB vs bare; peak {peak:.1f} GiB")
+            print(
+                f"{name:18s} loop {seconds:7.2f} s, {row['s_per_clip']:7.2f} s/clip, x{row['speedup']:.2f}, "
+                f"PSNR {psnr:6.2f} dB vs bare, peak {peak:.1f} GiB"
+                + (f", compile {compile_s:.0f} s" if compile_s else ""),
+                flush=True,
+            )
+            report(
+                "cogvideox",
+                f"{name} s/clip ({s.steps} steps, {s.num_frames}x{s.width}x{s.height}, {s.dtype}"
+                f"{', tiny CPU' if args.tiny else ''})",
+                row["s_per_clip"],
+                bare_loop + vae_s,
+                "s",
+                higher_is_better=False,
+                note=f"PSNR {psnr:.2f} dB vs bare; peak {peak:.1f} GiB",
+            )
         except Exception as e:  # one variant failing (e.g. a cache that this diffusers cannot apply) is reported
             print(f"{name}: FAILED {type(e).__name__}: {e}")
             rows.append({"variant": name, "failed": f"{type(e).__name__}: {e}"[:300]})

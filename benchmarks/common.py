@@ -42,8 +42,10 @@ def report(
     target = "" if min_ratio is None else f">= {min_ratio:.3g}"
     m = Measurement(benchmark, metric, ours, baseline, unit, ratio, target, met, note)
     status = "" if met is None else ("  (target met)" if met else "  (TARGET MISSED)")
-    print(f"{metric}: ours {ours:.4g} {unit}, baseline {baseline:.4g} {unit}, ratio {ratio:.3f}"
-          f"{'  target ' + target if target else ''}{status}")
+    print(
+        f"{metric}: ours {ours:.4g} {unit}, baseline {baseline:.4g} {unit}, ratio {ratio:.3f}"
+        f"{'  target ' + target if target else ''}{status}"
+    )
     print(f"ratio {ratio:.4f}")
     print("BENCHMARK " + json.dumps(asdict(m)), flush=True)
     return m

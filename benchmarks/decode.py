@@ -41,14 +41,17 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from torchvision.transforms.v2 import functional as F  # noqa: E402
+
 from benchmarks.common import report  # noqa: E402
 from datamodules import video  # noqa: E402
 from datamodules.transforms import BRIGHTNESS, CONTRAST, HUE, SATURATION, VideoTransform  # noqa: E402
-from torchvision.transforms.v2 import functional as F  # noqa: E402
 from datamodules.video import read_clip, video_info  # noqa: E402
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".m4v", ".mov", ".webm"}
-DEFAULT_CLIPS = Path(os.environ.get("SYNTHACT_CLIPS") or Path(__file__).resolve().parents[2] / "shared" / "data" / "real_clips")
+DEFAULT_CLIPS = Path(
+    os.environ.get("SYNTHACT_CLIPS") or Path(__file__).resolve().parents[2] / "shared" / "data" / "real_clips"
+)
 FRAMES, SHORT_SIDE, SIZE = 16, 256, 224
 RECIPE_JITTER = dict(color_jitter=0.8, grayscale=0.2)  # every configs/recipes/*.yaml trains with these
 AUGMENT_PLAIN = "augmentation (VideoTransform train, 224, no colour jitter)"
@@ -89,8 +92,9 @@ class Way:
     new_augmentation: bool = True  # VideoTransform as it is (True) or as it was (`old_augmentation`)
 
 
-BEFORE = Way("before: every read checked, exact resize, PyAV's conversion threads, uint8 colour ops", {}, True,
-             False, False)
+BEFORE = Way(
+    "before: every read checked, exact resize, PyAV's conversion threads, uint8 colour ops", {}, True, False, False
+)
 WAYS = [
     BEFORE,
     Way("+ RGB conversion on the calling thread", video._CONVERT_ARGS, True, False, False),
@@ -110,13 +114,23 @@ def old_augmentation(t: VideoTransform, clip: torch.Tensor, generator: torch.Gen
     height, width = x.shape[-2:]
     scale = t.short_side / min(height, width)
     top, left, box_h, box_w = t._random_box(round(height * scale), round(width * scale), generator)
-    x = F.resized_crop(x, top=round(top / scale), left=round(left / scale), height=max(1, round(box_h / scale)),
-                       width=max(1, round(box_w / scale)), size=[t.size, t.size], antialias=True)
+    x = F.resized_crop(
+        x,
+        top=round(top / scale),
+        left=round(left / scale),
+        height=max(1, round(box_h / scale)),
+        width=max(1, round(box_w / scale)),
+        size=[t.size, t.size],
+        antialias=True,
+    )
     if t.flip and t._coin(0.5, generator):
         x = F.horizontal_flip(x)
     if t._coin(t.color_jitter, generator):
-        for adjust, strength in ((F.adjust_brightness, BRIGHTNESS), (F.adjust_contrast, CONTRAST),
-                                 (F.adjust_saturation, SATURATION)):
+        for adjust, strength in (
+            (F.adjust_brightness, BRIGHTNESS),
+            (F.adjust_contrast, CONTRAST),
+            (F.adjust_saturation, SATURATION),
+        ):
             x = adjust(x, 1.0 + strength * (2.0 * t._uniform(generator) - 1.0))
         x = F.adjust_hue(x, HUE * (2.0 * t._uniform(generator) - 1.0))
     if t._coin(t.grayscale, generator):
@@ -135,6 +149,8 @@ def augmentation(way: Way, jitter: bool = True) -> Callable[[np.ndarray, int], t
         return t(x, generator) if way.new_augmentation else old_augmentation(t, x, generator)
 
     return augment
+
+
 _CHECKED: dict = {}  # the files the ways with `verify_once` have checked (other ways start from none)
 
 
@@ -144,8 +160,15 @@ def training_read(way: Way, thread_type: str = "AUTO") -> Callable[[Path, int], 
     def read(path: Path, seed: int) -> np.ndarray:
         video._CONVERT_ARGS = way.convert_args
         video._VERIFIED = _CHECKED if way.verify_once else {}  # {}: as if this process had not read the file
-        return read_clip(path, FRAMES, train=True, rng=np.random.default_rng(seed), short_side=SHORT_SIDE,
-                         thread_type=thread_type, exact_size=way.exact_size)[0]
+        return read_clip(
+            path,
+            FRAMES,
+            train=True,
+            rng=np.random.default_rng(seed),
+            short_side=SHORT_SIDE,
+            thread_type=thread_type,
+            exact_size=way.exact_size,
+        )[0]
 
     return read
 
@@ -158,9 +181,14 @@ class Stages:
     last wanted one is the check (verify); `_claimed_frames` (the count the check compares with) is too.
     """
 
-    NAMES = ("probe (video_info)", "open the file for decoding", "packet decode up to the last wanted frame",
-             "verify: decode on to the end + frame count", "RGB conversion (+ decode-time resize)",
-             "sampling, stacking, rest of read_clip")
+    NAMES = (
+        "probe (video_info)",
+        "open the file for decoding",
+        "packet decode up to the last wanted frame",
+        "verify: decode on to the end + frame count",
+        "RGB conversion (+ decode-time resize)",
+        "sampling, stacking, rest of read_clip",
+    )
     PROBE, OPEN, DECODE, VERIFY, CONVERT, OTHER = NAMES
     _STICKY = (PROBE, VERIFY)
 
@@ -255,8 +283,10 @@ def breakdown(clips: list[Path], repeats: int, ways: list[Way]) -> dict[str, dic
                         seconds[name] += time.perf_counter() - start
             ms = {name: 1000 * s / len(clips) for name, s in {**stages.seconds, **seconds}.items()}
             runs[way.name].append(ms)
-    return {name: {stage: statistics.median(r[stage] for r in rounds) for stage in rounds[0]}
-            for name, rounds in runs.items()}
+    return {
+        name: {stage: statistics.median(r[stage] for r in rounds) for stage in rounds[0]}
+        for name, rounds in runs.items()
+    }
 
 
 def end_to_end(clips: list[Path], repeats: int, ways: list[Way]) -> dict[str, float]:
@@ -292,8 +322,9 @@ def parallel_rate(clips: list[Path], processes: int, way: Way, thread_type: str)
     the first start to the last finish of their timed passes."""
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
-    workers = [ctx.Process(target=_load_worker, args=(clips, way, thread_type, barrier, results))
-               for _ in range(processes)]
+    workers = [
+        ctx.Process(target=_load_worker, args=(clips, way, thread_type, barrier, results)) for _ in range(processes)
+    ]
     for w in workers:
         w.start()
     spans = [results.get(timeout=600) for _ in workers]
@@ -305,13 +336,21 @@ def parallel_rate(clips: list[Path], processes: int, way: Way, thread_type: str)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=DEFAULT_CLIPS)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="rounds (the ways alternate inside each); the fastest (part 1) or the median counts")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="rounds (the ways alternate inside each); the fastest (part 1) or the median counts",
+    )
     parser.add_argument("--no-breakdown", action="store_true", help="only the single-thread comparison")
-    parser.add_argument("--parallel-only", action="store_true",
-                        help="only the processes x way measurement (the GPU suite runs this on its host)")
-    parser.add_argument("--processes", type=int, default=None, help="processes of the parallel measurement "
-                        "(default: every core)")
+    parser.add_argument(
+        "--parallel-only",
+        action="store_true",
+        help="only the processes x way measurement (the GPU suite runs this on its host)",
+    )
+    parser.add_argument(
+        "--processes", type=int, default=None, help="processes of the parallel measurement (default: every core)"
+    )
     parser.add_argument("--max-clips", type=int, default=None, help="only the first N clips (dry runs)")
     parser.add_argument("--max-width", type=int, default=None, help="only clips at most this wide (e.g. 400)")
     args = parser.parse_args()
@@ -343,26 +382,46 @@ def main() -> None:
         return
     ways = [BEFORE, AFTER]
     stages = breakdown(clips, args.repeats, ways)
-    print(f"\nwhere a training clip's read goes ({len(clips)} clips, {FRAMES} random TSN frames, short side "
-          f"{SHORT_SIDE}, thread_type AUTO, 1 process; ms/clip, median of {args.repeats} alternating rounds):")
+    print(
+        f"\nwhere a training clip's read goes ({len(clips)} clips, {FRAMES} random TSN frames, short side "
+        f"{SHORT_SIDE}, thread_type AUTO, 1 process; ms/clip, median of {args.repeats} alternating rounds):"
+    )
     print(f"  {'stage':55s} {'before':>8s} {'after':>8s}")
     for stage in stages[BEFORE.name]:
         before, after = stages[BEFORE.name][stage], stages[AFTER.name][stage]
         print(f"  {stage:55s} {before:8.2f} {after:8.2f}")
         if min(before, after) > 0:  # a stage that is gone (after = 0) is printed, not reported as a ratio
-            report("decode", f"ms/clip: {stage}", after, before, "ms", higher_is_better=False,
-                   note="ours = after (files checked once per process, a later epoch), baseline = before")
+            report(
+                "decode",
+                f"ms/clip: {stage}",
+                after,
+                before,
+                "ms",
+                higher_is_better=False,
+                note="ours = after (files checked once per process, a later epoch), baseline = before",
+            )
     total = {name: sum(ms for stage, ms in s.items() if stage != AUGMENT_PLAIN) for name, s in stages.items()}
-    print(f"  {'sum (read + augmentation with the recipes jitter)':55s} {total[BEFORE.name]:8.2f} "
-          f"{total[AFTER.name]:8.2f}")
+    print(
+        f"  {'sum (read + augmentation with the recipes jitter)':55s} {total[BEFORE.name]:8.2f} "
+        f"{total[AFTER.name]:8.2f}"
+    )
     totals = end_to_end(clips, args.repeats, [*WAYS, FIRST_READ])
-    print(f"\ntraining read + augmentation end to end, each change added to the one above, then the first epoch "
-          f"of a process after (ms/clip, median of {args.repeats} alternating rounds):")
+    print(
+        f"\ntraining read + augmentation end to end, each change added to the one above, then the first epoch "
+        f"of a process after (ms/clip, median of {args.repeats} alternating rounds):"
+    )
     for name, ms in totals.items():
         print(f"  {name:70s} {ms:8.2f}")
         if name != BEFORE.name:
-            report("decode", f"train ms/clip: {name}", ms, totals[BEFORE.name], "ms", higher_is_better=False,
-                   note="baseline = before")
+            report(
+                "decode",
+                f"train ms/clip: {name}",
+                ms,
+                totals[BEFORE.name],
+                "ms",
+                higher_is_better=False,
+                note="baseline = before",
+            )
     parallel(clips, args.processes, args.repeats)
 
 
@@ -372,8 +431,10 @@ def parallel(clips: list[Path], processes: int | None, repeats: int) -> None:
     median of `repeats` rounds in which the three alternate."""
     cores = os.cpu_count() or 1
     runs = [(BEFORE, "AUTO"), (AFTER, "AUTO"), (AFTER, "NONE")]
-    print(f"\ndecode + augmentation, each process loading all {len(clips)} clips (clips/s, median of {repeats} "
-          "alternating rounds; after = a later epoch, files checked):")
+    print(
+        f"\ndecode + augmentation, each process loading all {len(clips)} clips (clips/s, median of {repeats} "
+        "alternating rounds; after = a later epoch, files checked):"
+    )
     for n in sorted({1, processes or cores}, reverse=True):
         rates: dict[tuple[str, str], list[float]] = {}
         for _ in range(repeats):
@@ -384,8 +445,14 @@ def parallel(clips: list[Path], processes: int | None, repeats: int) -> None:
         for tt in ("AUTO", "NONE"):
             after = statistics.median(rates[AFTER.name, tt])
             print(f"  {n} processes, after,  thread_type {tt}: {after:7.1f}")
-            report("decode", f"train clips/s, {n} processes, thread_type {tt}", after, before, "clips/s",
-                   note=f"{cores} cores; ours = after, baseline = before with thread_type AUTO, {n} processes")
+            report(
+                "decode",
+                f"train clips/s, {n} processes, thread_type {tt}",
+                after,
+                before,
+                "clips/s",
+                note=f"{cores} cores; ours = after, baseline = before with thread_type AUTO, {n} processes",
+            )
 
 
 if __name__ == "__main__":

@@ -43,10 +43,19 @@ def overhead(work: Path, clips: int, repeats: int, size: int, steps: int, batch:
 
     def bare(write_to: Path | None = None) -> None:
         for i in range(0, len(rows), batch):
-            part = rows[i:i + batch]
-            out = pipe(prompt=[r.prompt for r in part], generator=[torch.Generator().manual_seed(r.seed) for r in part],
-                       num_inference_steps=steps, guidance_scale=6.0, use_dynamic_cfg=False, num_frames=9,
-                       height=size, width=size, max_sequence_length=16, output_type="np")
+            part = rows[i : i + batch]
+            out = pipe(
+                prompt=[r.prompt for r in part],
+                generator=[torch.Generator().manual_seed(r.seed) for r in part],
+                num_inference_steps=steps,
+                guidance_scale=6.0,
+                use_dynamic_cfg=False,
+                num_frames=9,
+                height=size,
+                width=size,
+                max_sequence_length=16,
+                output_type="np",
+            )
             if write_to is not None:  # what a hand-written script must do too: encode each clip to mp4
                 write_to.mkdir(exist_ok=True)
                 for r, f in zip(part, out.frames):  # f: (T, H, W, 3) floats in [0, 1]
@@ -58,19 +67,37 @@ def overhead(work: Path, clips: int, repeats: int, size: int, steps: int, batch:
     bare()  # warm-up (allocator, first-call costs)
     times: dict[str, list[float]] = {"bare": [], "bare+write": [], "ours": []}
     for k in range(repeats):
-        for name, fn in (("bare", bare), ("bare+write", lambda: bare(work / f"plain{k}")), ("ours", lambda: ours(k))):
+        for name, fn in (
+            ("bare", bare),
+            ("bare+write", lambda k=k: bare(work / f"plain{k}")),
+            ("ours", lambda k=k: ours(k)),
+        ):
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
     b, bw, o = (min(times[n]) for n in ("bare", "bare+write", "ours"))
     what = f"{clips} clips {size}x{size}x9, {steps} steps (tiny pipeline, CPU, 1 torch thread)"
-    report("generation", f"render framework vs bare pipeline + the same mp4 writes, {what}", o / clips, bw / clips,
-           "s/clip", higher_is_better=False, min_ratio=0.95,
-           note=f"bookkeeping overhead {100 * (o / bw - 1):+.1f}% (best of {repeats})")
-    report("generation", f"render framework vs bare CogVideoXPipeline (no files), {what}", o / clips, b / clips,
-           "s/clip", higher_is_better=False, min_ratio=0.95,
-           note=f"overhead {100 * (o / b - 1):+.1f}%: mp4 encoding, overlapped with rendering by a writer thread "
-                "only where a core is free (on a GPU it always is)")
+    report(
+        "generation",
+        f"render framework vs bare pipeline + the same mp4 writes, {what}",
+        o / clips,
+        bw / clips,
+        "s/clip",
+        higher_is_better=False,
+        min_ratio=0.95,
+        note=f"bookkeeping overhead {100 * (o / bw - 1):+.1f}% (best of {repeats})",
+    )
+    report(
+        "generation",
+        f"render framework vs bare CogVideoXPipeline (no files), {what}",
+        o / clips,
+        b / clips,
+        "s/clip",
+        higher_is_better=False,
+        min_ratio=0.95,
+        note=f"overhead {100 * (o / b - 1):+.1f}%: mp4 encoding, overlapped with rendering by a writer thread "
+        "only where a core is free (on a GPU it always is)",
+    )
 
 
 def ray_scaling(work: Path, clips: int, frames: int, size: int) -> None:
@@ -83,13 +110,27 @@ def ray_scaling(work: Path, clips: int, frames: int, size: int) -> None:
         rate = {}
         for workers in (1, 2):
             t = time.perf_counter()
-            s = render_prompts(work / "ray_prompts.jsonl", work / f"ray{workers}", backend="ray", ray_workers=workers,
-                               ray_batch_size=2, num_frames=frames, size=size, progress=False)
+            s = render_prompts(
+                work / "ray_prompts.jsonl",
+                work / f"ray{workers}",
+                backend="ray",
+                ray_workers=workers,
+                ray_batch_size=2,
+                num_frames=frames,
+                size=size,
+                progress=False,
+            )
             rate[workers] = s.rendered / (time.perf_counter() - t)
     finally:
         ray.shutdown()
-    report("generation", f"Ray procedural render, 2 actors vs 1 ({clips} clips {size}px x {frames} frames, "
-           "num_cpus=2)", rate[2], rate[1], "clips/s", note="actor start-up included; 2 shared CPU cores")
+    report(
+        "generation",
+        f"Ray procedural render, 2 actors vs 1 ({clips} clips {size}px x {frames} frames, num_cpus=2)",
+        rate[2],
+        rate[1],
+        "clips/s",
+        note="actor start-up included; 2 shared CPU cores",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     diffusers.utils.logging.set_verbosity_error()  # the toy tokenizer's 16-token truncation notices
     work = Path(tempfile.mkdtemp(prefix="bench-generation-"))
     try:
-        overhead(work, clips=16 if args.quick else 32, repeats=args.repeats, size=64, steps=6 if args.quick else 12,
-                 batch=2)
+        overhead(
+            work, clips=16 if args.quick else 32, repeats=args.repeats, size=64, steps=6 if args.quick else 12, batch=2
+        )
         if not args.no_ray:
             try:
                 import ray  # noqa: F401

@@ -28,8 +28,13 @@ from benchmarks.common import report  # noqa: E402
 from benchmarks.train_step import class_names, image_size  # noqa: E402
 from lightning_modules.models.tc_clip import TCCLIP  # noqa: E402
 
-SECTIONS = ["vision tower (encode_video_tokens)", "text (encode_text_batched)", "logits + loss", "backward",
-            "optimizer step"]
+SECTIONS = [
+    "vision tower (encode_video_tokens)",
+    "text (encode_text_batched)",
+    "logits + loss",
+    "backward",
+    "optimizer step",
+]
 
 
 def step(net: TCCLIP, optimizer, video, tokens, labels, autocast) -> None:
@@ -39,7 +44,9 @@ def step(net: TCCLIP, optimizer, video, tokens, labels, autocast) -> None:
         with record_function(SECTIONS[1]):
             text = net.encode_text_batched(tokens, context.detach())  # (B, K, E)
         with record_function(SECTIONS[2]):
-            logits = net.clip.logit_scale.exp() * torch.einsum("be,bke->bk", video_features, text.to(video_features.dtype))
+            logits = net.clip.logit_scale.exp() * torch.einsum(
+                "be,bke->bk", video_features, text.to(video_features.dtype)
+            )
             loss = F.cross_entropy(logits.float(), labels)
     with record_function(SECTIONS[3]):
         loss.backward()
@@ -62,10 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
     net = TCCLIP(arch=args.arch, pretrained=None, num_context_tokens=args.context_tokens).to(device).train()
-    optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-6,
-                                  fused=device.type == "cuda")
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.dtype == "bf16" \
-        else contextlib.nullcontext
+    optimizer = torch.optim.AdamW(
+        [p for p in net.parameters() if p.requires_grad], lr=1e-6, fused=device.type == "cuda"
+    )
+    autocast = (
+        (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.dtype == "bf16" else contextlib.nullcontext
+    )
     video = torch.randn(args.batch, args.frames, 3, *image_size(net), device=device)  # (B, T, C, H, W)
     tokens = net.tokenize(class_names(args.classes)).to(device)
     labels = torch.arange(args.batch, device=device) % args.classes
@@ -83,14 +92,23 @@ def main(argv: list[str] | None = None) -> None:
     def ms(e) -> float:  # device time on CUDA (what bounds the step), CPU time otherwise
         return (e.device_time_total if use_cuda else e.cpu_time_total) / 1000
 
-    print(f"{args.arch}, {args.batch} clips x {args.frames} frames, {args.classes} classes, {args.dtype}, {device}: "
-          f"profiled step {wall:.0f} ms wall (profiler overhead included)")
+    print(
+        f"{args.arch}, {args.batch} clips x {args.frames} frames, {args.classes} classes, {args.dtype}, {device}: "
+        f"profiled step {wall:.0f} ms wall (profiler overhead included)"
+    )
     total = sum(ms(events[s]) for s in SECTIONS if s in events)
     for s in SECTIONS:
         if s in events:
             print(f"  {s:40s} {ms(events[s]):9.1f} ms  {100 * ms(events[s]) / total:5.1f}%")
-            report("profile_tc_clip", f"{s} ms, batch {args.batch}, {args.frames} frames, {args.dtype}", ms(events[s]),
-                   total, "ms", higher_is_better=False, note=f"{device}; ratio = step / section")
+            report(
+                "profile_tc_clip",
+                f"{s} ms, batch {args.batch}, {args.frames} frames, {args.dtype}",
+                ms(events[s]),
+                total,
+                "ms",
+                higher_is_better=False,
+                note=f"{device}; ratio = step / section",
+            )
     sort = "self_device_time_total" if use_cuda else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=sort, row_limit=args.top, max_name_column_width=40))
 

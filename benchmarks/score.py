@@ -61,8 +61,10 @@ def main() -> None:
     rows = read_manifest(args.manifest)[: args.clips]
     paths = [args.manifest.parent / r.video for r in rows]
     encoder = ClipEncoder(args.arch, args.pretrained, num_frames=args.frames)
-    print(f"{len(rows)} clips x {args.frames} frames, {args.arch} ({args.pretrained or 'random'}), "
-          f"{encoder.image_size}px, batch {args.batch_size}, {encoder.device}, torch threads {torch.get_num_threads()}")
+    print(
+        f"{len(rows)} clips x {args.frames} frames, {args.arch} ({args.pretrained or 'random'}), "
+        f"{encoder.image_size}px, batch {args.batch_size}, {encoder.device}, torch threads {torch.get_num_threads()}"
+    )
     bare_encode(encoder, paths[: args.batch_size], args.batch_size)  # warm-up
 
     bare, score, loop = [], [], []  # (wall, cpu) seconds per run, alternating; wall s of the encode loop
@@ -72,10 +74,20 @@ def main() -> None:
             (Path(tmp) / folder).symlink_to((args.manifest.parent / folder).resolve())
 
         def run_score() -> None:
-            copy.write_text("".join(r.model_copy(update={"entropy": None, "uncertainty": None}).model_dump_json() + "\n"
-                                    for r in rows))  # fmt: skip
-            summary = score_manifest(copy, args.labels, arch=args.arch, pretrained=args.pretrained,
-                                     num_frames=args.frames, batch_size=args.batch_size, progress=False)
+            copy.write_text(
+                "".join(
+                    r.model_copy(update={"entropy": None, "uncertainty": None}).model_dump_json() + "\n" for r in rows
+                )
+            )
+            summary = score_manifest(
+                copy,
+                args.labels,
+                arch=args.arch,
+                pretrained=args.pretrained,
+                num_frames=args.frames,
+                batch_size=args.batch_size,
+                progress=False,
+            )
             loop.append(summary.seconds)
 
         for _ in range(args.repeats):
@@ -84,14 +96,26 @@ def main() -> None:
     n = len(rows)
     for i, what in enumerate(("wall", "CPU")):
         b, s = min(x[i] for x in bare), min(x[i] for x in score)
-        print(f"{what:>4} time, best of {args.repeats}: bare open_clip encode {n / b:7.1f} clips/s, "
-              f"score_manifest {n / s:7.1f} clips/s, ratio {b / s:.3f} (overhead {100 * (s / b - 1):+.1f}%)")
-        report("score", f"score_manifest vs bare encode ({what} time)", n / s, n / b, "clips/s",
-               min_ratio=1 / 1.10 if what == "wall" else None, note="target: overhead <= 10%")
+        print(
+            f"{what:>4} time, best of {args.repeats}: bare open_clip encode {n / b:7.1f} clips/s, "
+            f"score_manifest {n / s:7.1f} clips/s, ratio {b / s:.3f} (overhead {100 * (s / b - 1):+.1f}%)"
+        )
+        report(
+            "score",
+            f"score_manifest vs bare encode ({what} time)",
+            n / s,
+            n / b,
+            "clips/s",
+            min_ratio=1 / 1.10 if what == "wall" else None,
+            note="target: overhead <= 10%",
+        )
     b, s = min(x[0] for x in bare), min(loop)
-    print(f"wall time of score_manifest's encode loop only (no model load, final rewrite, figures): "
-          f"{n / s:7.1f} clips/s, ratio {b / s:.3f} (overhead {100 * (s / b - 1):+.1f}%)")
+    print(
+        f"wall time of score_manifest's encode loop only (no model load, final rewrite, figures): "
+        f"{n / s:7.1f} clips/s, ratio {b / s:.3f} (overhead {100 * (s / b - 1):+.1f}%)"
+    )
     print("runs (wall s): bare", [round(x[0], 1) for x in bare], "score", [round(x[0], 1) for x in score])
+
 
 if __name__ == "__main__":
     main()

@@ -39,8 +39,18 @@ from benchmarks.common import report  # noqa: E402
 from lightning_modules.models import tc_clip  # noqa: E402
 from lightning_modules.models.tc_clip import TCCLIP  # noqa: E402
 
-UCF_LIKE = ["ApplyEyeMakeup", "BalanceBeam", "BlowDryHair", "CliffDiving", "FrontCrawl", "PlayingDaf", "YoYo",
-            "kick ball", "ride horse", "brush hair"]
+UCF_LIKE = [
+    "ApplyEyeMakeup",
+    "BalanceBeam",
+    "BlowDryHair",
+    "CliffDiving",
+    "FrontCrawl",
+    "PlayingDaf",
+    "YoYo",
+    "kick ball",
+    "ride horse",
+    "brush hair",
+]
 
 
 def class_names(k: int) -> list[str]:
@@ -97,8 +107,13 @@ def agreement(net: TCCLIP, device: torch.device, frames: int, batch: int, classe
     grad_diff = max((go[n] - gr[n]).abs().max().item() for n in go)
     seed_diff = max((a - b).abs().max().item() for a, b in zip(so, sr))
     del net64
-    return {"logits": (lo - lr).abs().max().item(), "grads": grad_diff, "grads_missing": sorted(set(go) ^ set(gr)),
-            "seeds": seed_diff, "merges": len(so)}
+    return {
+        "logits": (lo - lr).abs().max().item(),
+        "grads": grad_diff,
+        "grads_missing": sorted(set(go) ^ set(gr)),
+        "seeds": seed_diff,
+        "merges": len(so),
+    }
 
 
 def image_size(net: TCCLIP) -> tuple[int, int]:
@@ -147,7 +162,6 @@ def train_run(net, initial, video, tokens, labels, ours: bool, autocast, steps: 
         first = logits.detach().float() if first is None else first
     net.eval()
     return best, first
-
 
 
 def interleaved(repeats: int, device, run) -> tuple[tuple[float, object], tuple[float, object], dict[bool, float]]:
@@ -204,8 +218,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     net = TCCLIP(arch=args.arch, pretrained=None, num_context_tokens=args.context_tokens).to(device).eval()
     gen = torch.Generator().manual_seed(0)
-    print(f"device {device}, threads {torch.get_num_threads()}, {args.arch} random weights, {args.dtype}, "
-          f"{frames} frames")
+    print(
+        f"device {device}, threads {torch.get_num_threads()}, {args.arch} random weights, {args.dtype}, {frames} frames"
+    )
 
     # 1. agreement in float64
     if not args.no_check:
@@ -215,12 +230,15 @@ def main(argv: list[str] | None = None) -> None:
         a = agreement(net, device, frames, args.check_batch, check_k)
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
-        print(f"float64 agreement ({args.check_batch} clips x {frames} frames, {check_k} classes): logits "
-              f"{a['logits']:.2e}, gradients {a['grads']:.2e}, seeds entering {a['merges']} merges {a['seeds']:.2e}")
+        print(
+            f"float64 agreement ({args.check_batch} clips x {frames} frames, {check_k} classes): logits "
+            f"{a['logits']:.2e}, gradients {a['grads']:.2e}, seeds entering {a['merges']} merges {a['seeds']:.2e}"
+        )
         assert not a["grads_missing"], f"parameters with a gradient in one way only: {a['grads_missing']}"
         assert a["logits"] < 1e-6 and a["grads"] < 1e-6, (
             f"float64: the two ways differ (logits {a['logits']:.2e}, gradients {a['grads']:.2e}; seeds "
-            f"{a['seeds']:.2e}): a real disagreement, not rounding")
+            f"{a['seeds']:.2e}): a real disagreement, not rounding"
+        )
         if args.check_only:
             return
 
@@ -236,13 +254,22 @@ def main(argv: list[str] | None = None) -> None:
     for k in eval_k:
         tokens = net.tokenize(class_names(k)).to(device)
         (t_ours, logits_ours), (t_ref, logits_ref), mem = interleaved(
-            args.repeats, device, lambda ours: eval_run(net, video, tokens, ours, autocast))
+            args.repeats, device, lambda ours, tokens=tokens: eval_run(net, video, tokens, ours, autocast)
+        )
         diff = (logits_ours - logits_ref).abs().max().item()
-        print(f"(a) eval {eval_b} clips x {frames} frames, {k} classes: ours {t_ours:.3f} s, reference "
-              f"{t_ref:.3f} s; {args.dtype} logits max abs diff {diff:.2e} (not asserted: see the float64 check)")
-        report("train_step", f"{args.tag}eval clips/s, {k} classes, batch {eval_b}, {frames} frames, {args.dtype}",
-               eval_b / t_ours, eval_b / t_ref, "clips/s", min_ratio=2.0 if targets else None,
-               note=f"{device}; peak GiB ours {mem[True]:.1f} / ref {mem[False]:.1f}; {args.dtype} logit diff {diff:.1e}")
+        print(
+            f"(a) eval {eval_b} clips x {frames} frames, {k} classes: ours {t_ours:.3f} s, reference "
+            f"{t_ref:.3f} s; {args.dtype} logits max abs diff {diff:.2e} (not asserted: see the float64 check)"
+        )
+        report(
+            "train_step",
+            f"{args.tag}eval clips/s, {k} classes, batch {eval_b}, {frames} frames, {args.dtype}",
+            eval_b / t_ours,
+            eval_b / t_ref,
+            "clips/s",
+            min_ratio=2.0 if targets else None,
+            note=f"{device}; peak GiB ours {mem[True]:.1f} / ref {mem[False]:.1f}; {args.dtype} logit diff {diff:.1e}",
+        )
 
     # 2b. training step
     tokens = net.tokenize(class_names(train_k)).to(device)
@@ -251,14 +278,28 @@ def main(argv: list[str] | None = None) -> None:
         labels = torch.randint(0, train_k, (b,), generator=gen).to(device)
         steps = 2 if device.type == "cuda" else 1
         (t_ours, logits_ours), (t_ref, logits_ref), mem = interleaved(
-            args.repeats, device, lambda ours: train_run(net, initial, video, tokens, labels, ours, autocast, steps=steps))
+            args.repeats,
+            device,
+            lambda ours, video=video, labels=labels, steps=steps: train_run(
+                net, initial, video, tokens, labels, ours, autocast, steps=steps
+            ),
+        )
         diff = (logits_ours - logits_ref).abs().max().item()
-        print(f"(b) train step {b} clips x {frames} frames, {train_k} classes: ours {t_ours:.3f} s "
-              f"({b / t_ours:.1f} clips/s), reference {t_ref:.3f} s; {args.dtype} logits max abs diff {diff:.2e}")
+        print(
+            f"(b) train step {b} clips x {frames} frames, {train_k} classes: ours {t_ours:.3f} s "
+            f"({b / t_ours:.1f} clips/s), reference {t_ref:.3f} s; {args.dtype} logits max abs diff {diff:.2e}"
+        )
         target = (3.0 if device.type == "cuda" and bf16 and frames == 16 and b == 16 else 1.2) if targets else None
-        report("train_step", f"{args.tag}train step s, {train_k} classes, batch {b}, {frames} frames, {args.dtype}",
-               t_ours, t_ref, "s", higher_is_better=False, min_ratio=target,
-               note=f"{device}; ours {b / t_ours:.1f} clips/s; peak GiB ours {mem[True]:.1f} / ref {mem[False]:.1f}")
+        report(
+            "train_step",
+            f"{args.tag}train step s, {train_k} classes, batch {b}, {frames} frames, {args.dtype}",
+            t_ours,
+            t_ref,
+            "s",
+            higher_is_better=False,
+            min_ratio=target,
+            note=f"{device}; ours {b / t_ours:.1f} clips/s; peak GiB ours {mem[True]:.1f} / ref {mem[False]:.1f}",
+        )
 
         if args.compile and b == train_b[-1]:  # ours with the vision tower compiled, against ours eager (once)
             compiled = copy.deepcopy(net)
@@ -266,12 +307,20 @@ def main(argv: list[str] | None = None) -> None:
             start = time.perf_counter()
             train_run(compiled, initial, video, tokens, labels, True, autocast)
             compile_s = time.perf_counter() - start
-            t_c, _ = train_run(compiled, initial, video, tokens, labels, True, autocast,
-                               steps=2 if device.type == "cuda" else 1)
+            t_c, _ = train_run(
+                compiled, initial, video, tokens, labels, True, autocast, steps=2 if device.type == "cuda" else 1
+            )
             print(f"    compiled vision tower: {t_c:.3f} s/step ({b / t_c:.1f} clips/s), first step {compile_s:.0f} s")
-            report("train_step", f"{args.tag}train step s, compiled vision tower vs eager (ours), batch {b}, "
-                   f"{frames} frames, {args.dtype}", t_c, t_ours, "s", higher_is_better=False,
-                   note=f"{device}; compile {compile_s:.0f} s")
+            report(
+                "train_step",
+                f"{args.tag}train step s, compiled vision tower vs eager (ours), batch {b}, "
+                f"{frames} frames, {args.dtype}",
+                t_c,
+                t_ours,
+                "s",
+                higher_is_better=False,
+                note=f"{device}; compile {compile_s:.0f} s",
+            )
             del compiled
 
 

@@ -34,7 +34,9 @@ from datamodules.datasets import Clip, VideoDataLoader, VideoDataset, clips_from
 from datamodules.transforms import VideoTransform  # noqa: E402
 
 # the real clips; SYNTHACT_CLIPS points elsewhere (the GPU suite's carried subset, benchmarks/gpu_prepare.sh)
-SHARED_CLIPS = Path(os.environ.get("SYNTHACT_CLIPS") or Path(__file__).resolve().parents[2] / "shared" / "data" / "real_clips")
+SHARED_CLIPS = Path(
+    os.environ.get("SYNTHACT_CLIPS") or Path(__file__).resolve().parents[2] / "shared" / "data" / "real_clips"
+)
 
 
 def real_clips(root: Path) -> list[Clip]:
@@ -77,10 +79,19 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--quick", action="store_true", help="4 frames, batch 2, 3 steps (CPU-sized)")
     parser.add_argument("--context-tokens", type=int, default=96, help="tc: k context tokens (fewer for tiny archs)")
-    parser.add_argument("--loader-workers", type=int, nargs="*", default=[],
-                        help="also measure the loader alone with these worker counts (e.g. 1 14)")
-    parser.add_argument("--loader-batches", type=int, default=None, help="batches per loader-only measurement "
-                        "(default: 2 per worker, at least --steps)")
+    parser.add_argument(
+        "--loader-workers",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also measure the loader alone with these worker counts (e.g. 1 14)",
+    )
+    parser.add_argument(
+        "--loader-batches",
+        type=int,
+        default=None,
+        help="batches per loader-only measurement (default: 2 per worker, at least --steps)",
+    )
     parser.add_argument("--max-clips", type=int, default=None, help="use only the first N clips (dry runs)")
     args = parser.parse_args()
     if args.quick:
@@ -102,9 +113,15 @@ def main() -> None:
     transform = VideoTransform(train=True, size=args.size)
 
     def make_loader(workers: int) -> VideoDataLoader:
-        return VideoDataLoader(VideoDataset(clips, args.frames, transform), batch_size=args.batch_size, shuffle=True,
-                               num_workers=workers, pin_memory=device.type == "cuda",
-                               persistent_workers=workers > 0, drop_last=True)
+        return VideoDataLoader(
+            VideoDataset(clips, args.frames, transform),
+            batch_size=args.batch_size,
+            shuffle=True,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
+            drop_last=True,
+        )
 
     loader = make_loader(args.workers)
 
@@ -115,9 +132,11 @@ def main() -> None:
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-6, fused=device.type == "cuda")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
-    print(f"{args.model} {args.arch}, {distinct} distinct clips repeated to {len(clips)}, {args.frames} frames x {args.size}px, batch "
-          f"{args.batch_size}, {args.classes} classes, {args.workers} workers, {device}, bf16 {args.bf16}, "
-          f"channels-last {args.channels_last}, compile {args.compile}, torch threads {torch.get_num_threads()}")
+    print(
+        f"{args.model} {args.arch}, {distinct} distinct clips repeated to {len(clips)}, {args.frames} frames x {args.size}px, batch "
+        f"{args.batch_size}, {args.classes} classes, {args.workers} workers, {device}, bf16 {args.bf16}, "
+        f"channels-last {args.channels_last}, compile {args.compile}, torch threads {torch.get_num_threads()}"
+    )
 
     def step(batch: dict) -> None:
         # (B, T, C, H, W); channels-last applies per frame, so it is set on the flattened frames' layout
@@ -161,21 +180,41 @@ def main() -> None:
     piped, waited = pipeline()
     computed = compute_only()
     n = args.steps * args.batch_size
-    print(f"pipeline: {n / piped:.2f} clips/s, waiting for data {100 * waited / piped:.1f}% of the loop; "
-          f"compute only: {n / computed:.2f} clips/s; peak memory {peak_memory_mb(device):.0f} MiB")
+    print(
+        f"pipeline: {n / piped:.2f} clips/s, waiting for data {100 * waited / piped:.1f}% of the loop; "
+        f"compute only: {n / computed:.2f} clips/s; peak memory {peak_memory_mb(device):.0f} MiB"
+    )
     label = f"{args.model} {args.arch} train clips/s, data in the loop vs in-memory batch ({device})"
-    report("train_throughput", label, n / piped, n / computed, "clips/s", min_ratio=0.9,
-           note=f"step-wait fraction {waited / piped:.3f}; peak memory {peak_memory_mb(device):.0f} MiB")
+    report(
+        "train_throughput",
+        label,
+        n / piped,
+        n / computed,
+        "clips/s",
+        min_ratio=0.9,
+        note=f"step-wait fraction {waited / piped:.3f}; peak memory {peak_memory_mb(device):.0f} MiB",
+    )
 
     # the loader alone: the same batches, no model step
     for workers in dict.fromkeys([args.workers, *args.loader_workers]):
-        rate = loader_rate(make_loader(workers) if workers != args.workers else loader, workers,
-                           args.loader_batches or max(args.steps, 2 * max(workers, 1)), args.batch_size)
-        print(f"loader alone, {workers} workers: {rate:.2f} clips/s ({args.frames} frames x {args.size}px, "
-              f"train augmentation)")
-        report("train_throughput", f"loader clips/s, {workers} workers, {args.frames} frames, vs the {device} step "
-               "rate (compute only)", rate, n / computed, "clips/s",
-               note="ratio >= 1.5 keeps the accelerator fed with margin (issue 17)")
+        rate = loader_rate(
+            make_loader(workers) if workers != args.workers else loader,
+            workers,
+            args.loader_batches or max(args.steps, 2 * max(workers, 1)),
+            args.batch_size,
+        )
+        print(
+            f"loader alone, {workers} workers: {rate:.2f} clips/s ({args.frames} frames x {args.size}px, "
+            f"train augmentation)"
+        )
+        report(
+            "train_throughput",
+            f"loader clips/s, {workers} workers, {args.frames} frames, vs the {device} step rate (compute only)",
+            rate,
+            n / computed,
+            "clips/s",
+            note="ratio >= 1.5 keeps the accelerator fed with margin (issue 17)",
+        )
 
 
 def loader_rate(loader: VideoDataLoader, workers: int, batches: int, batch_size: int) -> float:

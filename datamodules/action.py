@@ -322,9 +322,13 @@ class ActionDataModule(L.LightningDataModule):
         rank_zero_info(
             f"synthetic top-up to {target} clips per class: {len(synthetic)} generated clips added to the "
             f"{len(real)} of {self.train_list}"
-            + (f"; {len(short)} class(es) stay below {target} for lack of generated clips (e.g. "
-               f"{', '.join(map(repr, short[:3]))})" if short else "")
-        )  # fmt: skip
+            + (
+                f"; {len(short)} class(es) stay below {target} for lack of generated clips (e.g. "
+                f"{', '.join(map(repr, short[:3]))})"
+                if short
+                else ""
+            )
+        )
         return real, synthetic
 
     def _synthetic_clips(self) -> list[Clip]:
@@ -334,8 +338,11 @@ class ActionDataModule(L.LightningDataModule):
         rows = read_manifest(manifest)
         if not rows:
             raise AnnotationError(f"{manifest}: the manifest has no clips; render some with `python -m generation`")
-        clips = [Clip(manifest.parent / r.video, ids[r.class_name], r.uncertainty, synthetic=True)
-                 for r in rows if r.class_name in ids]
+        clips = [
+            Clip(manifest.parent / r.video, ids[r.class_name], r.uncertainty, synthetic=True)
+            for r in rows
+            if r.class_name in ids
+        ]
         covered = {c.label for c in clips}
         missing = [name for name, i in ids.items() if i not in covered]
         if missing:
@@ -378,7 +385,9 @@ class ActionDataModule(L.LightningDataModule):
 
     def _dataset(self, clips: list[Clip], train: bool) -> VideoDataset:
         augment = {"flip": self.flip, "color_jitter": self.color_jitter, "grayscale": self.grayscale} if train else {}
-        transform = VideoTransform(train=train, size=self.image_size, mean=self.input_mean, std=self.input_std, **augment)
+        transform = VideoTransform(
+            train=train, size=self.image_size, mean=self.input_mean, std=self.input_std, **augment
+        )
         on_error = self.on_error if train else "raise"  # evaluation never substitutes a clip
         return VideoDataset(clips, self.num_frames, transform, num_views=self.test_views, on_error=on_error)
 
@@ -403,8 +412,10 @@ class ActionDataModule(L.LightningDataModule):
         if not dataset.clips:
             raise VideoDecodeError(f"none of the clips of the evaluation list {name!r} decodes:\n  {listed}{more}")
         self._excluded[name] = [{"path": str(clip.path), "label": clip.label, "cause": cause} for clip, cause in bad]
-        rank_zero_warn(f"test_on_error=exclude: {len(bad)} of {len(bad) + len(dataset.clips)} clips of {name!r} "
-                       f"do not decode and are left out of its metrics:\n  {listed}{more}")
+        rank_zero_warn(
+            f"test_on_error=exclude: {len(bad)} of {len(bad) + len(dataset.clips)} clips of {name!r} "
+            f"do not decode and are left out of its metrics:\n  {listed}{more}"
+        )
         return dataset
 
     def setup(self, stage: str) -> None:

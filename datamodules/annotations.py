@@ -34,7 +34,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
@@ -87,9 +87,21 @@ class FrameListEntry:
 
 # UCF-Crime's 14 classes in the id order of `UCF_train.txt` / `UCF_test.txt` (Normal first, then A-Z).
 UCF_CRIME_CLASSES = (
-    "Normal", "Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting",
-    "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism",
-)  # fmt: skip
+    "Normal",
+    "Abuse",
+    "Arrest",
+    "Arson",
+    "Assault",
+    "Burglary",
+    "Explosion",
+    "Fighting",
+    "RoadAccidents",
+    "Robbery",
+    "Shooting",
+    "Shoplifting",
+    "Stealing",
+    "Vandalism",
+)
 # Folders that hold UCF-Crime's normal videos.
 _CRIME_NORMAL_FOLDERS = {"Training_Normal_Videos_Anomaly", "Testing_Normal_Videos_Anomaly", "Normal"}
 
@@ -157,7 +169,7 @@ class CrimeVideo:
         return self.path
 
 
-Record = Union[ListEntry, FrameListEntry, CrimeVideo]
+Record = ListEntry | FrameListEntry | CrimeVideo
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -231,9 +243,7 @@ def read_labels(path: str | Path) -> list[str]:
         raise AnnotationError(f"{path}: no classes found; expected lines `id,name`")
     missing = sorted(set(range(len(names))) - set(names))
     if missing:
-        raise AnnotationError(
-            f"{path}: class ids must be 0..{len(names) - 1} without gaps; missing {missing[:10]}"
-        )
+        raise AnnotationError(f"{path}: class ids must be 0..{len(names) - 1} without gaps; missing {missing[:10]}")
     return [names[i] for i in range(len(names))]
 
 
@@ -401,9 +411,7 @@ def _crime_intervals(path: Path, lineno: int, fields: Sequence[str]) -> tuple[tu
     """Parse `s1 e1 s2 e2` (1-indexed inclusive frames, -1 -1 = no interval)."""
     values = [_int(f) for f in fields]
     if len(values) != 4 or None in values:
-        raise AnnotationError(
-            f"{path}:{lineno}: expected four frame numbers `s1 e1 s2 e2`, got {' '.join(fields)!r}"
-        )
+        raise AnnotationError(f"{path}:{lineno}: expected four frame numbers `s1 e1 s2 e2`, got {' '.join(fields)!r}")
     intervals = []
     for start, end in zip(values[::2], values[1::2]):
         if start == -1 and end == -1:

@@ -27,8 +27,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from datamodules.anomaly_eval import PROTOCOLS, evaluate_protocols, video_name
 from datamodules.annotations import AnnotationError, CrimeVideo, read_list
+from datamodules.anomaly_eval import PROTOCOLS, evaluate_protocols, video_name
 from datamodules.features import feature_path, load_features, segment_bounds
 from datamodules.manifest import read_manifest
 
@@ -175,7 +175,9 @@ class AnomalyDataModule(UCFCrimeLists, L.LightningDataModule):
     ):
         super().__init__()
         if batch_size < 1 or test_batch_size < 1:
-            raise ValueError(f"`--data.batch_size` and `--data.test_batch_size` must be >= 1, got {batch_size}, {test_batch_size}")
+            raise ValueError(
+                f"`--data.batch_size` and `--data.test_batch_size` must be >= 1, got {batch_size}, {test_batch_size}"
+            )
         self.feature_dir = feature_dir
         self.split_dir = split_dir
         self.train_list = train_list
@@ -280,8 +282,13 @@ class AnomalyDataModule(UCFCrimeLists, L.LightningDataModule):
         for record, bag in zip(records, bags):
             self.frame_counts[video_name(record.path)] = bag.num_frames
             if record.num_frames is not None and record.num_frames != bag.num_frames:
-                log.warning("%s: %s lists %d frames, %d decoded; using the decoded count",
-                            path, record.path, record.num_frames, bag.num_frames)  # fmt: skip
+                log.warning(
+                    "%s: %s lists %d frames, %d decoded; using the decoded count",
+                    path,
+                    record.path,
+                    record.num_frames,
+                    bag.num_frames,
+                )
             items.append(
                 {
                     "features": bag.features,
@@ -313,7 +320,9 @@ class AnomalyDataModule(UCFCrimeLists, L.LightningDataModule):
             self._require_features([r.path for r in records], self.feature_dir, str(self._list_path(name, option)))
         for protocol, annotation in (self.protocols or {}).items():
             if not self._list_path(annotation, "protocols").is_file():
-                raise FileNotFoundError(f"`--data.protocols.{protocol}`: {self._list_path(annotation, 'protocols')} not found")
+                raise FileNotFoundError(
+                    f"`--data.protocols.{protocol}`: {self._list_path(annotation, 'protocols')} not found"
+                )
         if synthetic:
             videos = [v for v, _ in self._synthetic()]
             self._require_features(videos, self.synthetic_feature_dir, str(self.synthetic_manifest))
@@ -331,5 +340,8 @@ class AnomalyDataModule(UCFCrimeLists, L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(
-            self.datasets["test"], batch_size=self.test_batch_size, collate_fn=collate_test, num_workers=self.num_workers
+            self.datasets["test"],
+            batch_size=self.test_batch_size,
+            collate_fn=collate_test,
+            num_workers=self.num_workers,
         )

@@ -136,7 +136,9 @@ def frame_counts_from(path: str | Path) -> dict[str, int]:
     return counts
 
 
-def read_annotation(protocol: Protocol, path: str | Path, frame_counts: Mapping[str, int] | None = None) -> list[EvalVideo]:
+def read_annotation(
+    protocol: Protocol, path: str | Path, frame_counts: Mapping[str, int] | None = None
+) -> list[EvalVideo]:
     """The protocol's reading of an annotation file."""
     check_protocol(protocol)
     if protocol == "umil":
@@ -196,7 +198,9 @@ def frame_scores(protocol: Protocol, scores: Sequence[float], num_frames: int) -
 # ------------------------------------------------------------------------------------- AUC
 
 
-def evaluate(protocol: Protocol, videos: Sequence[EvalVideo], scores: Mapping[str, Sequence[float]]) -> dict[str, float]:
+def evaluate(
+    protocol: Protocol, videos: Sequence[EvalVideo], scores: Mapping[str, Sequence[float]]
+) -> dict[str, float]:
     """{"auc": frame AUC over all videos, "auc_a": frame AUC over the abnormal videos only}.
 
     Every annotated video needs scores (a missing one raises, naming the first few); scores of videos the
@@ -236,9 +240,9 @@ def read_scores(path: str | Path) -> dict[str, list[float]]:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); expected {{\"<video file name>\": [scores...]}}") from err
+        raise ValueError(f'{path}: not valid JSON ({err}); expected {{"<video file name>": [scores...]}}') from err
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object {{\"<video file name>\": [scores...]}}")
+        raise ValueError(f'{path}: expected a JSON object {{"<video file name>": [scores...]}}')
     out = {}
     for name, values in data.items():
         flat = np.asarray(values, dtype=np.float64).reshape(-1) if isinstance(values, list) else None

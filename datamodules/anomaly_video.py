@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.annotations import AnnotationError, read_list
 from datamodules.anomaly import Source, UCFCrimeLists
 from datamodules.anomaly_eval import PROTOCOLS, evaluate_protocols, video_name
-from datamodules.annotations import AnnotationError, read_list
 from datamodules.manifest import read_manifest
 from datamodules.transforms import VideoTransform
 from datamodules.video import decode_frames, video_info
@@ -87,7 +87,9 @@ def segment_indices(num_frames: int, frames_per_instance: int, frame_interval: i
 class BagDataset(Dataset):
     """Training bags: (path, num_frames or None, abnormal) -> {"video": (K, T, C, H, W), "abnormal": bool}."""
 
-    def __init__(self, videos: list[tuple[Path, int | None, bool]], transform: VideoTransform, layout: tuple[int, int, int]):
+    def __init__(
+        self, videos: list[tuple[Path, int | None, bool]], transform: VideoTransform, layout: tuple[int, int, int]
+    ):
         self.videos, self.transform, self.layout = videos, transform, layout
 
     def __len__(self) -> int:
@@ -98,8 +100,9 @@ class BagDataset(Dataset):
         num_frames = num_frames or video_info(path).num_frames
         rng = np.random.default_rng(int(torch.randint(2**62, ())))  # seeded by Lightning per worker and epoch
         idx = instance_indices(num_frames, *self.layout, rng)  # (K, T)
-        frames = decode_frames(path, idx.reshape(-1), short_side=self.transform.short_side,
-                               exact_size=False)  # (K*T, H, W, 3); the transform does the one resize
+        frames = decode_frames(
+            path, idx.reshape(-1), short_side=self.transform.short_side, exact_size=False
+        )  # (K*T, H, W, 3); the transform does the one resize
         clip = self.transform(torch.from_numpy(frames))  # (K*T, C, S, S): one crop for the whole bag
         return {"video": clip.view(*idx.shape, *clip.shape[1:]), "abnormal": abnormal}
 
@@ -205,7 +208,11 @@ class AnomalyVideoDataModule(UCFCrimeLists, L.LightningDataModule):
         if self.synthetic_manifest is None:
             raise ValueError("`--data.synthetic_manifest` is not set; synthetic pre-training needs a manifest.jsonl")
         manifest = Path(self.synthetic_manifest)
-        normal = (lambda c: c in self.normal_classes) if self.normal_classes is not None else (lambda c: "normal" in c.lower())
+        normal = (
+            (lambda c: c in self.normal_classes)
+            if self.normal_classes is not None
+            else (lambda c: "normal" in c.lower())
+        )
         videos = [(manifest.parent / r.video, r.num_frames, not normal(r.class_name)) for r in read_manifest(manifest)]
         self._require(videos, str(manifest))
         return videos
@@ -267,8 +274,14 @@ class AnomalyVideoDataModule(UCFCrimeLists, L.LightningDataModule):
             self.datasets["test"] = self._test_items()
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.datasets["train"], batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)  # fmt: skip
+        return DataLoader(
+            self.datasets["train"],
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.datasets["test"], batch_size=self.test_batch_size, num_workers=self.num_workers)

@@ -59,8 +59,10 @@ def resolve_paths(root: Path, listed: list[str], layout: VideoLayout = "as_liste
     for rel, path in zip(listed, direct):
         found = index.get(Path(rel).name, []) if not path.exists() else [path]
         if len(found) > 1:
-            raise ValueError(f"{Path(rel).name!r} is found {len(found)} times under {root} ({found[0]}, {found[1]}); "
-                             "by_name needs unique file names: point the root at one copy")
+            raise ValueError(
+                f"{Path(rel).name!r} is found {len(found)} times under {root} ({found[0]}, {found[1]}); "
+                "by_name needs unique file names: point the root at one copy"
+            )
         out.append(found[0] if found else path)
     return out
 
@@ -71,17 +73,23 @@ def layout_hint(root: Path, missing: list[str]) -> str | None:
     wanted = {Path(m).name for m in missing}
     files = [p for p in root.rglob("*") if p.is_file()]
     found = [p for p in files if p.name in wanted and p.parent != root]
-    option = ("use `--root-layout by-name` (validate) / `--data.video_layout by_name` (training) to find each "
-              "clip by its file name under the root")
+    option = (
+        "use `--root-layout by-name` (validate) / `--data.video_layout by_name` (training) to find each "
+        "clip by its file name under the root"
+    )
     if found:
-        return (f"{len({p.name for p in found})} of the {len(wanted)} missing clips sit in sub-folders of the root "
-                f"(e.g. {found[0].relative_to(root)}): the clips are in class sub-folders but the list names them "
-                f"without; {option}")
+        return (
+            f"{len({p.name for p in found})} of the {len(wanted)} missing clips sit in sub-folders of the root "
+            f"(e.g. {found[0].relative_to(root)}): the clips are in class sub-folders but the list names them "
+            f"without; {option}"
+        )
     subfolders = [p for p in root.iterdir() if p.is_dir()]
     if subfolders and not any(p.parent == root for p in files):
-        return (f"the root holds {len(subfolders)} sub-folders (e.g. {subfolders[0].name}/) and no files, but the "
-                f"list names clips without a folder: if these are class sub-folders, {option}; otherwise point the "
-                "root at the folder the listed paths are relative to")
+        return (
+            f"the root holds {len(subfolders)} sub-folders (e.g. {subfolders[0].name}/) and no files, but the "
+            f"list names clips without a folder: if these are class sub-folders, {option}; otherwise point the "
+            "root at the folder the listed paths are relative to"
+        )
     return None
 
 
@@ -183,8 +191,11 @@ class SkipTally:
         self.files.update(f for f in files if f)
 
     def report(self) -> dict:
-        return {"skipped_reads": sum(self.per_epoch) if self.per_epoch else self.total,
-                "per_epoch": list(self.per_epoch), "files": sorted(self.files)}
+        return {
+            "skipped_reads": sum(self.per_epoch) if self.per_epoch else self.total,
+            "per_epoch": list(self.per_epoch),
+            "files": sorted(self.files),
+        }
 
 
 class VideoDataset(Dataset):

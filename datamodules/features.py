@@ -104,9 +104,13 @@ def load_features(path: str | Path) -> VideoFeatures:
         record = torch.load(path, map_location="cpu", weights_only=True)
         features, num_frames = record["features"], int(record["num_frames"])
     except Exception as exc:  # any unreadable/foreign file: say which one and how to fix it
-        raise ValueError(f"{path}: not a feature file of `python -m datamodules features` ({exc}); delete it and re-extract") from exc
+        raise ValueError(
+            f"{path}: not a feature file of `python -m datamodules features` ({exc}); delete it and re-extract"
+        ) from exc
     if features.ndim != 2 or num_frames < 1:
-        raise ValueError(f"{path}: expected (segments, dim) features and num_frames >= 1, got {tuple(features.shape)}, {num_frames}")
+        raise ValueError(
+            f"{path}: expected (segments, dim) features and num_frames >= 1, got {tuple(features.shape)}, {num_frames}"
+        )
     return VideoFeatures(features.float(), num_frames)
 
 
@@ -120,7 +124,9 @@ def load_net(class_path: str, init_args: dict | None = None) -> torch.nn.Module:
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise ValueError(f"--model-class {class_path!r}: cannot import it ({exc}); give a dotted path `package.module.Class`") from exc
+        raise ValueError(
+            f"--model-class {class_path!r}: cannot import it ({exc}); give a dotted path `package.module.Class`"
+        ) from exc
     net = cls(**(init_args or {}))
     if not callable(getattr(net, "encode_video", None)):
         raise ValueError(f"--model-class {class_path!r} has no `encode_video(video) -> (B, D)`; pick a video network")
@@ -213,7 +219,9 @@ def list_videos(list_file: str | Path, video_root: str | Path | None) -> list[Pa
     stems: dict[str, Path] = {}
     for v in videos:
         if v.stem in stems and stems[v.stem] != v:
-            raise ValueError(f"{list_file}: {stems[v.stem]} and {v} share the file stem {v.stem!r}; features are keyed by stem")
+            raise ValueError(
+                f"{list_file}: {stems[v.stem]} and {v} share the file stem {v.stem!r}; features are keyed by stem"
+            )
         stems[v.stem] = v
     return list(stems.values())
 
@@ -331,6 +339,9 @@ def run(args: argparse.Namespace) -> int:
     )
     log.info(
         "features: %d extracted, %d already done, %d failed -> %s",
-        report.extracted, report.skipped_done, report.failed, args.out,
-    )  # fmt: skip
+        report.extracted,
+        report.skipped_done,
+        report.failed,
+        args.out,
+    )
     return 1 if report.failed else 0

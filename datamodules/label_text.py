@@ -34,7 +34,7 @@ def read_label_text(json_path: str | Path, label_csv: str | Path) -> dict[str, s
     except json.JSONDecodeError as e:
         raise AnnotationError(f"{json_path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(data, dict) or not all(isinstance(v, str) and v.strip() for v in data.values()):
-        raise AnnotationError(f"{json_path}: expected a JSON object of non-empty strings, e.g. {{\"0\": \"...\"}}")
+        raise AnnotationError(f'{json_path}: expected a JSON object of non-empty strings, e.g. {{"0": "..."}}')
     if set(data) == {str(i) for i in range(len(names))}:  # TC-CLIP's format: ids of the CSV
         return {names[int(k)]: v.strip() for k, v in data.items()}
     unknown = sorted(set(data) - set(names))

@@ -66,8 +66,10 @@ class ManifestRow(BaseModel):
     strategy: Strategy = Field(description="prompt strategy: basic | env | cha | ie (paper Table 6)")
     prompt: str
     prompt_backend: str | None = Field(
-        default=None, description="who wrote the prompt: 'template' (offline fallback) or 'openai:<model>'; None "
-        "for rows rendered before prompts recorded it")
+        default=None,
+        description="who wrote the prompt: 'template' (offline fallback) or 'openai:<model>'; None "
+        "for rows rendered before prompts recorded it",
+    )
     seed: int
     env_id: int | None = None
     env_text: str | None = None

@@ -95,8 +95,11 @@ def data_summary(data: dict) -> str:
             f"from {len(data['skipped_files'])} file(s); see results.json `data`"
         )
     for where, e in data["excluded"].items():
-        lines.append(f"data: {where} excluded {e['count']} undecodable clip(s) (test_on_error=exclude): "
-                     + ", ".join(c["path"] for c in e["clips"][:3]) + (" ..." if e["count"] > 3 else ""))
+        lines.append(
+            f"data: {where} excluded {e['count']} undecodable clip(s) (test_on_error=exclude): "
+            + ", ".join(c["path"] for c in e["clips"][:3])
+            + (" ..." if e["count"] > 3 else "")
+        )
     return "\n".join(lines)
 
 

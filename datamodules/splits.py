@@ -138,7 +138,7 @@ def pareto_counts(n_max: int, n_min: int, num_classes: int) -> list[int]:
     if not 0 < n_min <= n_max or num_classes <= 0:
         raise ValueError(f"need 0 < n_min <= n_max and num_classes > 0, got {n_min}, {n_max}, {num_classes}")
     x = np.linspace(1.0, (n_max / n_min) ** (1 / PARETO_EXPONENT), num_classes)
-    return [int(math.floor(n_max * v ** -PARETO_EXPONENT + 0.5)) for v in x]
+    return [int(math.floor(n_max * v**-PARETO_EXPONENT + 0.5)) for v in x]
 
 
 def lt_groups(counts: dict[int, int], few_below: int = FEW_BELOW) -> dict[str, list[int]]:
@@ -212,9 +212,7 @@ def topup_target(real_counts: dict[int, int], target: int | str) -> int:
     return target
 
 
-def topup(
-    synthetic_labels: Sequence[int], real_counts: dict[int, int], target: int | str, seed: int = 0
-) -> list[int]:
+def topup(synthetic_labels: Sequence[int], real_counts: dict[int, int], target: int | str, seed: int = 0) -> list[int]:
     """Positions of the generated clips that fill each class up to `target` clips (real + generated).
 
     Class c gets min(max(target - n_c, 0), available_c) generated clips, n_c = `real_counts.get(c, 0)`,

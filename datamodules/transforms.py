@@ -32,8 +32,9 @@ def shift_hue(x: torch.Tensor, shift: float) -> torch.Tensor:
     chroma = high - low
     divisor = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
     # hue in sixths of the circle, [0, 6): red 0, green 2, blue 4 (grey: 0, and chroma 0 keeps it grey)
-    hue = torch.where(high == r, (g - b) / divisor,
-                      torch.where(high == g, 2 + (b - r) / divisor, 4 + (r - g) / divisor))  # fmt: skip
+    hue = torch.where(
+        high == r, (g - b) / divisor, torch.where(high == g, 2 + (b - r) / divisor, 4 + (r - g) / divisor)
+    )
     hue = torch.remainder(hue + 6 * shift, 6)
     # channel c = value - chroma * clamp(min(k, 4 - k), 0, 1) with k = (n + hue) mod 6, n = 5 (R), 3 (G), 1 (B)
     out = []
@@ -140,9 +141,7 @@ class VideoTransform:
         # 3. Normalise.
         return F.normalize(x, mean=self.mean, std=self.std)
 
-    def _random_box(
-        self, height: int, width: int, generator: torch.Generator | None
-    ) -> tuple[int, int, int, int]:
+    def _random_box(self, height: int, width: int, generator: torch.Generator | None) -> tuple[int, int, int, int]:
         """TSN multi-scale crop box (top, left, h, w) inside a height x width frame."""
         base = min(height, width)
         sides = [max(1, int(base * s)) for s in CROP_SCALES]
@@ -174,4 +173,3 @@ class VideoTransform:
     @staticmethod
     def _randint(high: int, generator: torch.Generator | None) -> int:
         return int(torch.randint(high, (), generator=generator).item())
-

@@ -211,9 +211,7 @@ def _names_check(entries, class_names: list[str], label_file: str, naming: str) 
                 f"{n} clip(s) labelled {q(a)} are named {class_names[b]!r} (e.g. line {example.line}: {example.path})"
             )
     if swaps:
-        rows = ", and of ".join(
-            f"rows {a} and {b} (-> {a},{class_names[b]} / {b},{class_names[a]})" for a, b in swaps
-        )
+        rows = ", and of ".join(f"rows {a} and {b} (-> {a},{class_names[b]} / {b},{class_names[a]})" for a, b in swaps)
         details.append(f"fix: in {label_file} swap the names of {rows}; or relabel those clips in the list")
     n_wrong = sum(wrong.values())
     if unknown:
@@ -288,7 +286,9 @@ def _balance_check(entries, class_names: list[str]) -> Check:
     return Check("balance", "info", summary, details, items)
 
 
-def _file_checks(entries, root: Path | None, frames: int, decode: bool, layout: VideoLayout = "as_listed") -> list[Check]:
+def _file_checks(
+    entries, root: Path | None, frames: int, decode: bool, layout: VideoLayout = "as_listed"
+) -> list[Check]:
     """missing / decode / length: what needs the videos (the length of a frame list needs no videos)."""
     checks = []
     listed_frames = {e.line: e.num_frames for e in entries if isinstance(e, FrameListEntry)}
@@ -309,7 +309,8 @@ def _file_checks(entries, root: Path | None, frames: int, decode: bool, layout: 
                 Check(
                     "missing",
                     "error",
-                    f"{len(missing)} of {len(entries)} listed clips are not under {root}" + (f"; {hint}" if hint else ""),
+                    f"{len(missing)} of {len(entries)} listed clips are not under {root}"
+                    + (f"; {hint}" if hint else ""),
                     [f"line {e.line}: {e.path}" for e in missing],
                     [{"line": e.line, "path": e.path} for e in missing],
                 )
@@ -402,9 +403,15 @@ def validate(
         *_file_checks(entries, None if root is None else Path(root), frames, decode, layout),
     ]
     return Report(
-        str(list_file), str(label_file), None if root is None else str(root), fmt, len(entries), len(class_names),
-        naming, checks,
-    )  # fmt: skip
+        str(list_file),
+        str(label_file),
+        None if root is None else str(root),
+        fmt,
+        len(entries),
+        len(class_names),
+        naming,
+        checks,
+    )
 
 
 def add_parser(subparsers) -> None:
@@ -420,9 +427,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--frames", type=int, default=8, help="frames a sample needs (default 8)")
     p.add_argument("--format", default="auto", help="list format: auto, video, frames, csv (default auto)")
     p.add_argument("--naming", default="auto", choices=["auto", "ucf101", "hmdb51", "none"])
-    p.add_argument("--root-layout", default="as-listed", choices=["as-listed", "by-name"],
-                   help="as-listed: root/<listed path> (default); by-name: find each clip by file name anywhere "
-                        "under root (class sub-folders with flat lists)")
+    p.add_argument(
+        "--root-layout",
+        default="as-listed",
+        choices=["as-listed", "by-name"],
+        help="as-listed: root/<listed path> (default); by-name: find each clip by file name anywhere "
+        "under root (class sub-folders with flat lists)",
+    )
     p.add_argument("--skip-decode", action="store_true", help="with --root: check existence only")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
@@ -431,7 +442,13 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         report = validate(
-            args.list, args.labels, args.root, args.frames, args.format, args.naming, decode=not args.skip_decode,
+            args.list,
+            args.labels,
+            args.root,
+            args.frames,
+            args.format,
+            args.naming,
+            decode=not args.skip_decode,
             layout=args.root_layout.replace("-", "_"),
         )
     except (FileNotFoundError, AnnotationError) as exc:

@@ -78,8 +78,18 @@ SHRINK_RATIO = 1.5
 _CONVERT_ARGS: dict = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
 # Files whose full decode check passed in this process: `_file_key` -> the frame count their container claims.
 _VERIFIED: dict[int, int] = {}
-_EXTENSION_OF = {"avi": ".avi", "mov,mp4,m4a,3gp,3g2,mj2": ".mp4", "matroska,webm": ".mkv", "mpeg": ".mpg",
-                 "mpegts": ".ts", "flv": ".flv", "asf": ".wmv", "gif": ".gif", "m4v": ".m4v", "h264": ".h264"}
+_EXTENSION_OF = {
+    "avi": ".avi",
+    "mov,mp4,m4a,3gp,3g2,mj2": ".mp4",
+    "matroska,webm": ".mkv",
+    "mpeg": ".mpg",
+    "mpegts": ".ts",
+    "flv": ".flv",
+    "asf": ".wmv",
+    "gif": ".gif",
+    "m4v": ".m4v",
+    "h264": ".h264",
+}
 
 
 def frame_tolerance(claimed: int) -> int:
@@ -281,9 +291,7 @@ def _file_key(path: Path) -> int | None:
 
 def _rgb(frame: av.VideoFrame, size: tuple[int, int], interpolation: str | None = None) -> np.ndarray:
     """`frame` as (H, W, 3) uint8 RGB at `size` (width, height), converted on this thread."""
-    return frame.to_ndarray(
-        format="rgb24", width=size[0], height=size[1], interpolation=interpolation, **_CONVERT_ARGS
-    )
+    return frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation=interpolation, **_CONVERT_ARGS)
 
 
 def _output_size(
@@ -421,7 +429,7 @@ def _decode_video(
             if not exhausted and pos < target:
                 if seekable and keyframes.worth_seeking(pos, target, fps):
                     frames = _frames_from(container, stream, clock, target)
-                for pos, frame in frames:
+                for pos, frame in frames:  # noqa: B007 - pos and frame are read after the loop
                     if pos >= target:
                         break
                 else:  # fewer frames than claimed: later indices clamp to the last decoded frame
@@ -439,7 +447,7 @@ def _decode_video(
             if not exhausted:  # decode on to the end: from the last keyframe where the index shows one
                 if seekable and claimed - 1 > pos and keyframes.worth_seeking(pos, claimed - 1, fps):
                     frames = _frames_from(container, stream, clock, claimed - 1)
-                for pos, _ in frames:
+                for pos, _ in frames:  # noqa: B007 - the last pos is the count
                     pass
             _check_count(path, pos + 1, claimed)
             if key is not None:
@@ -588,11 +596,14 @@ def read_clip(
         views = [sample_indices(num_frames, num_segments, train=True, rng=rng)]
     else:
         views = [
-            sample_indices(num_frames, num_segments, train=False, view=v, num_views=num_views)
-            for v in range(num_views)
+            sample_indices(num_frames, num_segments, train=False, view=v, num_views=num_views) for v in range(num_views)
         ]
     frames = decode_frames(
-        path, np.concatenate(views), short_side=short_side, thread_type=thread_type, verify=verify,
+        path,
+        np.concatenate(views),
+        short_side=short_side,
+        thread_type=thread_type,
+        verify=verify,
         exact_size=exact_size,
     )
     return frames.reshape(len(views), num_segments, *frames.shape[1:])  # (V, T, H, W, 3)

@@ -138,15 +138,23 @@ def compare(features: dict[str, tuple[np.ndarray, np.ndarray]], reference: str) 
     y = features[reference][0]
     return {
         "reference": reference,
-        "kernels": {"linear": "x.y", "rbf": f"exp(-|x-y|^2 / (2 sigma^2)), sigma = {sigma:.6g} "
-                    "(median pairwise distance over the pooled features)", "poly": "(x.y / D + 1)^3"},
+        "kernels": {
+            "linear": "x.y",
+            "rbf": f"exp(-|x-y|^2 / (2 sigma^2)), sigma = {sigma:.6g} "
+            "(median pairwise distance over the pooled features)",
+            "poly": "(x.y / D + 1)^3",
+        },
         "rbf_sigma": sigma,
         "datasets": {
-            name: {"clips": len(f), "classes": int(len(np.unique(lab))), "davies_bouldin": davies_bouldin(f, lab),
-                   "mmd2": {k: mmd2_unbiased(f, y, kern) for k, kern in kernels.items()}}
+            name: {
+                "clips": len(f),
+                "classes": int(len(np.unique(lab))),
+                "davies_bouldin": davies_bouldin(f, lab),
+                "mmd2": {k: mmd2_unbiased(f, y, kern) for k, kern in kernels.items()},
+            }
             for name, (f, lab) in features.items()
         },
-    }  # fmt: skip
+    }
 
 
 def tsne_figure(
@@ -197,8 +205,8 @@ def analyze_datasets(
 
     `max_clips` takes a seeded random subset of each dataset (MMD and t-SNE are O(N^2)).
     """
-    from generation.clip_features import ClipEncoder
     from datamodules.annotations import read_labels
+    from generation.clip_features import ClipEncoder
 
     if len({d.name for d in datasets}) != len(datasets):
         raise ValueError(f"dataset names must be unique: {[d.name for d in datasets]}")

@@ -100,8 +100,9 @@ class ClipEncoder:
     def loader(self, paths: list[Path], batch_size: int, num_workers: int = 0) -> DataLoader:
         """Batches (B, T, C, H, W) of the clips' preprocessed frames, in order."""
         dataset = FrameDataset(paths, self.num_frames, self.image_size, self.mean, self.std)
-        return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                          pin_memory=self.device.type == "cuda")  # fmt: skip
+        return DataLoader(
+            dataset, batch_size=batch_size, num_workers=num_workers, pin_memory=self.device.type == "cuda"
+        )
 
     def encode_paths(self, paths: list[Path], batch_size: int = 16, num_workers: int = 0) -> np.ndarray:
         """(N, D) float32 video features of the clips at `paths`."""

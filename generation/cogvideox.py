@@ -38,12 +38,21 @@ COGVIDEOX_TAYLORSEER_MODULES = [r"transformer_blocks\.\d+\.attn1", r"transformer
 # are checkpoint-dependent: None calibrates them once at load (one uncached render of CALIBRATION_PROMPT).
 CACHE_DEFAULTS: dict[str, dict] = {
     "pab": {"spatial_attention_block_skip_range": 2, "spatial_attention_timestep_skip_range": (100, 800)},
-    "fastercache": {"spatial_attention_block_skip_range": 2, "spatial_attention_timestep_skip_range": (-1, 681),
-                    "attention_weight": 0.3, "unconditional_batch_skip_range": 5,
-                    "unconditional_batch_timestep_skip_range": (-1, 781), "tensor_format": "BFCHW"},
+    "fastercache": {
+        "spatial_attention_block_skip_range": 2,
+        "spatial_attention_timestep_skip_range": (-1, 681),
+        "attention_weight": 0.3,
+        "unconditional_batch_skip_range": 5,
+        "unconditional_batch_timestep_skip_range": (-1, 781),
+        "tensor_format": "BFCHW",
+    },
     "firstblock": {"threshold": 0.05},
-    "taylorseer": {"cache_interval": 5, "disable_cache_before_step": 3, "max_order": 1,
-                   "cache_identifiers": COGVIDEOX_TAYLORSEER_MODULES},
+    "taylorseer": {
+        "cache_interval": 5,
+        "disable_cache_before_step": 3,
+        "max_order": 1,
+        "cache_identifiers": COGVIDEOX_TAYLORSEER_MODULES,
+    },
     "magcache": {"threshold": 0.06, "max_skip_steps": 3, "retention_ratio": 0.2, "mag_ratios": None},
 }
 CALIBRATION_PROMPT = "a person is waving in the park"
@@ -114,8 +123,10 @@ class CogVideoXSettings:
         if self.compare_to_uncached < 0:
             raise ValueError(f"--compare-to-uncached {self.compare_to_uncached}: must be >= 0")
         if self.compare_to_uncached and self.cache == "none":
-            raise ValueError("--compare-to-uncached compares a cached render with the uncached one: "
-                             "it needs --cache (pab, fastercache, ...)")
+            raise ValueError(
+                "--compare-to-uncached compares a cached render with the uncached one: "
+                "it needs --cache (pab, fastercache, ...)"
+            )
         if self.cache != "none":
             cache_kwargs(self)  # unknown or malformed knobs fail here, before a model is loaded
 
@@ -130,12 +141,15 @@ def load_pipeline(settings: CogVideoXSettings):
     # Without accelerate, low-memory loading is unavailable: say so once here instead of a warning per load.
     low_mem = importlib.util.find_spec("accelerate") is not None
     try:
-        pipe = CogVideoXPipeline.from_pretrained(settings.model, dtype=DTYPES[settings.dtype],
-                                                 low_cpu_mem_usage=low_mem)
+        pipe = CogVideoXPipeline.from_pretrained(
+            settings.model, dtype=DTYPES[settings.dtype], low_cpu_mem_usage=low_mem
+        )
     except (OSError, ValueError) as e:  # no such folder/repo, no network or cache (HF_HUB_OFFLINE=1), gated
-        raise ValueError(f"cannot load a CogVideoX pipeline from --model {settings.model!r} ({e}). Give a local "
-                         "folder saved with save_pretrained, or a hub id with network access "
-                         "(HF_HUB_OFFLINE unset) or in the local hub cache") from None
+        raise ValueError(
+            f"cannot load a CogVideoX pipeline from --model {settings.model!r} ({e}). Give a local "
+            "folder saved with save_pretrained, or a hub id with network access "
+            "(HF_HUB_OFFLINE unset) or in the local hub cache"
+        ) from None
     pipe.scheduler = CogVideoXDDIMScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
     return configure_pipeline(pipe, settings)
 
@@ -165,6 +179,7 @@ def configure_pipeline(pipe, settings: CogVideoXSettings):
 
 
 # ------------------------------------------------------------------- caches, fp8
+
 
 def _parse_value(key: str, text: str, default):
     """A command-line string as the type of the knob's default (tuple from "a,b", None from "none")."""
@@ -203,9 +218,11 @@ def cache_kwargs(settings: CogVideoXSettings) -> dict:
     kwargs = dict(defaults)
     for key, value in settings.cache_args.items():
         if key not in known or key == "num_inference_steps":
-            raise ValueError(f"--cache-arg {key}: not a knob of --cache {settings.cache} (diffusers "
-                             f"{diffusers.__version__} {config_cls.__name__}); choose from "
-                             f"{', '.join(k for k in known if k != 'num_inference_steps')}")
+            raise ValueError(
+                f"--cache-arg {key}: not a knob of --cache {settings.cache} (diffusers "
+                f"{diffusers.__version__} {config_cls.__name__}); choose from "
+                f"{', '.join(k for k in known if k != 'num_inference_steps')}"
+            )
         if isinstance(value, str):
             try:
                 value = _parse_value(key, value, known[key])
@@ -216,11 +233,21 @@ def cache_kwargs(settings: CogVideoXSettings) -> dict:
 
 
 def _cache_classes() -> dict:
-    from diffusers import (FasterCacheConfig, FirstBlockCacheConfig, MagCacheConfig, PyramidAttentionBroadcastConfig,
-                           TaylorSeerCacheConfig)
+    from diffusers import (
+        FasterCacheConfig,
+        FirstBlockCacheConfig,
+        MagCacheConfig,
+        PyramidAttentionBroadcastConfig,
+        TaylorSeerCacheConfig,
+    )
 
-    return {"pab": PyramidAttentionBroadcastConfig, "fastercache": FasterCacheConfig,
-            "firstblock": FirstBlockCacheConfig, "taylorseer": TaylorSeerCacheConfig, "magcache": MagCacheConfig}
+    return {
+        "pab": PyramidAttentionBroadcastConfig,
+        "fastercache": FasterCacheConfig,
+        "firstblock": FirstBlockCacheConfig,
+        "taylorseer": TaylorSeerCacheConfig,
+        "magcache": MagCacheConfig,
+    }
 
 
 def cache_config(pipe, settings: CogVideoXSettings):
@@ -238,8 +265,10 @@ def cache_config(pipe, settings: CogVideoXSettings):
         kwargs["num_inference_steps"] = settings.steps
         if kwargs["mag_ratios"] is None:
             ratios = calibrate_mag_ratios(pipe, settings)
-            print(f"MagCache ratios calibrated on {CALIBRATION_PROMPT!r} ({settings.steps} steps); reuse them with "
-                  f"--cache-arg mag_ratios={','.join(f'{r:.4f}' for r in ratios)}")
+            print(
+                f"MagCache ratios calibrated on {CALIBRATION_PROMPT!r} ({settings.steps} steps); reuse them with "
+                f"--cache-arg mag_ratios={','.join(f'{r:.4f}' for r in ratios)}"
+            )
             kwargs["mag_ratios"] = ratios
     return _cache_classes()[name](**kwargs)
 
@@ -264,9 +293,18 @@ def calibrate_mag_ratios(pipe, settings: CogVideoXSettings, prompt: str = CALIBR
     try:
         s = settings
         gen_device = "cpu" if s.cpu_offload else pipe.device
-        pipe(prompt=[prompt], generator=[torch.Generator(device=gen_device).manual_seed(0)], num_inference_steps=s.steps,
-             guidance_scale=s.guidance, use_dynamic_cfg=False, num_frames=s.num_frames, height=s.height, width=s.width,
-             max_sequence_length=s.max_sequence_length, output_type="latent")
+        pipe(
+            prompt=[prompt],
+            generator=[torch.Generator(device=gen_device).manual_seed(0)],
+            num_inference_steps=s.steps,
+            guidance_scale=s.guidance,
+            use_dynamic_cfg=False,
+            num_frames=s.num_frames,
+            height=s.height,
+            width=s.width,
+            max_sequence_length=s.max_sequence_length,
+            output_type="latent",
+        )
     finally:
         for h in handles:
             h.remove()
@@ -277,12 +315,16 @@ def check_fp8(device: str) -> None:
     """Raise a ValueError unless fp8 can run here: torchao installed, a CUDA device of capability >= 8.9."""
     dev = torch.device(device)
     if dev.type != "cuda" or not torch.cuda.is_available():
-        raise ValueError(f"--fp8 needs a CUDA GPU of compute capability >= 8.9 (L4, L40, H100, H200); the device "
-                         f"here is {dev}. Drop --fp8 on this machine")
+        raise ValueError(
+            f"--fp8 needs a CUDA GPU of compute capability >= 8.9 (L4, L40, H100, H200); the device "
+            f"here is {dev}. Drop --fp8 on this machine"
+        )
     capability = torch.cuda.get_device_capability(dev)
     if capability < (8, 9):
-        raise ValueError(f"--fp8 needs compute capability >= 8.9; {torch.cuda.get_device_name(dev)} has "
-                         f"{capability[0]}.{capability[1]}. Drop --fp8 (use --dtype bf16/fp16)")
+        raise ValueError(
+            f"--fp8 needs compute capability >= 8.9; {torch.cuda.get_device_name(dev)} has "
+            f"{capability[0]}.{capability[1]}. Drop --fp8 (use --dtype bf16/fp16)"
+        )
     try:
         import torchao  # noqa: F401
     except ImportError:
@@ -296,8 +338,11 @@ def apply_fp8(transformer: torch.nn.Module, dtype: str) -> None:
 
     granularity = PerRow() if dtype == "bf16" else PerTensor()
     # Only the transformer blocks' projections: the patch embedding and the output layer stay in `dtype`.
-    quantize_(transformer, Float8DynamicActivationFloat8WeightConfig(granularity=granularity),
-              filter_fn=lambda m, name: isinstance(m, torch.nn.Linear) and name.startswith("transformer_blocks."))
+    quantize_(
+        transformer,
+        Float8DynamicActivationFloat8WeightConfig(granularity=granularity),
+        filter_fn=lambda m, name: isinstance(m, torch.nn.Linear) and name.startswith("transformer_blocks."),
+    )
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -339,11 +384,19 @@ class CogVideoXRenderer:
         finally:
             transformer.enable_cache(config)
         for row, a, b in zip(rows, cached, exact):
-            d = {"row_id": row.row_id, "cache": self.settings.cache, "psnr_db": psnr(a, b),
-                 "batch_s": round(seconds, 3), "batch_s_uncached": round(seconds_exact, 3)}
+            d = {
+                "row_id": row.row_id,
+                "cache": self.settings.cache,
+                "psnr_db": psnr(a, b),
+                "batch_s": round(seconds, 3),
+                "batch_s_uncached": round(seconds_exact, 3),
+            }
             self.deviations.append(d)
-            print(f"{row.row_id}: {d['cache']} vs uncached PSNR {d['psnr_db']:.2f} dB, batch {seconds:.1f} s vs "
-                  f"{seconds_exact:.1f} s uncached", flush=True)
+            print(
+                f"{row.row_id}: {d['cache']} vs uncached PSNR {d['psnr_db']:.2f} dB, batch {seconds:.1f} s vs "
+                f"{seconds_exact:.1f} s uncached",
+                flush=True,
+            )
             if self.settings.compare_log:
                 with Path(self.settings.compare_log).open("a", encoding="utf-8") as f:
                     f.write(json.dumps({**d, "psnr_db": None if math.isinf(d["psnr_db"]) else d["psnr_db"]}) + "\n")
@@ -355,15 +408,24 @@ class CogVideoXRenderer:
         gen_device = "cpu" if s.cpu_offload else self.pipe.device
         generators = [torch.Generator(device=gen_device).manual_seed(row.seed) for row in rows]
         out = self.pipe(
-            prompt=[row.prompt for row in rows], generator=generators, num_videos_per_prompt=1,
-            num_inference_steps=s.steps, guidance_scale=s.guidance, use_dynamic_cfg=False,
-            num_frames=s.num_frames, height=s.height, width=s.width, max_sequence_length=s.max_sequence_length,
+            prompt=[row.prompt for row in rows],
+            generator=generators,
+            num_videos_per_prompt=1,
+            num_inference_steps=s.steps,
+            guidance_scale=s.guidance,
+            use_dynamic_cfg=False,
+            num_frames=s.num_frames,
+            height=s.height,
+            width=s.width,
+            max_sequence_length=s.max_sequence_length,
             output_type="np",
         )
         frames = np.asarray(out.frames)  # (B, T, H, W, 3) floats in [0, 1]
         if not np.isfinite(frames).all():  # fp16 overflow, a diverging cache: fail the rows, never write black clips
-            raise ValueError(f"the pipeline returned non-finite frames (dtype {s.dtype}, cache {s.cache}, fp8 "
-                             f"{s.fp8}); try --dtype bf16 or a milder cache")
+            raise ValueError(
+                f"the pipeline returned non-finite frames (dtype {s.dtype}, cache {s.cache}, fp8 "
+                f"{s.fp8}); try --dtype bf16 or a milder cache"
+            )
         return [np.clip(np.rint(f * 255), 0, 255).astype(np.uint8) for f in frames]
 
     def __call__(self, row: PromptRow) -> np.ndarray:
@@ -372,8 +434,10 @@ class CogVideoXRenderer:
 
 # ------------------------------------------------------------------- toy-size pipeline (tests, benchmarks)
 
-TINY_WORDS = ("a person is waving jumping clapping in on the park beach gym room man woman girl boy tall short red "
-              "blue green shirt jacket arms legs hands slowly camera shot").split()
+TINY_WORDS = (
+    "a person is waving jumping clapping in on the park beach gym room man woman girl boy tall short red "
+    "blue green shirt jacket arms legs hands slowly camera shot"
+).split()
 
 
 def tiny_tokenizer():
@@ -398,21 +462,41 @@ def tiny_pipeline(seed: int = 0, channels: int = 8, layers: int = 1):
     tok = tiny_tokenizer()
     text = T5EncoderModel(T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=37, num_layers=1, num_heads=4))
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
-        text_embed_dim=32, num_layers=layers, sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=16)
+        num_attention_heads=4,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=layers,
+        sample_width=2,
+        sample_height=2,
+        sample_frames=9,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=16,
+    )
     vae = AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(channels,) * 4, latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(channels,) * 4,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+        temporal_compression_ratio=4,
+    )
     for module in (text, transformer, vae):
         module.eval()
-    return CogVideoXPipeline(tokenizer=tok, text_encoder=text, vae=vae, transformer=transformer,
-                             scheduler=CogVideoXDDIMScheduler())
+    return CogVideoXPipeline(
+        tokenizer=tok, text_encoder=text, vae=vae, transformer=transformer, scheduler=CogVideoXDDIMScheduler()
+    )
 
 
 def tiny_pipeline_settings(**overrides) -> CogVideoXSettings:
     """Settings matching `tiny_pipeline`: fp32 on CPU, 2 steps, 9 frames of 16x16, 16 text tokens."""
-    base = dict(model="tiny", dtype="fp32", device="cpu", steps=2, num_frames=9, width=16, height=16,
-                max_sequence_length=16)
+    base = dict(
+        model="tiny", dtype="fp32", device="cpu", steps=2, num_frames=9, width=16, height=16, max_sequence_length=16
+    )
     return CogVideoXSettings(**{**base, **overrides})

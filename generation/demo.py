@@ -50,8 +50,8 @@ import numpy as np
 from tqdm import tqdm
 
 from datamodules.annotations import ListEntry, write_labels, write_list
-from datamodules.splits import kshot, long_tail, lt_groups, remap, split_classes
 from datamodules.manifest import write_text_atomic
+from datamodules.splits import kshot, long_tail, lt_groups, remap, split_classes
 from generation import vocab
 from generation.procedural import render_clip
 from generation.prompts import Label, make_prompts, slug, stable_hash, write_prompts
@@ -86,8 +86,15 @@ class DemoPreset:
 
 PRESETS: dict[str, DemoPreset] = {
     "smoke": DemoPreset(synthetic_per_class=4, real_train_per_class=16, real_val_per_class=2, num_frames=8, size=32),
-    "demo": DemoPreset(synthetic_per_class=64, real_train_per_class=16, real_val_per_class=40, num_frames=16, size=64,
-                       unreliable_rate=0.25, web_per_class=96),
+    "demo": DemoPreset(
+        synthetic_per_class=64,
+        real_train_per_class=16,
+        real_val_per_class=40,
+        num_frames=16,
+        size=64,
+        unreliable_rate=0.25,
+        web_per_class=96,
+    ),
     # The reduced demo of tests/generation/test_demo.py (IE > Basic in under a minute).
     "mini": DemoPreset(synthetic_per_class=32, real_train_per_class=4, real_val_per_class=12, num_frames=16, size=64),
 }
@@ -103,8 +110,14 @@ def unreliable_renderer(rate: float, num_frames: int, size: int):
     """The procedural renderer as a generator that fails on `rate` of its rows (see the module doc)."""
 
     def render(row) -> np.ndarray:
-        return render_clip(row.prompt, row.seed, num_frames=num_frames, size=size, action_hint=row.class_name,
-                           unreliable=is_unreliable(row.row_id, rate))
+        return render_clip(
+            row.prompt,
+            row.seed,
+            num_frames=num_frames,
+            size=size,
+            action_hint=row.class_name,
+            unreliable=is_unreliable(row.row_id, rate),
+        )
 
     render.name = "procedural"  # type: ignore[attr-defined]
     return render
@@ -146,8 +159,9 @@ def _build_real(out: Path, p: DemoPreset, progress: bool) -> dict[str, int]:
         if (videos / file).exists():
             continue
         prompt, seed = real_prompt(action, split, i)
-        write_video(videos / file, render_clip(prompt, seed, num_frames=p.num_frames, size=p.size, style="real"),
-                    fps=p.fps)
+        write_video(
+            videos / file, render_clip(prompt, seed, num_frames=p.num_frames, size=p.size, style="real"), fps=p.fps
+        )
         made += 1
     for k in SHOTS:  # nested: the K-shot list is the first K train clips of every class
         lines = [f"{f} {lab}" for f, lab, split, _, i in jobs if split == "train" and i < k]
@@ -173,8 +187,9 @@ def _build_web(out: Path, p: DemoPreset, progress: bool) -> int:
             continue
         prompt, seed = real_prompt(action, "web", i)
         style = "real" if i % 2 else "synthetic"
-        write_video(videos / file, render_clip(prompt, seed, num_frames=p.num_frames, size=p.size, style=style),
-                    fps=p.fps)
+        write_video(
+            videos / file, render_clip(prompt, seed, num_frames=p.num_frames, size=p.size, style=style), fps=p.fps
+        )
         made += 1
     write_text_atomic(out / "web" / "list.txt", "\n".join(lines) + "\n")
     return made
@@ -195,8 +210,11 @@ def _protocol_lists(out: Path, splits: Path, train: list[ListEntry], val: list[L
     write_list(b2n / "novel_val.txt", remap(val, halves.mapping("novel")))
     n_max = min(sum(e.label == c for e in train) for c in range(len(names)))
     lt = long_tail(train, n_max=n_max, n_min=LT_N_MIN, seed=0)
-    groups = {"counts": {str(c): n for c, n in sorted(lt.counts.items())}, "few_below": LT_FEW_BELOW,
-              **lt_groups(lt.counts, few_below=LT_FEW_BELOW)}  # fmt: skip
+    groups = {
+        "counts": {str(c): n for c, n in sorted(lt.counts.items())},
+        "few_below": LT_FEW_BELOW,
+        **lt_groups(lt.counts, few_below=LT_FEW_BELOW),
+    }
     for train_list in (splits / "train_lt.txt", splits / "ucf101_lt" / "real" / "train.csv"):
         write_list(train_list, lt.records)
         write_text_atomic(train_list.with_name(train_list.stem + "_groups.json"), json.dumps(groups, indent=1) + "\n")
@@ -230,6 +248,7 @@ def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) 
         done = json.loads(done_path.read_text(encoding="utf-8"))
         if done.get("params") == params:
             return done
+
     def sizes(build: dict) -> dict:  # an older list layout of the same sizes is completed in place
         return {k: v for k, v in build.items() if k != "layout"}
 
@@ -247,16 +266,19 @@ def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) 
     counts = _build_real(out, p, progress)
     for strategy in p.strategies:
         folder = out / "synthetic" / strategy
-        rows = make_prompts(labels, strategy, videos_per_class=p.synthetic_per_class, num_envs=p.num_envs,
-                            num_chars=p.num_chars)
+        rows = make_prompts(
+            labels, strategy, videos_per_class=p.synthetic_per_class, num_envs=p.num_envs, num_chars=p.num_chars
+        )
         write_prompts(folder / "prompts.jsonl", rows)
-        summary = render_prompts(folder / "prompts.jsonl", folder, num_frames=p.num_frames, size=p.size, fps=p.fps,
-                                 progress=progress)
+        summary = render_prompts(
+            folder / "prompts.jsonl", folder, num_frames=p.num_frames, size=p.size, fps=p.fps, progress=progress
+        )
         counts[f"synthetic_{strategy}_clips"] = summary.total_rows
     if p.unreliable_rate > 0:
         folder = out / "synthetic" / UNRELIABLE
-        rows = make_prompts(labels, "ie", videos_per_class=p.synthetic_per_class, num_envs=p.num_envs,
-                            num_chars=p.num_chars)
+        rows = make_prompts(
+            labels, "ie", videos_per_class=p.synthetic_per_class, num_envs=p.num_envs, num_chars=p.num_chars
+        )
         write_prompts(folder / "prompts.jsonl", rows)
         failed = [r.row_id for r in rows if is_unreliable(r.row_id, p.unreliable_rate)]
         write_text_atomic(folder / "unreliable.json", json.dumps({"rate": p.unreliable_rate, "rows": failed}) + "\n")
@@ -266,7 +288,11 @@ def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) 
     if p.web_per_class > 0:
         counts["web_rendered"] = _build_web(out, p, progress)
 
-    done = {"params": params, "classes": [label.name for label in labels], "counts": counts,
-            "seconds": round(time.perf_counter() - start, 2)}
+    done = {
+        "params": params,
+        "classes": [label.name for label in labels],
+        "counts": counts,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
     write_text_atomic(done_path, json.dumps(done, indent=2) + "\n")
     return done

@@ -60,8 +60,10 @@ class Usage:
     completion_tokens: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.requests} requests ({self.cached} from cache), {self.prompt_tokens} prompt + "
-                f"{self.completion_tokens} completion tokens")
+        return (
+            f"{self.requests} requests ({self.cached} from cache), {self.prompt_tokens} prompt + "
+            f"{self.completion_tokens} completion tokens"
+        )
 
 
 @dataclass
@@ -97,17 +99,25 @@ class LLMWriter:
             import openai
 
             if not os.environ.get("OPENAI_API_KEY") and not (self.base_url or os.environ.get("OPENAI_BASE_URL")):
-                raise PromptError("the openai prompt backend needs OPENAI_API_KEY in the environment (or --base-url "
-                                  "for a local server); without one use --backend template")
+                raise PromptError(
+                    "the openai prompt backend needs OPENAI_API_KEY in the environment (or --base-url "
+                    "for a local server); without one use --backend template"
+                )
             # The key is read from the environment by the client itself; a local server may need none.
-            self._client = openai.OpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "none", base_url=self.base_url,
-                                         timeout=self.timeout, max_retries=self.max_retries)
+            self._client = openai.OpenAI(
+                api_key=os.environ.get("OPENAI_API_KEY") or "none",
+                base_url=self.base_url,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+            )
         return self._client
 
     def ask(self, instruction: str, n: int, what: str) -> list[str]:
         """Exactly `n` descriptions for `instruction`; `what` names the request in errors."""
-        messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": f"{instruction}\nReturn exactly {n} items."}]
+        messages = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"{instruction}\nReturn exactly {n} items."},
+        ]
         problems: list[str] = []
         for attempt in range(self.max_attempts):
             body, path = self._cached_or_fetch(messages, attempt)
@@ -116,8 +126,10 @@ class LLMWriter:
             except (KeyError, IndexError, TypeError):
                 raise PromptError(f"{what}: response without choices[0].message (cached in {path})") from None
             if message.get("refusal"):
-                raise PromptError(f"{what}: the model refused: {message['refusal']!r} (cached in {path}; rephrase "
-                                  "the class name or use another model, then delete that file to re-ask)")
+                raise PromptError(
+                    f"{what}: the model refused: {message['refusal']!r} (cached in {path}; rephrase "
+                    "the class name or use another model, then delete that file to re-ask)"
+                )
             try:
                 items = [d.text.strip() for d in Descriptions.model_validate_json(message.get("content") or "").items]
             except ValidationError as e:
@@ -129,13 +141,17 @@ class LLMWriter:
                 problems.append(f"attempt {attempt + 1}: {len(items)} items (empty ones: {empty}), wanted {n}")
                 continue
             return items
-        raise PromptError(f"{what}: no usable reply after {self.max_attempts} attempts: " + "; ".join(problems)
-                          + f". Replies are cached in {self.cache_dir}; try another model or --max-attempts.")
+        raise PromptError(
+            f"{what}: no usable reply after {self.max_attempts} attempts: "
+            + "; ".join(problems)
+            + f". Replies are cached in {self.cache_dir}; try another model or --max-attempts."
+        )
 
     def _cached_or_fetch(self, messages: list[dict], attempt: int) -> tuple[dict, Path]:
         params = {"temperature": self.temperature, "schema": Descriptions.model_json_schema(), "attempt": attempt}
-        key = hashlib.sha256(json.dumps({"model": self.model, "messages": messages, "params": params},
-                                        sort_keys=True).encode()).hexdigest()
+        key = hashlib.sha256(
+            json.dumps({"model": self.model, "messages": messages, "params": params}, sort_keys=True).encode()
+        ).hexdigest()
         path = self.cache_dir / f"{key}.json"
         if path.exists():
             self.usage.cached += 1
@@ -144,14 +160,19 @@ class LLMWriter:
 
         try:
             raw = self.client.chat.completions.with_raw_response.parse(
-                model=self.model, messages=messages, response_format=Descriptions, temperature=self.temperature)
+                model=self.model, messages=messages, response_format=Descriptions, temperature=self.temperature
+            )
         except openai.APIStatusError as e:
-            raise PromptError(f"LLM request failed after {self.max_retries} retries: HTTP {e.status_code} from "
-                              f"{e.request.url.host} ({type(e).__name__}). Earlier replies stay cached in "
-                              f"{self.cache_dir}; re-run to continue.") from None
+            raise PromptError(
+                f"LLM request failed after {self.max_retries} retries: HTTP {e.status_code} from "
+                f"{e.request.url.host} ({type(e).__name__}). Earlier replies stay cached in "
+                f"{self.cache_dir}; re-run to continue."
+            ) from None
         except openai.APIConnectionError as e:
-            raise PromptError(f"cannot reach the LLM server after {self.max_retries} retries ({type(e).__name__}); "
-                              "check --base-url / OPENAI_BASE_URL") from None
+            raise PromptError(
+                f"cannot reach the LLM server after {self.max_retries} retries ({type(e).__name__}); "
+                "check --base-url / OPENAI_BASE_URL"
+            ) from None
         text = raw.text
         try:
             body = json.loads(text)
@@ -202,41 +223,72 @@ def make_llm_prompts(
     rows: list[PromptRow] = []
     for label in labels:
         s, name = slug(label.name), label.name
-        envs = writer.ask(f"Describe {num_envs} different places where a person could be doing '{name}'. Each is a "
-                          "short phrase starting with a preposition, e.g. 'in a crowded gym'.", num_envs,
-                          f"class {name!r} environments") if strategy in ("env", "ie") else []
-        chars = writer.ask(f"Describe {num_chars} different people who could be doing '{name}': age, build, clothing "
-                           "colours. Each is a short noun phrase, e.g. 'a tall woman in a green jacket'.", num_chars,
-                           f"class {name!r} characters") if strategy in ("cha", "ie") else []
-        combos = sorted({combo(i, strategy, num_envs, num_chars) for i in range(videos_per_class)},
-                        key=lambda ec: (ec[0] or 0, ec[1] or 0))
+        envs = (
+            writer.ask(
+                f"Describe {num_envs} different places where a person could be doing '{name}'. Each is a "
+                "short phrase starting with a preposition, e.g. 'in a crowded gym'.",
+                num_envs,
+                f"class {name!r} environments",
+            )
+            if strategy in ("env", "ie")
+            else []
+        )
+        chars = (
+            writer.ask(
+                f"Describe {num_chars} different people who could be doing '{name}': age, build, clothing "
+                "colours. Each is a short noun phrase, e.g. 'a tall woman in a green jacket'.",
+                num_chars,
+                f"class {name!r} characters",
+            )
+            if strategy in ("cha", "ie")
+            else []
+        )
+        combos = sorted(
+            {combo(i, strategy, num_envs, num_chars) for i in range(videos_per_class)},
+            key=lambda ec: (ec[0] or 0, ec[1] or 0),
+        )
         texts: dict[tuple[int | None, int | None], str] = {}
         if strategy == "basic":
             texts[(None, None)] = writer.ask(
                 f"Write one 50 to 100 word video description of a person doing the action '{name}'. Describe the "
                 "motion of the action clearly; do not name a particular place or describe what the person looks "
-                "like.", 1, f"class {name!r} basic action description")[0]
+                "like.",
+                1,
+                f"class {name!r} basic action description",
+            )[0]
         else:
             for start in range(0, len(combos), chunk):
-                part = combos[start:start + chunk]
+                part = combos[start : start + chunk]
                 lines = "\n".join(
                     f"{j + 1}. subject: {chars[c] if c is not None else 'a person'}; "
-                    f"place: {envs[e] if e is not None else 'any fitting place'}" for j, (e, c) in enumerate(part))
+                    f"place: {envs[e] if e is not None else 'any fitting place'}"
+                    for j, (e, c) in enumerate(part)
+                )
                 got = writer.ask(
                     f"Write one 50 to 100 word video description of the action '{name}' for each subject/place "
-                    f"pair below, in order. Describe the motion of the action clearly.\n{lines}", len(part),
-                    f"class {name!r} action descriptions {start + 1}-{start + len(part)}")
+                    f"pair below, in order. Describe the motion of the action clearly.\n{lines}",
+                    len(part),
+                    f"class {name!r} action descriptions {start + 1}-{start + len(part)}",
+                )
                 texts.update(zip(part, got))
         for i in range(videos_per_class):
             e, c = combo(i, strategy, num_envs, num_chars)
             prompt, cut = fit_tokens(texts[(e, c)], tokenizer)
             report.truncated += cut
             report.short += len(prompt.split()) < 50
-            rows.append(PromptRow(
-                class_id=label.id, class_name=name, strategy=strategy,
-                env_id=e, env_text=envs[e] if e is not None else None,
-                char_id=c, char_text=chars[c] if c is not None else None,
-                prompt=prompt, seed=clip_seed(label.id, i), row_id=f"{s}-{strategy}-{i:04d}",
-                prompt_backend=f"openai:{writer.model}",
-            ))
+            rows.append(
+                PromptRow(
+                    class_id=label.id,
+                    class_name=name,
+                    strategy=strategy,
+                    env_id=e,
+                    env_text=envs[e] if e is not None else None,
+                    char_id=c,
+                    char_text=chars[c] if c is not None else None,
+                    prompt=prompt,
+                    seed=clip_seed(label.id, i),
+                    row_id=f"{s}-{strategy}-{i:04d}",
+                    prompt_backend=f"openai:{writer.model}",
+                )
+            )
     return rows, report

@@ -38,35 +38,159 @@ JUMP_LIFT = 0.18  # height of a jump, as a fraction of the figure's height
 REAL_GAIN, REAL_BLUR, REAL_NOISE = (0.6, 1.3), (0.12, 0.3), (3.0, 9.0)
 
 COLOURS: dict[str, RGB] = {
-    "red": (200, 40, 40), "crimson": (170, 20, 50), "maroon": (120, 30, 40), "pink": (240, 130, 170),
-    "magenta": (200, 40, 160), "purple": (120, 60, 160), "violet": (150, 100, 220), "blue": (40, 80, 200),
-    "navy": (30, 40, 100), "cyan": (40, 200, 220), "teal": (30, 140, 140), "turquoise": (60, 210, 190),
-    "green": (40, 150, 60), "lime": (150, 220, 50), "olive": (110, 120, 50), "yellow": (240, 210, 40),
-    "gold": (215, 170, 40), "orange": (240, 130, 30), "brown": (120, 75, 40), "beige": (215, 195, 160),
-    "khaki": (190, 175, 120), "tan": (200, 160, 110), "black": (30, 30, 30), "white": (240, 240, 240),
-    "grey": (130, 130, 130), "gray": (130, 130, 130), "silver": (185, 190, 200),
+    "red": (200, 40, 40),
+    "crimson": (170, 20, 50),
+    "maroon": (120, 30, 40),
+    "pink": (240, 130, 170),
+    "magenta": (200, 40, 160),
+    "purple": (120, 60, 160),
+    "violet": (150, 100, 220),
+    "blue": (40, 80, 200),
+    "navy": (30, 40, 100),
+    "cyan": (40, 200, 220),
+    "teal": (30, 140, 140),
+    "turquoise": (60, 210, 190),
+    "green": (40, 150, 60),
+    "lime": (150, 220, 50),
+    "olive": (110, 120, 50),
+    "yellow": (240, 210, 40),
+    "gold": (215, 170, 40),
+    "orange": (240, 130, 30),
+    "brown": (120, 75, 40),
+    "beige": (215, 195, 160),
+    "khaki": (190, 175, 120),
+    "tan": (200, 160, 110),
+    "black": (30, 30, 30),
+    "white": (240, 240, 240),
+    "grey": (130, 130, 130),
+    "gray": (130, 130, 130),
+    "silver": (185, 190, 200),
 }
-UPPER_GARMENTS = ("shirt", "t-shirt", "tshirt", "jacket", "coat", "raincoat", "hoodie", "sweater", "jersey",
-                  "top", "blouse", "cardigan", "parka", "tank top", "vest")
+UPPER_GARMENTS = (
+    "shirt",
+    "t-shirt",
+    "tshirt",
+    "jacket",
+    "coat",
+    "raincoat",
+    "hoodie",
+    "sweater",
+    "jersey",
+    "top",
+    "blouse",
+    "cardigan",
+    "parka",
+    "tank top",
+    "vest",
+)
 FULL_GARMENTS = ("dress", "tracksuit", "uniform", "suit", "robe", "leotard", "overalls", "jumpsuit")
 LOWER_GARMENTS = ("jeans", "pants", "trousers", "shorts", "skirt", "leggings", "tights")
 HEADWEAR = ("hat", "cap", "beanie", "helmet")
-PERSON_NOUNS = ("man", "woman", "child", "kid", "boy", "girl", "teenager", "teen", "athlete", "dancer",
-                "soldier", "chef", "worker", "nurse", "firefighter", "gardener", "runner", "player",
-                "student", "lady", "gentleman", "toddler", "grandmother", "grandfather", "person")
+PERSON_NOUNS = (
+    "man",
+    "woman",
+    "child",
+    "kid",
+    "boy",
+    "girl",
+    "teenager",
+    "teen",
+    "athlete",
+    "dancer",
+    "soldier",
+    "chef",
+    "worker",
+    "nurse",
+    "firefighter",
+    "gardener",
+    "runner",
+    "player",
+    "student",
+    "lady",
+    "gentleman",
+    "toddler",
+    "grandmother",
+    "grandfather",
+    "person",
+)
 GENERIC_NOUNS = ("person",)  # "a person" alone is the default figure
-HEIGHT_WORDS = {"tall": 1.15, "giant": 1.25, "short": 0.86, "small": 0.8, "little": 0.76, "tiny": 0.7,
-                "elderly": 0.95, "old": 0.95}
-WIDTH_WORDS = {"thin": 0.72, "slim": 0.75, "skinny": 0.7, "slender": 0.75, "broad": 1.35, "stocky": 1.35,
-               "heavy": 1.45, "large": 1.3, "big": 1.3, "muscular": 1.3, "chubby": 1.4, "burly": 1.4}
+HEIGHT_WORDS = {
+    "tall": 1.15,
+    "giant": 1.25,
+    "short": 0.86,
+    "small": 0.8,
+    "little": 0.76,
+    "tiny": 0.7,
+    "elderly": 0.95,
+    "old": 0.95,
+}
+WIDTH_WORDS = {
+    "thin": 0.72,
+    "slim": 0.75,
+    "skinny": 0.7,
+    "slender": 0.75,
+    "broad": 1.35,
+    "stocky": 1.35,
+    "heavy": 1.45,
+    "large": 1.3,
+    "big": 1.3,
+    "muscular": 1.3,
+    "chubby": 1.4,
+    "burly": 1.4,
+}
 CHILD_NOUNS = ("child", "kid", "boy", "girl", "toddler")
 SKIN_TONES: tuple[RGB, ...] = ((240, 200, 170), (225, 180, 140), (190, 140, 100), (140, 95, 65), (95, 65, 45))
-TIME_WORDS = {"night": "night", "dark": "night", "dim": "night", "sunset": "sunset", "dusk": "sunset",
-              "foggy": "fog", "misty": "fog", "fog": "fog"}
-NON_PLACE_WORDS = set(PERSON_NOUNS) | set(UPPER_GARMENTS) | set(FULL_GARMENTS) | set(LOWER_GARMENTS) | set(
-    HEADWEAR) | {"air", "hand", "hands", "arm", "arms", "leg", "legs", "head", "front", "knee", "knees",
-                 "foot", "feet", "body", "place", "circle", "side", "sides", "waist", "chest", "hips", "hip",
-                 "frame", "rhythm", "spot", "ground", "floor", "way", "manner", "clip", "camera", "time"}
+TIME_WORDS = {
+    "night": "night",
+    "dark": "night",
+    "dim": "night",
+    "sunset": "sunset",
+    "dusk": "sunset",
+    "foggy": "fog",
+    "misty": "fog",
+    "fog": "fog",
+}
+NON_PLACE_WORDS = (
+    set(PERSON_NOUNS)
+    | set(UPPER_GARMENTS)
+    | set(FULL_GARMENTS)
+    | set(LOWER_GARMENTS)
+    | set(HEADWEAR)
+    | {
+        "air",
+        "hand",
+        "hands",
+        "arm",
+        "arms",
+        "leg",
+        "legs",
+        "head",
+        "front",
+        "knee",
+        "knees",
+        "foot",
+        "feet",
+        "body",
+        "place",
+        "circle",
+        "side",
+        "sides",
+        "waist",
+        "chest",
+        "hips",
+        "hip",
+        "frame",
+        "rhythm",
+        "spot",
+        "ground",
+        "floor",
+        "way",
+        "manner",
+        "clip",
+        "camera",
+        "time",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -111,8 +235,11 @@ def _hsv(h: float, s: float, v: float) -> RGB:
 
 def _hashed_colour(text: str, salt: str, s=(0.35, 0.9), v=(0.3, 0.95)) -> RGB:
     h = stable_hash(f"{salt}/{text}")
-    return _hsv((h % 1000) / 1000, s[0] + (s[1] - s[0]) * ((h >> 10) % 1000) / 1000,
-                v[0] + (v[1] - v[0]) * ((h >> 20) % 1000) / 1000)
+    return _hsv(
+        (h % 1000) / 1000,
+        s[0] + (s[1] - s[0]) * ((h >> 10) % 1000) / 1000,
+        v[0] + (v[1] - v[0]) * ((h >> 20) % 1000) / 1000,
+    )
 
 
 def parse_action(text: str) -> int | None:
@@ -212,7 +339,9 @@ def parse_figure(text: str) -> FigureLook:
     lower, hat = garment_colour(LOWER_GARMENTS), garment_colour(HEADWEAR)
     noun_m = re.search(
         rf"\b(?:a|an|the)\s+((?:[a-z-]+,?\s+){{0,3}}?({_words_re(PERSON_NOUNS)}))\b"
-        r"(?:\s+(?:in|wearing|with)\s+(?:(?!\s(?:is|are|was|who|while|stands|moves)\b)[^,.;])*)?", low)
+        r"(?:\s+(?:in|wearing|with)\s+(?:(?!\s(?:is|are|was|who|while|stands|moves)\b)[^,.;])*)?",
+        low,
+    )
     noun = noun_m.group(2) if noun_m else None
     height = width = 1.0
     if noun_m:
@@ -223,7 +352,8 @@ def parse_figure(text: str) -> FigureLook:
     if child:
         height *= 0.8
     described = (noun is not None and (noun not in GENERIC_NOUNS or height != 1.0 or width != 1.0)) or any(
-        c is not None for c in (upper, full, lower, hat))
+        c is not None for c in (upper, full, lower, hat)
+    )
     if not described:
         return DEFAULT_FIGURE
     phrase = noun_m.group(0) if noun_m else low
@@ -331,9 +461,19 @@ def _tex_checker(d, w, h, hy, look, rng):
 
 
 TEXTURES = {
-    "none": _tex_none, "sea": _tex_sea, "trees": _tex_trees, "buildings": _tex_buildings, "boards": _tex_boards,
-    "snowfall": _tex_snowfall, "dunes": _tex_dunes, "furniture": _tex_furniture, "stars": _tex_stars,
-    "grass": _tex_grass, "spotlight": _tex_spotlight, "stripes": _tex_stripes, "checker": _tex_checker,
+    "none": _tex_none,
+    "sea": _tex_sea,
+    "trees": _tex_trees,
+    "buildings": _tex_buildings,
+    "boards": _tex_boards,
+    "snowfall": _tex_snowfall,
+    "dunes": _tex_dunes,
+    "furniture": _tex_furniture,
+    "stars": _tex_stars,
+    "grass": _tex_grass,
+    "spotlight": _tex_spotlight,
+    "stripes": _tex_stripes,
+    "checker": _tex_checker,
 }
 
 
@@ -377,7 +517,7 @@ def _pose(action: str, t: float, m: _Motion, fig: FigureLook, hf: float) -> dict
     ua, fa = 0.17 * hf, 0.16 * hf  # upper arm, forearm
     torso, neck_len = 0.30 * hf, 0.03 * hf
     r_head = (0.11 if fig.child else 0.085) * hf
-    sw, hw = 0.10 * hf * fig.width ** 0.5, 0.055 * hf * fig.width ** 0.5  # half shoulder / hip width
+    sw, hw = 0.10 * hf * fig.width**0.5, 0.055 * hf * fig.width**0.5  # half shoulder / hip width
     w = 2 * math.pi * (m.cycles * t + m.phase)
     s_, c_ = math.sin(w), math.cos(w)
     tilt, lift, dx, back = 0.0, 0.0, 0.0, False
@@ -437,8 +577,20 @@ def _pose(action: str, t: float, m: _Motion, fig: FigureLook, hf: float) -> dict
         l1, l2 = leg[k]
         knees[k] = hips[k] + _dir(k * l1) * th
         feet[k] = knees[k] + _dir(k * l2) * sh
-    return dict(neck=neck, head=head, r_head=r_head, shoulders=shoulders, elbows=elbows, hands=hands,
-                hips=hips, knees=knees, feet=feet, back=back, lift=lift, dx=dx)
+    return dict(
+        neck=neck,
+        head=head,
+        r_head=r_head,
+        shoulders=shoulders,
+        elbows=elbows,
+        hands=hands,
+        hips=hips,
+        knees=knees,
+        feet=feet,
+        back=back,
+        lift=lift,
+        dx=dx,
+    )
 
 
 def _draw_figure(d: ImageDraw.ImageDraw, p: dict, origin: np.ndarray, fig: FigureLook, hf: float) -> None:
@@ -488,12 +640,24 @@ def _real_looks(scene: SceneLook, fig: FigureLook, rng: np.random.Generator) -> 
     hue, sat, val = rng.normal(0, 0.06), rng.uniform(0.6, 1.3), rng.uniform(0.75, 1.1)
     sh = lambda c: _shift_colour(c, rng, hue, sat, val)  # noqa: E731
     if scene.horizon <= 0:  # plain backgrounds still get a floor and a texture in the "real" world
-        scene = replace(scene, horizon=rng.uniform(0.45, 0.7), ground=tuple(int(c * 0.75) for c in scene.sky),
-                        texture=str(rng.choice(["stripes", "checker", "boards"])), accent=(150, 150, 150))
-    scene = SceneLook(sh(scene.sky), sh(scene.ground), scene.horizon + rng.uniform(-0.05, 0.05),
-                      scene.texture, sh(scene.accent))
-    fig = replace(fig, torso=sh(fig.torso), legs=sh(fig.legs), hat=sh(fig.hat) if fig.hat else None,
-                  height=fig.height * rng.uniform(0.92, 1.08), width=fig.width * rng.uniform(0.85, 1.2))
+        scene = replace(
+            scene,
+            horizon=rng.uniform(0.45, 0.7),
+            ground=tuple(int(c * 0.75) for c in scene.sky),
+            texture=str(rng.choice(["stripes", "checker", "boards"])),
+            accent=(150, 150, 150),
+        )
+    scene = SceneLook(
+        sh(scene.sky), sh(scene.ground), scene.horizon + rng.uniform(-0.05, 0.05), scene.texture, sh(scene.accent)
+    )
+    fig = replace(
+        fig,
+        torso=sh(fig.torso),
+        legs=sh(fig.legs),
+        hat=sh(fig.hat) if fig.hat else None,
+        height=fig.height * rng.uniform(0.92, 1.08),
+        width=fig.width * rng.uniform(0.85, 1.2),
+    )
     return scene, fig
 
 
@@ -573,8 +737,10 @@ def render_clip(
     bg = _background(scene, cw, cw, rng)
     if real:  # mottled texture: low-frequency multiplicative noise baked into the background
         low = rng.normal(0.0, 0.08, (6, 6, 1)) + rng.normal(0.0, 0.03, (6, 6, 3))  # mostly luminance
-        field = np.asarray(Image.fromarray((128 + 400 * low).clip(0, 255).astype(np.uint8)).resize(
-            (cw, cw), Image.BILINEAR), dtype=np.float32) / 400 + (1 - 128 / 400)
+        field = np.asarray(
+            Image.fromarray((128 + 400 * low).clip(0, 255).astype(np.uint8)).resize((cw, cw), Image.BILINEAR),
+            dtype=np.float32,
+        ) / 400 + (1 - 128 / 400)
         bg = Image.fromarray((np.asarray(bg, dtype=np.float32) * field).clip(0, 255).astype(np.uint8))
 
     frames = np.empty((num_frames, canvas, canvas, 3), dtype=np.uint8)
@@ -589,11 +755,11 @@ def render_clip(
         frames[i] = np.asarray(img.reduce(SS))
 
     if not real:
-        return frames[:, margin:margin + size, margin:margin + size].copy()
+        return frames[:, margin : margin + size, margin : margin + size].copy()
 
     # "Real" camera: jitter (random walk crop), lighting (gain, tint, gradient, flicker), blur, noise.
     offs = np.clip(np.cumsum(rng.integers(-1, 2, (num_frames, 2)), axis=0) + margin, 0, 2 * margin)
-    x = np.stack([frames[i, oy:oy + size, ox:ox + size] for i, (oy, ox) in enumerate(offs)]).astype(np.float32)
+    x = np.stack([frames[i, oy : oy + size, ox : ox + size] for i, (oy, ox) in enumerate(offs)]).astype(np.float32)
     gain = rng.uniform(*REAL_GAIN) * rng.uniform(0.85, 1.15, 3)
     ramp_dir = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:size, 0:size] / size - 0.5

@@ -55,8 +55,10 @@ class PromptRow(BaseModel):
     seed: int = Field(ge=0)
     row_id: str
     prompt_backend: str | None = Field(
-        default=None, description="who wrote the prompt: 'template' (offline fallback) or 'openai:<model>'; "
-        "None in files written before this field existed (unknown)")
+        default=None,
+        description="who wrote the prompt: 'template' (offline fallback) or 'openai:<model>'; "
+        "None in files written before this field existed (unknown)",
+    )
 
 
 @dataclass(frozen=True)
@@ -158,8 +160,9 @@ def combo(i: int, strategy: str, num_envs: int, num_chars: int) -> tuple[int | N
     return None, None
 
 
-def fit_tokens(prompt: str, tokenizer=None, max_tokens: int = T5_MAX_TOKENS,
-               max_words: int = MAX_WORDS_WITHOUT_TOKENIZER) -> tuple[str, bool]:
+def fit_tokens(
+    prompt: str, tokenizer=None, max_tokens: int = T5_MAX_TOKENS, max_words: int = MAX_WORDS_WITHOUT_TOKENIZER
+) -> tuple[str, bool]:
     """Cut `prompt` so CogVideoX's T5 encoder sees all of it; returns (text, was_truncated).
 
     With a tokenizer (e.g. `T5TokenizerFast.from_pretrained(<CogVideoX dir>, subfolder="tokenizer")`), the

@@ -91,9 +91,17 @@ def render_with_ray(
         gpu = backend == "cogvideox" and ray.cluster_resources().get("GPU", 0) > 0
         ds = ray.data.from_items([{"row": row.model_dump_json()} for row in plan.todo])
         ds = ds.map_batches(
-            RayRenderer, batch_size=batch_size, batch_format="numpy",
-            fn_constructor_kwargs=dict(out_dir=str(out_dir.resolve()), backend=backend, fps=fps,
-                                       num_frames=num_frames, size=size, cogvideox=cogvideox),
+            RayRenderer,
+            batch_size=batch_size,
+            batch_format="numpy",
+            fn_constructor_kwargs=dict(
+                out_dir=str(out_dir.resolve()),
+                backend=backend,
+                fps=fps,
+                num_frames=num_frames,
+                size=size,
+                cogvideox=cogvideox,
+            ),
             compute=ray.data.ActorPoolStrategy(size=workers),
             **({"num_gpus": 1} if gpu else {"num_cpus": 0.5}),
         )
@@ -108,7 +116,13 @@ def render_with_ray(
                 failed += 1
         bar.close()
     return RenderSummary(
-        total_rows=len(plan.rows), shard_rows=len(plan.mine), already_done=len(plan.mine) - len(plan.todo),
-        rendered=rendered, unregistered_rerendered=0, partials_removed=plan.partials_removed,
-        missing_files=plan.missing, seconds=time.perf_counter() - start, failed=failed,
+        total_rows=len(plan.rows),
+        shard_rows=len(plan.mine),
+        already_done=len(plan.mine) - len(plan.todo),
+        rendered=rendered,
+        unregistered_rerendered=0,
+        partials_removed=plan.partials_removed,
+        missing_files=plan.missing,
+        seconds=time.perf_counter() - start,
+        failed=failed,
     )

@@ -73,8 +73,9 @@ def procedural_renderer(num_frames: int = 16, size: int = 64, style: str = "synt
     from generation.procedural import render_clip
 
     def render(row: PromptRow) -> np.ndarray:
-        return render_clip(row.prompt, row.seed, num_frames=num_frames, size=size, style=style,
-                           action_hint=row.class_name)
+        return render_clip(
+            row.prompt, row.seed, num_frames=num_frames, size=size, style=style, action_hint=row.class_name
+        )
 
     render.name = "procedural"  # type: ignore[attr-defined]
     return render
@@ -97,8 +98,9 @@ def make_renderer(backend: str, *, num_frames: int = 16, size: int = 64, cogvide
         from generation.cogvideox import CogVideoXRenderer
 
         return CogVideoXRenderer(cogvideox)
-    raise ValueError(f"unknown render backend {backend!r}; available here: {', '.join(BACKENDS)} "
-                     "(or pass a callable renderer)")
+    raise ValueError(
+        f"unknown render backend {backend!r}; available here: {', '.join(BACKENDS)} (or pass a callable renderer)"
+    )
 
 
 def render_batches(renderer: Renderer, rows: list[PromptRow]):
@@ -106,7 +108,7 @@ def render_batches(renderer: Renderer, rows: list[PromptRow]):
     size = max(1, int(getattr(renderer, "batch_size", 1)))
     batch_fn = getattr(renderer, "render_batch", None) or (lambda rs: [renderer(r) for r in rs])
     for i in range(0, len(rows), size):
-        batch = rows[i:i + size]
+        batch = rows[i : i + size]
         try:
             outputs = batch_fn(batch)
         except Exception as e:  # recorded per row by the caller, never silently dropped
@@ -122,9 +124,23 @@ def write_clip(out_dir: Path, row: PromptRow, frames: np.ndarray, fps: float, ba
     write_video(path, frames, fps=fps)
     t, h, w, _ = frames.shape  # (T, H, W, 3)
     return ManifestRow(
-        row_id=row.row_id, class_id=row.class_id, class_name=row.class_name, strategy=row.strategy,
-        prompt=row.prompt, seed=row.seed, env_id=row.env_id, env_text=row.env_text, char_id=row.char_id,
-        char_text=row.char_text, prompt_backend=row.prompt_backend, video=rel, num_frames=t, fps=fps, width=w, height=h, backend=backend_name,
+        row_id=row.row_id,
+        class_id=row.class_id,
+        class_name=row.class_name,
+        strategy=row.strategy,
+        prompt=row.prompt,
+        seed=row.seed,
+        env_id=row.env_id,
+        env_text=row.env_text,
+        char_id=row.char_id,
+        char_text=row.char_text,
+        prompt_backend=row.prompt_backend,
+        video=rel,
+        num_frames=t,
+        fps=fps,
+        width=w,
+        height=h,
+        backend=backend_name,
     )
 
 
@@ -188,12 +204,16 @@ def plan_render(
     broken = {row.row_id for row in mine if row.row_id in done and not _clip_ok(out_dir, done[row.row_id], verify)}
     if broken and num_shards == 1:
         write_jsonl(manifest, [m for m in done.values() if m.row_id not in broken])
-        print(f"warning: {len(broken)} manifest rows pointed at missing or broken clips in {out_dir}; "
-              "removed from the manifest and rendered again")
+        print(
+            f"warning: {len(broken)} manifest rows pointed at missing or broken clips in {out_dir}; "
+            "removed from the manifest and rendered again"
+        )
         done = {k: v for k, v in done.items() if k not in broken}
     elif broken:
-        print(f"warning: {len(broken)} manifest rows of this shard point at missing or broken clips in {out_dir}; "
-              "re-run with --num-shards 1 (after the sharded runs finish) to render them again")
+        print(
+            f"warning: {len(broken)} manifest rows of this shard point at missing or broken clips in {out_dir}; "
+            "re-run with --num-shards 1 (after the sharded runs finish) to render them again"
+        )
     todo = [row for row in mine if row.row_id not in done]
     return Plan(rows, mine, todo, manifest, len(partials), len(broken))
 
@@ -258,13 +278,26 @@ def render_prompts(
     if backend == "ray":
         from generation.ray_render import render_with_ray
 
-        return render_with_ray(prompts_path, out_dir, backend=ray_backend, workers=ray_workers,
-                               batch_size=ray_batch_size, num_frames=num_frames, size=size, fps=fps,
-                               cogvideox=cogvideox, num_shards=num_shards, shard_index=shard_index,
-                               progress=progress)
+        return render_with_ray(
+            prompts_path,
+            out_dir,
+            backend=ray_backend,
+            workers=ray_workers,
+            batch_size=ray_batch_size,
+            num_frames=num_frames,
+            size=size,
+            fps=fps,
+            cogvideox=cogvideox,
+            num_shards=num_shards,
+            shard_index=shard_index,
+            progress=progress,
+        )
     read_prompts(prompts_path)  # fail on a bad prompts file before loading a large model
-    renderer = make_renderer(backend, num_frames=num_frames, size=size, cogvideox=cogvideox) \
-        if isinstance(backend, str) else backend
+    renderer = (
+        make_renderer(backend, num_frames=num_frames, size=size, cogvideox=cogvideox)
+        if isinstance(backend, str)
+        else backend
+    )
     backend_name = getattr(renderer, "name", "custom")
 
     # 2. Resume: repair the manifest tail, find registered rows, clear partial files.
@@ -305,12 +338,17 @@ def render_prompts(
     if failed:
         print(f"warning: {failed} rows failed to render (see {out_dir / 'failed.jsonl'}); re-run to retry them")
     return RenderSummary(
-        total_rows=len(plan.rows), shard_rows=len(plan.mine), already_done=len(plan.mine) - len(plan.todo),
-        rendered=rendered, unregistered_rerendered=unregistered, partials_removed=plan.partials_removed,
-        missing_files=plan.missing, seconds=time.perf_counter() - start, failed=failed,
+        total_rows=len(plan.rows),
+        shard_rows=len(plan.mine),
+        already_done=len(plan.mine) - len(plan.todo),
+        rendered=rendered,
+        unregistered_rerendered=unregistered,
+        partials_removed=plan.partials_removed,
+        missing_files=plan.missing,
+        seconds=time.perf_counter() - start,
+        failed=failed,
     )
 
 
 def _partial_path(out_dir: Path, row: PromptRow) -> Path:
     return out_dir / "videos" / slug(row.class_name) / f".{check_path_id(row.row_id, 'row_id')}.mp4.partial"
-

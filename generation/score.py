@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datamodules.manifest import ManifestError, ManifestRow, read_manifest, write_jsonl, write_text_atomic
 from datamodules.annotations import read_labels
+from datamodules.manifest import ManifestError, ManifestRow, read_manifest, write_jsonl, write_text_atomic
 
 Normalisation = Literal["minmax", "max_entropy"]
 
@@ -105,7 +105,7 @@ def check_weights_available(arch: str, pretrained: str | None, timeout: float = 
     raise FileNotFoundError(
         f"CLIP weights {arch!r} / {pretrained!r} are not in the local cache ({'; '.join(where)}) and {reason}. "
         f"Give local weights: pass `--pretrained /path/to/weights.bin` (an open_clip or OpenAI CLIP file), or "
-        f"download them on a machine with network (`python -c \"import open_clip; open_clip.create_model("
+        f'download them on a machine with network (`python -c "import open_clip; open_clip.create_model('
         f"'{arch}', pretrained='{pretrained}')\"`) and copy its Hugging Face cache here (set HF_HOME to it); "
         "`--pretrained none` uses random weights (tests only)."
     )
@@ -172,8 +172,10 @@ def score_manifest(
         raise ManifestError(f"{manifest}: the manifest has no rows; render some clips first")
     for row in rows:
         if row.class_id >= len(names) or names[row.class_id] != row.class_name:
-            raise ManifestError(f"{manifest}: row {row.row_id!r} is class {row.class_id} {row.class_name!r}, "
-                                f"which is not in {labels}; score with the label CSV the set was made from")
+            raise ManifestError(
+                f"{manifest}: row {row.row_id!r} is class {row.class_id} {row.class_name!r}, "
+                f"which is not in {labels}; score with the label CSV the set was made from"
+            )
 
     # 1. Encode the clips that have no entropy yet; save the manifest as we go.
     todo = [i for i, row in enumerate(rows) if row.entropy is None]
@@ -206,15 +208,29 @@ def score_manifest(
     u, constants = normalise_entropy(h, normalisation, len(names))
     rows = [row.model_copy(update={"uncertainty": float(ui)}) for row, ui in zip(rows, u)]
     write_jsonl(manifest, rows)
-    _write_json(manifest.parent / "score.json", {
-        **constants, "arch": arch, "pretrained": pretrained, "num_frames": num_frames, "template": template,
-        "num_classes": len(names), "rows": len(rows), "scored_by_last_run": len(todo),
-    })  # fmt: skip
+    _write_json(
+        manifest.parent / "score.json",
+        {
+            **constants,
+            "arch": arch,
+            "pretrained": pretrained,
+            "num_frames": num_frames,
+            "template": template,
+            "num_classes": len(names),
+            "rows": len(rows),
+            "scored_by_last_run": len(todo),
+        },
+    )
 
     # 3. What a person should look at: per-class histograms and the most uncertain clips.
     write_reports(manifest.parent, rows, names, top=top, tensorboard=tensorboard)
-    return ScoreSummary(rows=len(rows), scored=len(todo), already_scored=len(rows) - len(todo),
-                        seconds=round(seconds, 2), clips_per_s=round(len(todo) / seconds, 2) if todo else 0.0)
+    return ScoreSummary(
+        rows=len(rows),
+        scored=len(todo),
+        already_scored=len(rows) - len(todo),
+        seconds=round(seconds, 2),
+        clips_per_s=round(len(todo) / seconds, 2) if todo else 0.0,
+    )
 
 
 def write_reports(out: Path, rows: list[ManifestRow], names: list[str], top: int = 10, tensorboard=None) -> None:
@@ -229,18 +245,24 @@ def write_reports(out: Path, rows: list[ManifestRow], names: list[str], top: int
         by_class.setdefault(row.class_id, []).append(row)
     worst = {
         names[c]: [
-            {"row_id": r.row_id, "video": r.video, "uncertainty": r.uncertainty, "entropy": r.entropy,
-             "clip_pred": names[r.clip_pred], "clip_prob": r.clip_prob}
+            {
+                "row_id": r.row_id,
+                "video": r.video,
+                "uncertainty": r.uncertainty,
+                "entropy": r.entropy,
+                "clip_pred": names[r.clip_pred],
+                "clip_prob": r.clip_prob,
+            }
             for r in sorted(members, key=lambda r: -r.uncertainty)[:top]
         ]
         for c, members in sorted(by_class.items())
-    }  # fmt: skip
+    }
     _write_json(out / "uncertain_clips.json", worst)
 
     cols = min(4, len(by_class))
     nrows = math.ceil(len(by_class) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3 * cols, 2.2 * nrows), squeeze=False, sharex=True)
-    for ax in axes.flat[len(by_class):]:
+    for ax in axes.flat[len(by_class) :]:
         ax.axis("off")
     for ax, (c, members) in zip(axes.flat, sorted(by_class.items())):
         ax.hist([r.uncertainty for r in members], bins=20, range=(0, 1), color="tab:blue")
@@ -254,4 +276,3 @@ def write_reports(out: Path, rows: list[ManifestRow], names: list[str], top: int
         with SummaryWriter(str(tensorboard)) as writer:
             writer.add_figure("score/uncertainty_hist", fig)
     plt.close(fig)
-

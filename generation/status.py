@@ -52,22 +52,32 @@ class RenderStatus:
     @property
     def complete(self) -> bool:
         """Every planned row is done and nothing is left over: what exit code 0 means."""
-        return (self.overall.done == self.overall.planned and not self.partial_files and not self.orphan_files
-                and not self.registered_without_file and not self.broken_files)
+        return (
+            self.overall.done == self.overall.planned
+            and not self.partial_files
+            and not self.orphan_files
+            and not self.registered_without_file
+            and not self.broken_files
+        )
 
     def table(self) -> str:
         width = max([len("overall")] + [len(c) for c in self.classes]) + 2
         lines = [f"{'class':<{width}}{'planned':>9}{'done':>8}{'broken':>8}{'failed':>8}{'missing':>9}"]
         for name, c in [*self.classes.items(), ("overall", self.overall)]:
             lines.append(f"{name:<{width}}{c.planned:>9}{c.done:>8}{c.broken:>8}{c.failed:>8}{c.missing:>9}")
-        for what, files in (("partial files (killed mid-write; the next render removes them)", self.partial_files),
-                            ("orphan files (in no manifest row; the next render redoes their rows)", self.orphan_files),
-                            ("manifest rows whose file is gone (the next render redoes them)", self.registered_without_file),
-                            ("broken clips (`render --verify` redoes them)", self.broken_files)):
+        for what, files in (
+            ("partial files (killed mid-write; the next render removes them)", self.partial_files),
+            ("orphan files (in no manifest row; the next render redoes their rows)", self.orphan_files),
+            ("manifest rows whose file is gone (the next render redoes them)", self.registered_without_file),
+            ("broken clips (`render --verify` redoes them)", self.broken_files),
+        ):
             if files:
                 lines.append(f"{len(files)} {what}: {', '.join(files[:5])}{' ...' if len(files) > 5 else ''}")
-        lines.append("complete" if self.complete else
-                     "INCOMPLETE: run `python -m generation render` again with the same --prompts/--out (exit code 1)")
+        lines.append(
+            "complete"
+            if self.complete
+            else "INCOMPLETE: run `python -m generation render` again with the same --prompts/--out (exit code 1)"
+        )
         return "\n".join(lines)
 
 
@@ -103,21 +113,28 @@ def render_status(prompts_path: str | Path, out_dir: str | Path, decode: bool = 
         state = "failed" if row.row_id in failed else "missing"
         if m is not None and (out_dir / m.video).exists():
             try:
-                got = len(read_video(out_dir / m.video)) if decode else probe(out_dir / m.video, m.num_frames).num_frames
+                got = (
+                    len(read_video(out_dir / m.video)) if decode else probe(out_dir / m.video, m.num_frames).num_frames
+                )
                 if got < m.num_frames:
                     raise VideoDecodeError(f"{got} of the {m.num_frames} frames the manifest says")
                 state = "done"
             except VideoDecodeError as exc:
                 state = "broken"
-                broken_files.append(f"{m.video}: {str(exc).split('. Check that it exists')[0].split(chr(39) + ': ', 1)[-1]}")
+                broken_files.append(
+                    f"{m.video}: {str(exc).split('. Check that it exists')[0].split(chr(39) + ': ', 1)[-1]}"
+                )
         for counts in (c, overall):
             counts.planned += 1
             setattr(counts, state, getattr(counts, state) + 1)
     videos = out_dir / "videos"
     partial = sorted(str(p.relative_to(out_dir)) for p in videos.glob("*/.*.partial")) if videos.exists() else []
     known = {m.video for m in registered.values()}
-    orphans = sorted(rel for p in videos.glob("*/*.mp4") if (rel := str(p.relative_to(out_dir))) not in known) \
-        if videos.exists() else []
+    orphans = (
+        sorted(rel for p in videos.glob("*/*.mp4") if (rel := str(p.relative_to(out_dir))) not in known)
+        if videos.exists()
+        else []
+    )
     gone = sorted(m.row_id for m in registered.values() if not (out_dir / m.video).exists())
     return RenderStatus(classes, overall, partial, orphans, gone, broken_files)
 
@@ -196,8 +213,10 @@ def make_gallery(
 
     manifest_path, out_dir = Path(manifest_path), Path(out_dir)
     if min(per_class, columns, frames_per_clip, frame_size) < 1:
-        raise ValueError(f"--per-class, --columns, --frames-per-clip and --frame-size must be >= 1, got "
-                         f"{per_class}, {columns}, {frames_per_clip}, {frame_size}")
+        raise ValueError(
+            f"--per-class, --columns, --frames-per-clip and --frame-size must be >= 1, got "
+            f"{per_class}, {columns}, {frames_per_clip}, {frame_size}"
+        )
     rows = read_manifest(manifest_path)
     if not rows:
         raise ValueError(f"{manifest_path}: no rendered clips yet; run `python -m generation render` first")

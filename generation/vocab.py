@@ -52,42 +52,57 @@ class Character:
 
 ACTIONS: tuple[Action, ...] = (
     Action(
-        "waving", "waving", ("waving", "wave", "waves", "waved"),
+        "waving",
+        "waving",
+        ("waving", "wave", "waves", "waved"),
         "one hand raised high above the head, swinging the forearm from side to side in a steady, "
         "friendly rhythm while the other arm hangs relaxed",
     ),
     Action(
-        "clapping", "clapping", ("clapping", "clap", "claps", "clapped", "applauding"),
+        "clapping",
+        "clapping",
+        ("clapping", "clap", "claps", "clapped", "applauding"),
         "bringing both hands together in front of the chest again and again, elbows bent, palms "
         "meeting with a quick and even beat",
     ),
     Action(
-        "jumping", "jumping", ("jumping", "jump", "jumps", "jumped", "hopping", "hops", "leaping"),
+        "jumping",
+        "jumping",
+        ("jumping", "jump", "jumps", "jumped", "hopping", "hops", "leaping"),
         "springing straight up off the ground with both feet, arms thrown overhead at the top, then "
         "landing softly with bent knees",
     ),
     Action(
-        "squatting", "squatting", ("squatting", "squat", "squats", "squatted", "crouching"),
+        "squatting",
+        "squatting",
+        ("squatting", "squat", "squats", "squatted", "crouching"),
         "bending both knees wide to lower the hips toward the floor, hands resting on the hips, then "
         "rising back up to a full standing position",
     ),
     Action(
-        "kicking", "kicking", ("kicking", "kick", "kicks", "kicked"),
+        "kicking",
+        "kicking",
+        ("kicking", "kick", "kicks", "kicked"),
         "swinging one straight leg high out to the side, arms spread for balance, then bringing the "
         "foot back down to the ground",
     ),
     Action(
-        "spinning", "spinning", ("spinning", "spin", "spins", "twirling", "twirl", "twirls", "pirouette"),
-        "rotating on the spot with both arms stretched out level to the sides, going round a full "
-        "circle over and over",
+        "spinning",
+        "spinning",
+        ("spinning", "spin", "spins", "twirling", "twirl", "twirls", "pirouette"),
+        "rotating on the spot with both arms stretched out level to the sides, going round a full circle over and over",
     ),
     Action(
-        "bowing", "bowing", ("bowing", "bow", "bows", "bowed"),
+        "bowing",
+        "bowing",
+        ("bowing", "bow", "bows", "bowed"),
         "bending forward at the waist with straight legs, the upper body dipping low and the arms "
         "hanging down, then straightening up again",
     ),
     Action(
-        "walking", "walking", ("walking", "walk", "walks", "walked", "strolling", "striding"),
+        "walking",
+        "walking",
+        ("walking", "walk", "walks", "walked", "strolling", "striding"),
         "moving steadily across the scene from one side to the other, legs stepping and arms "
         "swinging naturally in opposite rhythm",
     ),
@@ -99,87 +114,144 @@ ENVIRONMENTS: tuple[Environment, ...] = (
         "Pale golden sand stretches toward a calm blue ocean under a bright, clear sky, with gentle "
         "surf foaming along the shore.",
         ("beach", "sand", "ocean", "shore", "seaside", "surf"),
-        (135, 200, 240), (232, 212, 150), 0.50, "sea", (40, 110, 190),
+        (135, 200, 240),
+        (232, 212, 150),
+        0.50,
+        "sea",
+        (40, 110, 190),
     ),
     Environment(
         "in a green forest",
         "Tall pine trees with dark trunks crowd around a mossy clearing, and soft light filters down "
         "through the leafy canopy overhead.",
         ("forest", "woods", "pine", "trees", "woodland"),
-        (120, 160, 110), (70, 110, 50), 0.55, "trees", (60, 40, 25),
+        (120, 160, 110),
+        (70, 110, 50),
+        0.55,
+        "trees",
+        (60, 40, 25),
     ),
     Environment(
         "on a busy city street",
         "Grey concrete buildings with rows of lit windows line the sidewalk, and parked cars sit "
         "along the asphalt road behind.",
         ("city", "street", "sidewalk", "buildings", "downtown", "urban"),
-        (170, 185, 200), (90, 90, 95), 0.62, "buildings", (120, 110, 105),
+        (170, 185, 200),
+        (90, 90, 95),
+        0.62,
+        "buildings",
+        (120, 110, 105),
     ),
     Environment(
         "in an indoor gym",
         "Polished wooden floorboards reflect bright ceiling lights, with exercise mats and a rack of "
         "weights against the painted wall.",
         ("gym", "floorboards", "weights", "exercise mats", "fitness"),
-        (205, 195, 160), (185, 125, 65), 0.55, "boards", (140, 90, 40),
+        (205, 195, 160),
+        (185, 125, 65),
+        0.55,
+        "boards",
+        (140, 90, 40),
     ),
     Environment(
         "in a snowy field",
         "Deep snow covers the open ground, soft flakes drift through the cold air, and distant hills "
         "fade into a pale winter sky.",
         ("snow", "snowy", "winter", "flakes", "icy"),
-        (195, 205, 222), (246, 248, 252), 0.50, "snowfall", (255, 255, 255),
+        (195, 205, 222),
+        (246, 248, 252),
+        0.50,
+        "snowfall",
+        (255, 255, 255),
     ),
     Environment(
         "in a hot desert",
         "Rolling orange dunes stretch to the horizon beneath a hazy sky, and the dry air shimmers "
         "above the sunbaked earth.",
         ("desert", "dunes", "dune", "arid", "cactus"),
-        (240, 215, 170), (215, 150, 80), 0.55, "dunes", (190, 120, 60),
+        (240, 215, 170),
+        (215, 150, 80),
+        0.55,
+        "dunes",
+        (190, 120, 60),
     ),
     Environment(
         "in a cozy living room",
         "A soft sofa sits beneath a curtained window, a patterned rug covers the floor, and warm "
         "lamplight fills the quiet room.",
         ("living room", "sofa", "couch", "rug", "curtained"),
-        (222, 200, 172), (150, 100, 80), 0.60, "furniture", (120, 60, 60),
+        (222, 200, 172),
+        (150, 100, 80),
+        0.60,
+        "furniture",
+        (120, 60, 60),
     ),
     Environment(
         "in a park at night",
         "Dim lampposts glow along a winding path, dark hedges stand against a deep sky full of "
         "stars, and the moon hangs overhead.",
         ("night", "moon", "moonlit", "stars", "lampposts"),
-        (20, 25, 60), (25, 50, 30), 0.60, "stars", (250, 250, 210),
+        (20, 25, 60),
+        (25, 50, 30),
+        0.60,
+        "stars",
+        (250, 250, 210),
     ),
     Environment(
         "in a sunny meadow",
         "Bright green grass and scattered wildflowers cover the gentle slope, with puffy clouds "
         "drifting across the summer sky.",
         ("meadow", "grass", "grassy", "wildflowers", "summer"),
-        (150, 205, 245), (95, 170, 70), 0.50, "grass", (60, 130, 40),
+        (150, 205, 245),
+        (95, 170, 70),
+        0.50,
+        "grass",
+        (60, 130, 40),
     ),
     Environment(
         "on a theater stage",
         "A single bright spotlight falls on the dark wooden boards, heavy curtains hang on both "
         "sides, and the audience seats sit in shadow.",
         ("stage", "spotlight", "theater", "theatre", "curtains", "audience"),
-        (40, 22, 30), (95, 62, 40), 0.60, "spotlight", (255, 240, 200),
+        (40, 22, 30),
+        (95, 62, 40),
+        0.60,
+        "spotlight",
+        (255, 240, 200),
     ),
 )
 
 CHARACTERS: tuple[Character, ...] = (
-    Character("a tall man in a red shirt and blue jeans", "He moves with an easy, confident posture and relaxed shoulders."),
+    Character(
+        "a tall man in a red shirt and blue jeans", "He moves with an easy, confident posture and relaxed shoulders."
+    ),
     Character("a small child in a yellow raincoat", "The child moves with bouncy, eager energy and a cheerful face."),
     Character("a slim woman in a green dress", "She moves lightly and gracefully, her steps neat and precise."),
-    Character("a stocky man in an orange hoodie and black shorts", "He is strong and solid, moving with heavy, deliberate force."),
-    Character("an elderly woman in a purple sweater and grey trousers", "She moves carefully and slowly, with a gentle smile."),
-    Character("a teenage boy in a white t-shirt and navy shorts", "He looks energetic and a little playful, full of youthful spirit."),
+    Character(
+        "a stocky man in an orange hoodie and black shorts",
+        "He is strong and solid, moving with heavy, deliberate force.",
+    ),
+    Character(
+        "an elderly woman in a purple sweater and grey trousers", "She moves carefully and slowly, with a gentle smile."
+    ),
+    Character(
+        "a teenage boy in a white t-shirt and navy shorts",
+        "He looks energetic and a little playful, full of youthful spirit.",
+    ),
     Character("a young girl in a pink jacket and white leggings", "She moves quickly with a bright, happy expression."),
-    Character("a broad athlete in a blue jersey and black shorts", "The athlete moves with powerful, practiced and precise control."),
-    Character("a short man in a brown coat and a black hat", "He moves in a brisk, businesslike way, his expression serious."),
+    Character(
+        "a broad athlete in a blue jersey and black shorts",
+        "The athlete moves with powerful, practiced and precise control.",
+    ),
+    Character(
+        "a short man in a brown coat and a black hat", "He moves in a brisk, businesslike way, his expression serious."
+    ),
     Character("a tall woman in a teal tracksuit", "She moves with long limbs and fluid, athletic coordination."),
     Character("a thin man in a black suit", "He moves in a stiff, formal manner, his back very straight."),
     Character("a little boy in a red and white striped sweater", "He moves with clumsy enthusiasm and a wide grin."),
-    Character("a heavy man in a green vest and brown trousers", "He moves slowly and steadily, breathing with visible effort."),
+    Character(
+        "a heavy man in a green vest and brown trousers", "He moves slowly and steadily, breathing with visible effort."
+    ),
     Character("a dancer in a magenta leotard", "The dancer moves with elegant, flowing and expressive motions."),
     Character("a woman in a cyan raincoat and a yellow hat", "She moves calmly and cheerfully, her posture upright."),
     Character("a soldier in an olive uniform", "The soldier moves with crisp, disciplined and controlled precision."),
@@ -216,8 +288,7 @@ REAL_EXTRA_CHARACTERS: tuple[str, ...] = (
 
 # Sentence that closes env/cha/ie prompts (camera and framing, as CogVideoX prompts usually state).
 CAMERA_SENTENCE = (
-    "The camera is static at eye level, and the whole body stays clearly visible in the frame "
-    "throughout the clip."
+    "The camera is static at eye level, and the whole body stays clearly visible in the frame throughout the clip."
 )
 
 # Generic motion clause for class names that are not demo actions.

@@ -127,9 +127,13 @@ class MILAnomalyModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         evaluate = getattr(self.trainer.datamodule, "evaluate_scores", None)
         if evaluate is None:
-            raise TypeError(f"{type(self.trainer.datamodule).__name__} has no evaluate_scores(scores, log_dir); use an anomaly datamodule")
+            raise TypeError(
+                f"{type(self.trainer.datamodule).__name__} has no evaluate_scores(scores, log_dir); use an anomaly datamodule"
+            )
         log_dir = self.trainer.log_dir  # a collective call under DDP: every rank makes it
-        write = self.trainer.is_global_zero and self.trainer.logger is not None  # no logger: nowhere to write SCORES.json
+        write = (
+            self.trainer.is_global_zero and self.trainer.logger is not None
+        )  # no logger: nowhere to write SCORES.json
         for key, value in evaluate(self.test_scores, log_dir if write else None).items():
             self.log(key, value)
 

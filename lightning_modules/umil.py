@@ -41,7 +41,9 @@ def umil_mil_loss(
         The loss and its parts (before weighting): mil, smoothness, sparsity.
     """
     if logits.ndim != 3 or logits.shape[-1] != 2 or abnormal.shape != logits.shape[:1]:
-        raise ValueError(f"umil_mil_loss needs (B, K, 2) logits and (B,) labels, got {tuple(logits.shape)} and {tuple(abnormal.shape)}")
+        raise ValueError(
+            f"umil_mil_loss needs (B, K, 2) logits and (B,) labels, got {tuple(logits.shape)} and {tuple(abnormal.shape)}"
+        )
     probs = logits.softmax(dim=-1)  # (B, K, 2)
     rows = torch.arange(len(logits), device=logits.device)
     top = probs[..., 1].argmax(dim=1)  # (B,) the most anomalous instance of each bag
@@ -107,7 +109,9 @@ class UMILBaselineModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         evaluate = getattr(self.trainer.datamodule, "evaluate_scores", None)
         if evaluate is None:
-            raise TypeError(f"{type(self.trainer.datamodule).__name__} has no evaluate_scores(scores, log_dir); use an anomaly datamodule")
+            raise TypeError(
+                f"{type(self.trainer.datamodule).__name__} has no evaluate_scores(scores, log_dir); use an anomaly datamodule"
+            )
         by_video = self.test_scores
         if self.trainer.world_size > 1:  # each rank scored a shard of the segments: every rank gets them all
             shards = [None] * self.trainer.world_size
@@ -118,7 +122,9 @@ class UMILBaselineModule(L.LightningModule):
                     by_video[name].update(by_index)
         scores = {name: [by_index[i] for i in sorted(by_index)] for name, by_index in by_video.items()}
         log_dir = self.trainer.log_dir  # a collective call under DDP: every rank makes it
-        write = self.trainer.is_global_zero and self.trainer.logger is not None  # no logger: nowhere to write SCORES.json
+        write = (
+            self.trainer.is_global_zero and self.trainer.logger is not None
+        )  # no logger: nowhere to write SCORES.json
         for key, value in evaluate(scores, log_dir if write else None).items():
             self.log(key, value)
 
@@ -127,8 +133,13 @@ class UMILBaselineModule(L.LightningModule):
         groups = []
         for group in self.net.param_groups():
             if group["params"]:
-                groups.append({"params": group["params"], "lr": self.lr * group["lr_scale"],
-                               "weight_decay": self.hparams.weight_decay * group.get("wd_scale", 1.0)})  # fmt: skip
+                groups.append(
+                    {
+                        "params": group["params"],
+                        "lr": self.lr * group["lr_scale"],
+                        "weight_decay": self.hparams.weight_decay * group.get("wd_scale", 1.0),
+                    }
+                )
         optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-8)
         total = max(1, self.trainer.estimated_stepping_batches)
         warmup = round(total * self.warmup_epochs / max(1, self.trainer.max_epochs))

@@ -71,7 +71,7 @@ class VideoCLIPModule(L.LightningModule):
         min_lr_ratio: float = 0.01,
         loss: LossConfig = REFERENCE_REAL_LOSS,
         synthetic_loss: LossConfig = PAPER_SYNTHETIC_LOSS,
-        mixup: MixupConfig | None = MixupConfig(),
+        mixup: MixupConfig | None = MixupConfig(),  # noqa: B008 - frozen dataclass
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -274,8 +274,9 @@ class VideoCLIPModule(L.LightningModule):
         optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=self.hparams.betas, weight_decay=wd, fused=fused)
         total = max(1, self.trainer.estimated_stepping_batches)
         warmup = round(total * self.warmup_epochs / max(1, self.trainer.max_epochs))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(
-            warmup_cosine, warmup=warmup, total=total, min_ratio=self.min_lr_ratio))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, partial(warmup_cosine, warmup=warmup, total=total, min_ratio=self.min_lr_ratio)
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 

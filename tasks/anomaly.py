@@ -58,13 +58,25 @@ def evaluate_anomaly(argv: list[str]) -> int:
         prog="python -m tasks evaluate-anomaly",
         description="Frame-level AUC (all test videos) and AUC_A (abnormal videos only) of saved anomaly scores.",
     )
-    parser.add_argument("--annotation", required=True, help="umil: UCF_test.txt; sultani: Temporal_Anomaly_Annotation.txt "
-                        "or Test_Annotation_with_frame_counts.txt")  # fmt: skip
-    parser.add_argument("--scores", required=True, help='SCORES.json: {"<video file name>": [segment or instance scores...]}')
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="umil",
-                        help="umil (UMIL's code path, the paper's; default) or sultani (1-indexed inclusive, no smoothing)")  # fmt: skip
-    parser.add_argument("--frame-counts", help="sultani with Temporal_Anomaly_Annotation.txt: a list giving each "
-                        "video's frame count (UCF_test.txt or Test_Annotation_with_frame_counts.txt)")  # fmt: skip
+    parser.add_argument(
+        "--annotation",
+        required=True,
+        help="umil: UCF_test.txt; sultani: Temporal_Anomaly_Annotation.txt or Test_Annotation_with_frame_counts.txt",
+    )
+    parser.add_argument(
+        "--scores", required=True, help='SCORES.json: {"<video file name>": [segment or instance scores...]}'
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="umil",
+        help="umil (UMIL's code path, the paper's; default) or sultani (1-indexed inclusive, no smoothing)",
+    )
+    parser.add_argument(
+        "--frame-counts",
+        help="sultani with Temporal_Anomaly_Annotation.txt: a list giving each "
+        "video's frame count (UCF_test.txt or Test_Annotation_with_frame_counts.txt)",
+    )
     args = parser.parse_args(argv)
     try:
         counts = frame_counts_from(args.frame_counts) if args.frame_counts else None

@@ -107,5 +107,7 @@ def misplaced_fragment(args: list[str]) -> None:
         elif "name" in content and set(content) <= {"name", "model", "data", "trainer"}:
             key = "prompts" if "prompts" in Path(path).parts else "loss"
         if key:
-            raise ValueError(f"{path} is a `{key}` fragment: give it as --{key} {path} (a --config file holds whole "
-                             "sections: task, model, data, trainer, recipe, ...)")  # fmt: skip
+            raise ValueError(
+                f"{path} is a `{key}` fragment: give it as --{key} {path} (a --config file holds whole "
+                "sections: task, model, data, trainer, recipe, ...)"
+            )

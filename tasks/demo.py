@@ -178,8 +178,9 @@ class MemoryDataset(torch.utils.data.Dataset):
         key = (clip.path, self.base.num_frames, self.base.transform.size, self.base.num_views)
         if key not in _DECODED:
             _DECODED[key] = self.base[index]
-        item = dict(_DECODED[key], label=clip.label,
-                    uncertainty=math.nan if clip.uncertainty is None else clip.uncertainty)
+        item = dict(
+            _DECODED[key], label=clip.label, uncertainty=math.nan if clip.uncertainty is None else clip.uncertainty
+        )
         if self.train:
             video = item["video"][0]  # (1, T, C, H, W) -> (T, C, H, W)
             item["video"] = video.flip(-1) if torch.rand(()) < 0.5 else video
@@ -190,15 +191,17 @@ class DemoDataModule(ActionDataModule):
     """`ActionDataModule` with every clip decoded once per process (see `MemoryDataset`)."""
 
     def _dataset(self, clips: list[Clip], train: bool) -> MemoryDataset:
-        transform = VideoTransform(train=False, size=self.image_size, short_side=self.image_size,
-                                   mean=self.input_mean, std=self.input_std)
+        transform = VideoTransform(
+            train=False, size=self.image_size, short_side=self.image_size, mean=self.input_mean, std=self.input_std
+        )
         views = 1 if train else self.test_views
         base = VideoDataset(clips, self.num_frames, transform, num_views=views, on_error=self.on_error)
         return MemoryDataset(base, train)
 
 
-def datamodule(cfg: DemoConfig, *, manifest: str | None = None, web: bool = False, batch_size: int = 32,
-               test_views: int = 1) -> DemoDataModule:
+def datamodule(
+    cfg: DemoConfig, *, manifest: str | None = None, web: bool = False, batch_size: int = 32, test_views: int = 1
+) -> DemoDataModule:
     root = Path(cfg.data)
     real = root / ("web" if web else "real")
     return DemoDataModule(
@@ -219,8 +222,12 @@ def datamodule(cfg: DemoConfig, *, manifest: str | None = None, web: bool = Fals
 def check_build(cfg: DemoConfig) -> None:
     """Raise with what to run when the demo build is missing or incomplete."""
     root = Path(cfg.data)
-    need = [root / "DONE.json", root / "real" / "splits" / f"train1_few_shot_{cfg.shots}.txt", root / "web" / "list.txt",
-            *(root / "synthetic" / s / "manifest.jsonl" for s in ("basic", "ie", UNRELIABLE))]
+    need = [
+        root / "DONE.json",
+        root / "real" / "splits" / f"train1_few_shot_{cfg.shots}.txt",
+        root / "web" / "list.txt",
+        *(root / "synthetic" / s / "manifest.jsonl" for s in ("basic", "ie", UNRELIABLE)),
+    ]
     missing = [p for p in need if not p.is_file()]
     if missing:
         raise FileNotFoundError(
@@ -237,8 +244,17 @@ def new_net(cfg: DemoConfig, seed: int) -> DemoNet:
     return DemoNet(**cfg.net)
 
 
-def fit(cfg: DemoConfig, net: DemoNet, dm: DemoDataModule, phase: Phase, seed: int, *, source: str = "synthetic",
-        train_list: str | None = None, loss: str = "ce") -> DemoNet:
+def fit(
+    cfg: DemoConfig,
+    net: DemoNet,
+    dm: DemoDataModule,
+    phase: Phase,
+    seed: int,
+    *,
+    source: str = "synthetic",
+    train_list: str | None = None,
+    loss: str = "ce",
+) -> DemoNet:
     """Train `net` for one phase on the datamodule's synthetic manifest or a real list; returns it.
 
     The loop is VideoCLIPModule's recipe written out (AdamW with betas (0.9, 0.98), linear warm-up then
@@ -332,8 +348,9 @@ def score_unreliable(cfg: DemoConfig, log=print) -> dict:
     from generation.score import entropy, normalise_entropy, write_reports  # the scoring path of `generation score`
 
     web = datamodule(cfg, web=True)
-    scorer = fit(cfg, new_net(cfg, cfg.scorer_seed), web, cfg.scorer, cfg.scorer_seed, source="real",
-                 train_list="list.txt")
+    scorer = fit(
+        cfg, new_net(cfg, cfg.scorer_seed), web, cfg.scorer, cfg.scorer_seed, source="real", train_list="list.txt"
+    )
     folder = Path(cfg.data) / "synthetic" / UNRELIABLE
     manifest = folder / "manifest.jsonl"
     names = read_labels(Path(cfg.data) / "labels.csv")
@@ -344,23 +361,38 @@ def score_unreliable(cfg: DemoConfig, log=print) -> dict:
     u, constants = normalise_entropy(h, "minmax", len(names))
     rows = read_manifest(manifest)
     p, pred = probs.max(dim=-1)
-    rows = [r.model_copy(update={"entropy": float(hi), "uncertainty": float(ui), "clip_pred": int(ci), "clip_prob": float(pi)})
-            for r, hi, ui, ci, pi in zip(rows, h, u, pred.tolist(), p.tolist())]
+    rows = [
+        r.model_copy(
+            update={"entropy": float(hi), "uncertainty": float(ui), "clip_pred": int(ci), "clip_prob": float(pi)}
+        )
+        for r, hi, ui, ci, pi in zip(rows, h, u, pred.tolist(), p.tolist())
+    ]
     write_jsonl(manifest, rows)
-    write_text_atomic(folder / "score.json", json.dumps({**constants, "scorer": "DemoNet trained on web/list.txt",
-                                                          "num_classes": len(names), "rows": len(rows)}, indent=2) + "\n")
+    write_text_atomic(
+        folder / "score.json",
+        json.dumps(
+            {**constants, "scorer": "DemoNet trained on web/list.txt", "num_classes": len(names), "rows": len(rows)},
+            indent=2,
+        )
+        + "\n",
+    )
     write_reports(folder, rows, names)
     failed = set(json.loads((folder / "unreliable.json").read_text(encoding="utf-8"))["rows"])
     bad = np.array([r.row_id in failed for r in rows])
     labels = np.array([r.class_id for r in rows])
     stats = {
-        "unreliable_clips": int(bad.sum()), "clips": len(rows),
-        "u_mean_unreliable": float(u[bad].mean()), "u_mean_reliable": float(u[~bad].mean()),
-        "auroc": auroc(u, bad), "scorer_top1_reliable": float(100 * (pred.numpy()[~bad] == labels[~bad]).mean()),
+        "unreliable_clips": int(bad.sum()),
+        "clips": len(rows),
+        "u_mean_unreliable": float(u[bad].mean()),
+        "u_mean_reliable": float(u[~bad].mean()),
+        "auroc": auroc(u, bad),
+        "scorer_top1_reliable": float(100 * (pred.numpy()[~bad] == labels[~bad]).mean()),
     }
-    log(f"stand-in CLIP (DemoNet on web/list.txt): {stats['scorer_top1_reliable']:.1f}% top-1 on the reliable clips; "
+    log(
+        f"stand-in CLIP (DemoNet on web/list.txt): {stats['scorer_top1_reliable']:.1f}% top-1 on the reliable clips; "
         f"uncertainty u: failed clips {stats['u_mean_unreliable']:.2f} vs reliable {stats['u_mean_reliable']:.2f} "
-        f"(AUROC {stats['auroc']:.2f}, {stats['unreliable_clips']}/{stats['clips']} failed)")
+        f"(AUROC {stats['auroc']:.2f}, {stats['unreliable_clips']}/{stats['clips']} failed)"
+    )
     return stats
 
 
@@ -371,8 +403,15 @@ def summarise(per_seed: list[dict[str, float]], seeds: list[int], chance: float)
     rows = []
     for name, what in ROWS:
         values = [run[name] for run in per_seed]
-        rows.append({"name": name, "what": what, "top1_mean": round(float(np.mean(values)), 2),
-                     "top1_std": round(float(np.std(values)), 2), "top1_per_seed": [round(v, 2) for v in values]})
+        rows.append(
+            {
+                "name": name,
+                "what": what,
+                "top1_mean": round(float(np.mean(values)), 2),
+                "top1_std": round(float(np.std(values)), 2),
+                "top1_per_seed": [round(v, 2) for v in values],
+            }
+        )
     return {"chance": round(chance, 2), "seeds": seeds, "rows": rows}
 
 
@@ -394,7 +433,9 @@ def bar_chart(summary: dict, path: Path) -> None:
     rows = summary["rows"]
     fig, ax = plt.subplots(figsize=(8, 3.6))
     x = np.arange(len(rows))
-    ax.bar(x, [r["top1_mean"] for r in rows], yerr=[r["top1_std"] for r in rows], capsize=3, color="tab:blue", alpha=0.8)
+    ax.bar(
+        x, [r["top1_mean"] for r in rows], yerr=[r["top1_std"] for r in rows], capsize=3, color="tab:blue", alpha=0.8
+    )
     for i, r in enumerate(rows):
         ax.plot([i] * len(r["top1_per_seed"]), r["top1_per_seed"], "k.", ms=4)
     index = {r["name"]: i for i, r in enumerate(rows)}
@@ -421,8 +462,11 @@ def run(cfg: DemoConfig, log=print) -> dict:
     per_seed = [run_seed(cfg, seed, log) for seed in cfg.seeds]
     chance = 100.0 / len(read_labels(Path(cfg.data) / "labels.csv"))
     summary = summarise(per_seed, list(cfg.seeds), chance)
-    summary.update(scorer=scorer, seconds=round(time.perf_counter() - start, 1),
-                   config={**asdict(cfg), "torch_threads": torch.get_num_threads()})
+    summary.update(
+        scorer=scorer,
+        seconds=round(time.perf_counter() - start, 1),
+        config={**asdict(cfg), "torch_threads": torch.get_num_threads()},
+    )
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -444,8 +488,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     summary = run(cfg, log=lambda line: print(line, flush=True))
     print(table(summary))
-    print(f"wall time {summary['seconds']:.0f} s on {cfg.threads} torch threads; "
-          f"{Path(cfg.out) / 'summary.json'}, {Path(cfg.out) / 'summary.png'}")
+    print(
+        f"wall time {summary['seconds']:.0f} s on {cfg.threads} torch threads; "
+        f"{Path(cfg.out) / 'summary.json'}, {Path(cfg.out) / 'summary.png'}"
+    )
     return 0
 
 

@@ -130,12 +130,27 @@ COLUMNS = {  # protocol -> (column title, summary key)
     "anomaly": [("AUC", "test/auc"), ("AUC_A", "test/auc_abnormal")],
 }
 DECIMALS = {"anomaly": 2}  # the paper prints AUCs with two decimals, accuracies with one
-TITLES = {"zero_shot": "Table 1", "few_shot": "Table 2", "base2novel": "Table 3", "long_tail": "Table 4",
-          "anomaly": "Table 5"}  # the paper's table of each protocol
-MODEL_NAMES = {"TCCLIP": "TC-CLIP", "ViFiCLIP": "ViFi-CLIP", "BIKE": "BIKE", "XCLIP": "X-CLIP",
-               "CLIPZeroShot": "CLIP", "MILHead": "MIL"}  # net class -> the paper's row name  # fmt: skip
-TABLE1 = [("HMDB", "hmdb51", "test/top1"), ("UCF", "ucf101", "test/top1"), ("K600 top-1", "k600", "test/top1"),
-          ("K600 top-5", "k600", "test/top5")]  # fmt: skip
+TITLES = {
+    "zero_shot": "Table 1",
+    "few_shot": "Table 2",
+    "base2novel": "Table 3",
+    "long_tail": "Table 4",
+    "anomaly": "Table 5",
+}  # the paper's table of each protocol
+MODEL_NAMES = {
+    "TCCLIP": "TC-CLIP",
+    "ViFiCLIP": "ViFi-CLIP",
+    "BIKE": "BIKE",
+    "XCLIP": "X-CLIP",
+    "CLIPZeroShot": "CLIP",
+    "MILHead": "MIL",
+}  # net class -> the paper's row name
+TABLE1 = [
+    ("HMDB", "hmdb51", "test/top1"),
+    ("UCF", "ucf101", "test/top1"),
+    ("K600 top-1", "k600", "test/top1"),
+    ("K600 top-5", "k600", "test/top5"),
+]
 MMD_SCALE = 100  # Table 8 shows MMD^2 x 100 (the header says so)
 
 
@@ -204,8 +219,10 @@ def table1(records: list[Results]) -> str:
     for r in records:
         variant = re.sub(rf"^zero_shot|{re.escape(r.dataset)}", "", r.task).strip("_")  # "" for the main tasks
         rows[(model_label(r), variant, synthetic_set(r))].append(r)
-    lines = ["| model | " + " | ".join(title for title, _, _ in TABLE1) + " | All | synthetic | runs |",
-             "|" + "---|" * (len(TABLE1) + 4)]  # fmt: skip
+    lines = [
+        "| model | " + " | ".join(title for title, _, _ in TABLE1) + " | All | synthetic | runs |",
+        "|" + "---|" * (len(TABLE1) + 4),
+    ]
     for (label, variant, synthetic), group in rows.items():
         cells, top1 = [], []
         for _, dataset, key in TABLE1:
@@ -239,8 +256,11 @@ def analysis_table(report: dict) -> str:
     """The paper's Table 8 from a `generation analyze` report: per dataset Davies-Bouldin (lower = classes
     better separated) and MMD^2 against the reference set (x100) for each kernel."""
     kernels = ("linear", "rbf", "poly")
-    lines = [f"| dataset | clips | classes | Davies-Bouldin | MMD² ×{MMD_SCALE} linear | MMD² ×{MMD_SCALE} RBF | "
-             f"MMD² ×{MMD_SCALE} poly |", "|" + "---|" * 7]  # fmt: skip
+    lines = [
+        f"| dataset | clips | classes | Davies-Bouldin | MMD² ×{MMD_SCALE} linear | MMD² ×{MMD_SCALE} RBF | "
+        f"MMD² ×{MMD_SCALE} poly |",
+        "|" + "---|" * 7,
+    ]
     for name, d in report["datasets"].items():
         mmd = [f"{MMD_SCALE * d['mmd2'][k]:.2f}" if k in d.get("mmd2", {}) else "-" for k in kernels]
         db = d.get("davies_bouldin")
@@ -320,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         files, analyses = find_results(args.runs), find_analyses(args.runs)
         if not files and not analyses:
-            raise FileNotFoundError(f"no results.json or analysis.json under {' '.join(args.runs)}; "
-                                    "has the run finished?")
+            raise FileNotFoundError(
+                f"no results.json or analysis.json under {' '.join(args.runs)}; has the run finished?"
+            )
         records = [load_results(f) for f in files]
         reports = [(f, load_analysis(f)) for f in analyses]
     except (FileNotFoundError, ValueError) as e:

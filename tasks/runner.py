@@ -191,8 +191,16 @@ class TaskRunner:
             CLI's saved hyperparameters at it, so a checkpoint's `hyper_parameters` are the phase's own).
     """
 
-    def __init__(self, config: TaskConfig, parser, base: Namespace, task_args: list[str], user_args: list[str],
-                 subcommand: str, on_build: Callable[[Namespace], None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        config: TaskConfig,
+        parser,
+        base: Namespace,
+        task_args: list[str],
+        user_args: list[str],
+        subcommand: str,
+        on_build: Callable[[Namespace], None] | None = None,
+    ):
         self.on_build = on_build
         self.config = config
         self.parser = parser
@@ -225,8 +233,9 @@ class TaskRunner:
             return self.parser.parse_args(args + self.user_args)
         except Exception as error:  # noqa: BLE001 - jsonargparse's errors name the bad key
             message = " ".join(str(error).split())
-            raise ValueError(f"the config of {self.spec.name} with {where} and the loss/prompts fragments does not "
-                             f"parse: {message}") from error  # fmt: skip
+            raise ValueError(
+                f"the config of {self.spec.name} with {where} and the loss/prompts fragments does not parse: {message}"
+            ) from error
         finally:
             self.parser.exit_on_error = exit_on_error
 
@@ -247,14 +256,20 @@ class TaskRunner:
             folder.mkdir(parents=True, exist_ok=True)
             write_text_atomic(folder / "config.yaml", self.parser.dump(cfg, skip_none=False))
 
-    def _trainer(self, init: Namespace, version: str, callbacks: list | None = None, purge_step: int | None = None,
-                 **overrides) -> Trainer:  # fmt: skip
+    def _trainer(
+        self, init: Namespace, version: str, callbacks: list | None = None, purge_step: int | None = None, **overrides
+    ) -> Trainer:
         """A Trainer of a phase/test from its own config: its own logger version, fresh user callbacks."""
         kwargs = {**init.trainer, **overrides}
         user = kwargs.pop("callbacks", None) or []
         user = list(user) if isinstance(user, list) else [user]
-        logger = TensorBoardLogger(self.config.root, name=self.spec.name, version=version, default_hp_metric=False,
-                                   **({"purge_step": purge_step} if purge_step else {}))  # fmt: skip
+        logger = TensorBoardLogger(
+            self.config.root,
+            name=self.spec.name,
+            version=version,
+            default_hp_metric=False,
+            **({"purge_step": purge_step} if purge_step else {}),
+        )
         callbacks = user + (callbacks or []) + [SkipLogger()]  # data accounting (issue 16): failed reads, over ranks
         return Trainer(**{**kwargs, "logger": logger, "callbacks": callbacks})
 
@@ -281,8 +296,9 @@ class TaskRunner:
         if self.config.print_phase:
             names = [*self.phase_names(), "test"]
             if self.config.print_phase not in names:
-                raise ValueError(f"--task.print_phase {self.config.print_phase!r}: {self.spec.name} has phases "
-                                 f"{', '.join(names)}")  # fmt: skip
+                raise ValueError(
+                    f"--task.print_phase {self.config.print_phase!r}: {self.spec.name} has phases {', '.join(names)}"
+                )
             phase = None if self.config.print_phase == "test" else self.config.print_phase
             print(self.parser.dump(self.phase_config(phase), skip_none=False))
             raise SystemExit(0)
@@ -292,9 +308,11 @@ class TaskRunner:
         known = {p.name for spec in specs for s in spec.plan() for p in (*spec.phases, *s.phases)}
         unknown = sorted(set(self.base.recipe.phases) - known)
         if unknown:
-            raise ValueError(f"the recipe sets phase(s) {', '.join(unknown)}, but no task has such a phase; "
-                             f"{self.spec.name} has {', '.join(self.phase_names()) or 'none'}. "
-                             "Fix `recipe.phases`")  # fmt: skip
+            raise ValueError(
+                f"the recipe sets phase(s) {', '.join(unknown)}, but no task has such a phase; "
+                f"{self.spec.name} has {', '.join(self.phase_names()) or 'none'}. "
+                "Fix `recipe.phases`"
+            )
         if self.spec.start == "k400" and not self.config.from_clip and self.subcommand == "fit":
             start = self._start()
             if start == "clip":
@@ -312,8 +330,9 @@ class TaskRunner:
                     f"another weights.pt/.ckpt, or pass --task.from_clip true to start from CLIP's weights"
                 )
         elif self.config.init_weights and not self.config.from_clip and not Path(self.config.init_weights).is_file():
-            raise FileNotFoundError(f"--task.init_weights: {self.config.init_weights} not found; give a weights.pt "
-                                    "or a Lightning .ckpt")  # fmt: skip
+            raise FileNotFoundError(
+                f"--task.init_weights: {self.config.init_weights} not found; give a weights.pt or a Lightning .ckpt"
+            )
         self._check_data()
 
     def _check_data(self) -> None:
@@ -343,9 +362,11 @@ class TaskRunner:
         """The phases a split runs (the shared ones first); the baseline skips the synthetic ones."""
         phases = [*self.spec.phases, *split.phases]
         if not self.config.synthetic and any(p.source == "mixed" for p in phases):
-            raise ValueError(f"task {self.spec.name!r} trains on real and generated clips in one phase, so it has "
-                             "no baseline of its own: run its pre-train-then-fine-tune task with --task.synthetic "
-                             "false (e.g. long_tail_hmdb51)")  # fmt: skip
+            raise ValueError(
+                f"task {self.spec.name!r} trains on real and generated clips in one phase, so it has "
+                "no baseline of its own: run its pre-train-then-fine-tune task with --task.synthetic "
+                "false (e.g. long_tail_hmdb51)"
+            )
         return [p for p in phases if self.config.synthetic or p.source != "synthetic"]
 
     # ------------------------------------------------------------------------------------------ fit
@@ -369,8 +390,10 @@ class TaskRunner:
         """Run every phase and test (skipping finished ones); returns the results record."""
         initial, trains = self._initial_state()
         if not trains:
-            rank_zero_info(f"[{self.spec.name}] the net has no trainable parameters: evaluation-only, so the "
-                           "training phases are skipped")  # fmt: skip
+            rank_zero_info(
+                f"[{self.spec.name}] the net has no trainable parameters: evaluation-only, so the "
+                "training phases are skipped"
+            )
         shared = [p for p in self.spec.phases if self.config.synthetic or p.source != "synthetic"]
         state = initial
         for phase in shared if trains else ():
@@ -406,26 +429,44 @@ class TaskRunner:
         datamodule.set_phase(phase.source, phase.train_list)
         self._save_config(cfg, phase_dir)
         validate = phase.source in ("real", "mixed") and getattr(datamodule, "val_list", None) is not None
-        checkpoints = [ModelCheckpoint(dirpath=phase_dir / "checkpoints", filename="best-{epoch}",
-                                       monitor=self.spec.monitor if validate else None, mode="max",
-                                       save_top_k=1 if validate else 0, save_last=True)]  # fmt: skip
+        checkpoints = [
+            ModelCheckpoint(
+                dirpath=phase_dir / "checkpoints",
+                filename="best-{epoch}",
+                monitor=self.spec.monitor if validate else None,
+                mode="max",
+                save_top_k=1 if validate else 0,
+                save_last=True,
+            )
+        ]
         if self.config.checkpoint_every_n_steps:  # a second writer of last.ckpt, mid-epoch
-            checkpoints.append(ModelCheckpoint(dirpath=phase_dir / "checkpoints", save_top_k=0, save_last=True,
-                                               every_n_train_steps=self.config.checkpoint_every_n_steps))  # fmt: skip
+            checkpoints.append(
+                ModelCheckpoint(
+                    dirpath=phase_dir / "checkpoints",
+                    save_top_k=0,
+                    save_last=True,
+                    every_n_train_steps=self.config.checkpoint_every_n_steps,
+                )
+            )
         last = phase_dir / "checkpoints" / "last.ckpt"
         resume_step = _readable_checkpoint(last) if last.is_file() else None
         if last.is_file() and resume_step is None:
             last.replace(last.with_suffix(".ckpt.unreadable"))
-            rank_zero_warn(f"[{self.spec.name}] {last} is unreadable (killed while it was written?); kept as "
-                           f"{last.name}.unreadable, phase {where!r} starts over")  # fmt: skip
-        trainer = self._trainer(init, where, checkpoints, purge_step=resume_step,
-                                **({} if validate else {"limit_val_batches": 0}))  # fmt: skip
+            rank_zero_warn(
+                f"[{self.spec.name}] {last} is unreadable (killed while it was written?); kept as "
+                f"{last.name}.unreadable, phase {where!r} starts over"
+            )
+        trainer = self._trainer(
+            init, where, checkpoints, purge_step=resume_step, **({} if validate else {"limit_val_batches": 0})
+        )
         if resume_step is not None:
             rank_zero_info(f"[{self.spec.name}] resuming phase {where!r} from {last} (step {resume_step})")
-        rank_zero_info(f"[{self.spec.name}] phase {where!r}: training on {phase.source} data "
-                       f"({datamodule.label_file}), "
-                       f"{trainer.max_epochs} epochs, lr {getattr(model, 'lr', '?')}, "
-                       f"accumulating {trainer.accumulate_grad_batches} batches")  # fmt: skip
+        rank_zero_info(
+            f"[{self.spec.name}] phase {where!r}: training on {phase.source} data "
+            f"({datamodule.label_file}), "
+            f"{trainer.max_epochs} epochs, lr {getattr(model, 'lr', '?')}, "
+            f"accumulating {trainer.accumulate_grad_batches} batches"
+        )
         started = time.time()
         with _ExactEvaluation(datamodule, trainer):
             trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if resume_step is not None else None)
@@ -439,7 +480,8 @@ class TaskRunner:
                 "train_list": phase.train_list,
                 "label_file": str(datamodule.label_file),
                 "synthetic_manifest": getattr(datamodule, "synthetic_manifest", None)
-                if phase.source in GENERATED else None,
+                if phase.source in GENERATED
+                else None,
                 "epochs": trainer.current_epoch,
                 "steps": trainer.global_step,
                 "seconds": round(time.time() - started, 1),
@@ -480,8 +522,9 @@ class TaskRunner:
         out = []
         for split in self.spec.plan():
             state, weights = self._weights_of(split, ckpt_path)
-            out += self._test_split(split, initial if state is None else state, rerun=rerun, stage=stage,
-                                    weights=weights)  # fmt: skip
+            out += self._test_split(
+                split, initial if state is None else state, rerun=rerun, stage=stage, weights=weights
+            )
         return out
 
     def test(self, ckpt_path: str | None = None) -> Results:
@@ -493,8 +536,10 @@ class TaskRunner:
         """Validate the same weights as `test` on the task's test lists; prints the metrics, records nothing."""
         results = self._evaluate(ckpt_path, rerun=True, stage="validate")
         for r in results:
-            rank_zero_info(f"[{self.spec.name}] validate {r['where']}: " +
-                           ", ".join(f"{k} {v:.4f}" for k, v in sorted(r["metrics"].items())))  # fmt: skip
+            rank_zero_info(
+                f"[{self.spec.name}] validate {r['where']}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in sorted(r["metrics"].items()))
+            )
         return results
 
     def predict(self, ckpt_path: str | None = None) -> list[Path]:
@@ -502,8 +547,9 @@ class TaskRunner:
         (path, label, predicted class, score)."""
         return self._evaluate(ckpt_path, rerun=True, stage="predict")
 
-    def _test_split(self, split: Split, state: dict, rerun: bool, stage: str = "test",
-                    weights: str | None = None) -> list:  # fmt: skip
+    def _test_split(
+        self, split: Split, state: dict, rerun: bool, stage: str = "test", weights: str | None = None
+    ) -> list:
         if weights is None:
             final = self._final_phase_dir(split)
             finished = final is not None and (final / "phase.json").is_file()
@@ -595,8 +641,13 @@ class TaskRunner:
         cfg = self.phase_config(None)
         net_path = ((cfg.model or {}).get("init_args", {}).get("net") or {}).get("class_path") or cfg.model.class_path
         net = net_path.rsplit(".", 1)[-1]
-        net_name = {"TCCLIP": "TC-CLIP", "ViFiCLIP": "ViFi-CLIP", "XCLIP": "X-CLIP", "CLIPZeroShot": "CLIP",
-                    "MILAnomalyModule": "MIL"}.get(net, net)  # fmt: skip
+        net_name = {
+            "TCCLIP": "TC-CLIP",
+            "ViFiCLIP": "ViFi-CLIP",
+            "XCLIP": "X-CLIP",
+            "CLIPZeroShot": "CLIP",
+            "MILAnomalyModule": "MIL",
+        }.get(net, net)
         ours = trained_synthetic
         model_args = (cfg.model or {}).get("init_args", {})
         data_args = (cfg.data or {}).get("init_args", {})
@@ -608,9 +659,21 @@ class TaskRunner:
             "loss": {key: _plain(model_args.get(key)) for key in ("loss", "synthetic_loss") if key in model_args},
             "loss_variant": cfg.loss.name,
             "prompts_variant": cfg.prompts.name,
-            "data": {k: _plain(data_args.get(k)) for k in ("label_file", "labels_dir", "label_files", "video_root",
-                                                          "split_dir", "synthetic_manifest", "num_frames",
-                                                          "image_size", "test_views") if k in data_args},  # fmt: skip
+            "data": {
+                k: _plain(data_args.get(k))
+                for k in (
+                    "label_file",
+                    "labels_dir",
+                    "label_files",
+                    "video_root",
+                    "split_dir",
+                    "synthetic_manifest",
+                    "num_frames",
+                    "image_size",
+                    "test_views",
+                )
+                if k in data_args
+            },
         }
 
     def _write_results(self, tests: list[TestResult], ckpt_path: str | None = None) -> Results:

@@ -24,8 +24,12 @@ from tasks.registry import Phase, Split, TaskSpec, Test, register_task
 TRAIN = Phase("train", source="synthetic")
 
 
-LOSS_ABLATION = {"ce": "cross-entropy (CE)", "ls": "fixed label smoothing (LS)",
-                 "uw": "uncertainty-weighted loss (UW)", "uf": "high-uncertainty clips filtered out (UF)"}  # fmt: skip
+LOSS_ABLATION = {
+    "ce": "cross-entropy (CE)",
+    "ls": "fixed label smoothing (LS)",
+    "uw": "uncertainty-weighted loss (UW)",
+    "uf": "high-uncertainty clips filtered out (UF)",
+}
 PROMPT_ABLATION = {"basic": "Basic prompts", "env": "environment prompts (Env)", "cha": "character prompts (Cha)"}
 
 

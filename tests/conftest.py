@@ -31,8 +31,14 @@ def smoke_data(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("smoke")
     build_demo(out, preset="smoke", progress=False)
-    score_manifest(out / "synthetic/ie/manifest.jsonl", out / "labels.csv", arch="synthact-tiny", pretrained=None,
-                   num_frames=4, progress=False)  # fmt: skip
+    score_manifest(
+        out / "synthetic/ie/manifest.jsonl",
+        out / "labels.csv",
+        arch="synthact-tiny",
+        pretrained=None,
+        num_frames=4,
+        progress=False,
+    )
     (out / "real/splits/k400").mkdir()
     shutil.copy(out / "real/splits/train1_few_shot_4.txt", out / "real/splits/k400/train.txt")
     shutil.copy(out / "real/splits/val1.txt", out / "real/splits/k400/val.txt")
@@ -42,14 +48,25 @@ def smoke_data(tmp_path_factory) -> Path:
 def smoke_args(task_yaml: Path, data: Path, root: Path, *extra: str) -> list[str]:
     """`python train.py fit` arguments that run a task YAML on the smoke world through configs/smoke.yaml."""
     return [
-        "fit", "--config", str(task_yaml), "--config", str(ROOT / "configs/smoke.yaml"),
-        "--data.label_file", str(data / "labels.csv"),
-        "--data.video_root", str(data / "real/videos"),
-        "--data.split_dir", str(data / "real/splits"),
-        "--data.synthetic_manifest", str(data / "synthetic/ie/manifest.jsonl"),
-        "--data.labels_dir", str(data),
-        "--task.root", str(root), *extra,
-    ]  # fmt: skip
+        "fit",
+        "--config",
+        str(task_yaml),
+        "--config",
+        str(ROOT / "configs/smoke.yaml"),
+        "--data.label_file",
+        str(data / "labels.csv"),
+        "--data.video_root",
+        str(data / "real/videos"),
+        "--data.split_dir",
+        str(data / "real/splits"),
+        "--data.synthetic_manifest",
+        str(data / "synthetic/ie/manifest.jsonl"),
+        "--data.labels_dir",
+        str(data),
+        "--task.root",
+        str(root),
+        *extra,
+    ]
 
 
 _RUNS: dict[str, Path] = {}

@@ -46,8 +46,21 @@ def test_render_survives_20_sigkills_at_random_moments(tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     write_prompts(prompts, rows)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "generation", "render", "--prompts", str(prompts), "--out", str(out),
-           "--frames", "8", "--size", "32", "--no-progress"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "generation",
+        "render",
+        "--prompts",
+        str(prompts),
+        "--out",
+        str(out),
+        "--frames",
+        "8",
+        "--size",
+        "32",
+        "--no-progress",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     rng = random.Random(0)
     kept: set[str] = set()
@@ -114,7 +127,9 @@ def test_disk_full_while_writing_a_clip_removes_the_partial_and_stops(tmp_path, 
     summary = render_prompts(prompts, out, num_frames=8, size=32, progress=False)
     assert summary.already_done == len(registered) and summary.rendered == len(rows) - len(registered)
     assert sorted(_manifest_ids(out)) == sorted(r.row_id for r in rows)
-    assert all(np.asarray(read_video(out / r.video)).shape == (8, 32, 32, 3) for r in read_manifest(out / "manifest.jsonl"))
+    assert all(
+        np.asarray(read_video(out / r.video)).shape == (8, 32, 32, 3) for r in read_manifest(out / "manifest.jsonl")
+    )
 
 
 PROBE = '''
@@ -148,16 +163,42 @@ def test_training_killed_mid_epoch_resumes_from_the_saved_step_with_its_optimize
     build_demo(data, preset="smoke")
     from generation.score import score_manifest  # synthetic phases train with UL by default: score the clips
 
-    score_manifest(data / "synthetic/ie/manifest.jsonl", data / "labels.csv", arch="synthact-tiny", pretrained=None,
-                   num_frames=4, progress=False)  # fmt: skip
+    score_manifest(
+        data / "synthetic/ie/manifest.jsonl",
+        data / "labels.csv",
+        arch="synthact-tiny",
+        pretrained=None,
+        num_frames=4,
+        progress=False,
+    )
     (tmp_path / "probe.py").write_text(PROBE)
     root = tmp_path / "runs"
-    cmd = [sys.executable, "train.py", "fit", "--config", "tasks/few_shot_k4.yaml", "--config", "configs/smoke.yaml",
-           "--data.label_file", str(data / "labels.csv"), "--data.video_root", str(data / "real/videos"),
-           "--data.split_dir", str(data / "real/splits"), "--data.labels_dir", str(data),
-           "--data.synthetic_manifest", str(data / "synthetic/ie/manifest.jsonl"), "--task.root", str(root),
-           "--trainer.max_epochs", "4", "--task.checkpoint_every_n_steps", "3",
-           "--trainer.callbacks+=probe.OptimizerProbe"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "train.py",
+        "fit",
+        "--config",
+        "tasks/few_shot_k4.yaml",
+        "--config",
+        "configs/smoke.yaml",
+        "--data.label_file",
+        str(data / "labels.csv"),
+        "--data.video_root",
+        str(data / "real/videos"),
+        "--data.split_dir",
+        str(data / "real/splits"),
+        "--data.labels_dir",
+        str(data),
+        "--data.synthetic_manifest",
+        str(data / "synthetic/ie/manifest.jsonl"),
+        "--task.root",
+        str(root),
+        "--trainer.max_epochs",
+        "4",
+        "--task.checkpoint_every_n_steps",
+        "3",
+        "--trainer.callbacks+=probe.OptimizerProbe",
+    ]
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}", "PROBE_OUT": str(tmp_path / "probe.jsonl")}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     last = root / "few_shot_k4/pretrain/checkpoints/last.ckpt"

@@ -51,8 +51,10 @@ from train import main as train_main
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 PROGRAMS = ("generation", "datamodules", "tasks", "benchmarks")
-SMOKE_CONFIGS = {"anomaly_ucf_crime": "configs/smoke_anomaly.yaml",
-                 "anomaly_ucf_crime_features": "configs/smoke_anomaly_features.yaml"}  # fmt: skip
+SMOKE_CONFIGS = {
+    "anomaly_ucf_crime": "configs/smoke_anomaly.yaml",
+    "anomaly_ucf_crime_features": "configs/smoke_anomaly_features.yaml",
+}
 
 
 BLOCKS = [(m.group(1), m.group(2)) for m in re.finditer(r"^```(\w*)\n(.*?)^```[ \t]*$", README, flags=re.M | re.S)]
@@ -83,8 +85,11 @@ INLINE_PROGRAM = [c for c in inline_commands() if re.match(rf"python -m ({'|'.jo
 
 def test_the_readme_has_the_commands_this_test_checks():
     assert len(TRAIN) >= 30 and len(PROGRAM_LINES) >= 15
-    others = [c for c in BASH if not c.startswith(("python train.py ", "make ", "bash ", "tensorboard "))
-              and c not in PROGRAM_LINES]  # fmt: skip
+    others = [
+        c
+        for c in BASH
+        if not c.startswith(("python train.py ", "make ", "bash ", "tensorboard ")) and c not in PROGRAM_LINES
+    ]
     assert not others, f"README commands this test does not know how to check: {others}"
 
 
@@ -140,10 +145,22 @@ def test_train_command_parses_and_composes(command, smoke_world):
         return
     name = task_of(args)
     smoke = [] if "configs/smoke.yaml" in args else ["--config", SMOKE_CONFIGS.get(name, "configs/smoke.yaml")]
-    data = [] if name.startswith("anomaly") else [
-        "--data.label_file", str(smoke_world / "labels.csv"), "--data.video_root", str(smoke_world / "real/videos"),
-        "--data.split_dir", str(smoke_world / "real/splits"), "--data.labels_dir", str(smoke_world),
-        "--data.synthetic_manifest", str(smoke_world / "synthetic/ie/manifest.jsonl")]  # fmt: skip
+    data = (
+        []
+        if name.startswith("anomaly")
+        else [
+            "--data.label_file",
+            str(smoke_world / "labels.csv"),
+            "--data.video_root",
+            str(smoke_world / "real/videos"),
+            "--data.split_dir",
+            str(smoke_world / "real/splits"),
+            "--data.labels_dir",
+            str(smoke_world),
+            "--data.synthetic_manifest",
+            str(smoke_world / "synthetic/ie/manifest.jsonl"),
+        ]
+    )
     shown = yaml.safe_load(compose([*args, *smoke, *data, "--task.print_phase", phase_of(args)]))
     smoke_file = smoke[1] if smoke else "configs/smoke.yaml"
     expected = yaml.safe_load((ROOT / smoke_file).read_text()).get("trainer", {}).get("max_epochs")
@@ -235,14 +252,15 @@ def expand(text: str) -> list[str]:
     match = re.search(r"\{([^{}]*,[^{}]*)\}", text)
     if not match:
         return [text]
-    return [p for part in match.group(1).split(",")
-            for p in expand(text[:match.start()] + part + text[match.end():])]  # fmt: skip
+    return [p for part in match.group(1).split(",") for p in expand(text[: match.start()] + part + text[match.end() :])]
 
 
 def test_every_task_and_config_path_the_readme_names_exists():
     paths = set()
-    pattern = r"(?<![\w/.])((?:tasks|configs|benchmarks|generation|datamodules|lightning_modules)/[\w{},./-]+\." \
-              r"(?:yaml|py|sh|csv|json))"
+    pattern = (
+        r"(?<![\w/.])((?:tasks|configs|benchmarks|generation|datamodules|lightning_modules)/[\w{},./-]+\."
+        r"(?:yaml|py|sh|csv|json))"
+    )
     for found in re.findall(pattern, README):
         paths.update(p for p in expand(found) if "/results/" not in p)  # benchmarks/results/*.json: outputs
     missing = sorted(p for p in paths if not (ROOT / p).is_file())
@@ -254,8 +272,11 @@ def test_every_data_and_task_flag_the_readme_names_exists():
     from datamodules.anomaly import AnomalyDataModule
     from datamodules.anomaly_video import AnomalyVideoDataModule
 
-    data = {n for cls in (ActionDataModule, AnomalyDataModule, AnomalyVideoDataModule)
-            for n in inspect.signature(cls.__init__).parameters}  # fmt: skip
+    data = {
+        n
+        for cls in (ActionDataModule, AnomalyDataModule, AnomalyVideoDataModule)
+        for n in inspect.signature(cls.__init__).parameters
+    }
     task = {f.name for f in dataclasses.fields(TaskConfig)}
     named = set(re.findall(r"--(data|task)\.(\w+)", README))
     unknown = sorted(f"--{s}.{n}" for s, n in named if n not in (data if s == "data" else task))
@@ -271,9 +292,10 @@ def test_the_folder_tree_names_only_files_of_the_repository():
             first = line.split()[0].rstrip(",")
             top = first if first.endswith("/") else ""
             for entry in re.findall(r"^([\w./-]+(?:, [\w./-]+)*)", line)[0].split(", "):
-                assert (any(f.startswith(entry) for f in files) if entry.endswith("/") else entry in files), entry
+                assert any(f.startswith(entry) for f in files) if entry.endswith("/") else entry in files, entry
         for name in re.findall(r"(?<![\w/-])([\w-]+(?:/[\w-]+)*\.(?:py|sh|yaml|json|csv))\b", line):
             checked += 1
-            assert any(f == top + name or (f.startswith(top) and f.endswith("/" + name)) for f in files), \
+            assert any(f == top + name or (f.startswith(top) and f.endswith("/" + name)) for f in files), (
                 f"folder tree: {top}{name} is not a file of the repository"
+            )
     assert checked > 50

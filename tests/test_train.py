@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import smoke_args  # tests/conftest.py: the smoke world's train.py arguments
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules.annotations import read_labels
@@ -24,21 +25,39 @@ from tasks import get_task, list_tasks
 from tasks.report import main as report
 from train import main
 
-from conftest import smoke_args  # tests/conftest.py: the smoke world's train.py arguments
-
 ROOT = Path(__file__).resolve().parents[1]
-ACTION_TASKS = [t for t in list_tasks() if get_task(t).protocol != "anomaly"  # anomaly: tests/tasks/test_anomaly.py
-                and all(p.source != "mixed" for p in get_task(t).phases)]  # mixed: tests/tasks/test_long_tail_mixed.py
+ACTION_TASKS = [
+    t
+    for t in list_tasks()
+    if get_task(t).protocol != "anomaly"  # anomaly: tests/tasks/test_anomaly.py
+    and all(p.source != "mixed" for p in get_task(t).phases)
+]  # mixed: tests/tasks/test_long_tail_mixed.py
 # Default run: every protocol shape once, one loss fragment and one prompt fragment; the rest repeat a shape.
-FAST_TASKS = {"few_shot_k2", "few_shot_k4", "few_shot_k4_ls", "zero_shot_ucf101", "zero_shot_k600",
-              "zero_shot_hmdb51_uf", "zero_shot_hmdb51_prompts_basic", "base2novel_hmdb51", "long_tail_hmdb51",
-              "supervised_k400"}  # fmt: skip
+FAST_TASKS = {
+    "few_shot_k2",
+    "few_shot_k4",
+    "few_shot_k4_ls",
+    "zero_shot_ucf101",
+    "zero_shot_k600",
+    "zero_shot_hmdb51_uf",
+    "zero_shot_hmdb51_prompts_basic",
+    "base2novel_hmdb51",
+    "long_tail_hmdb51",
+    "supervised_k400",
+}
 
 
 def task_param(name: str):
     return pytest.param(name, marks=[] if name in FAST_TASKS else [pytest.mark.slow])
-SMOKE_LABEL_SETS = {"base": "labels_base.csv", "novel": "labels_novel.csv", "zs1": "labels_zs1.csv",
-                    "zs2": "labels_zs2.csv", "zs3": "labels_zs3.csv"}  # fmt: skip
+
+
+SMOKE_LABEL_SETS = {
+    "base": "labels_base.csv",
+    "novel": "labels_novel.csv",
+    "zs1": "labels_zs1.csv",
+    "zs2": "labels_zs2.csv",
+    "zs3": "labels_zs3.csv",
+}
 
 
 def count_lines(path: Path) -> int:
@@ -137,8 +156,11 @@ def test_report_of_two_runs_prints_mean_and_std(smoke_data, task_run, tmp_path, 
     capsys.readouterr()
     assert report([str(first), str(tmp_path / "zero_shot_ucf101")]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if "| zero_shot_ucf101 |" in line]
-    values = [t["metrics"]["test/top1"] for r in (first, tmp_path / "zero_shot_ucf101")
-              for t in json.loads((r / "results.json").read_text())["tests"]]  # fmt: skip
+    values = [
+        t["metrics"]["test/top1"]
+        for r in (first, tmp_path / "zero_shot_ucf101")
+        for t in json.loads((r / "results.json").read_text())["tests"]
+    ]
     assert len(rows) == 1 and "| 2 |" in rows[0]  # one row: both runs, 6 split values pooled
     assert rows[0].endswith(f"| {100 * np.mean(values):.1f} ± {100 * np.std(values):.1f} |")
 
@@ -210,7 +232,11 @@ def test_test_before_fit_says_what_to_run(smoke_data, tmp_path):
     ("override", "error", "message"),
     [
         (("--data.video_root", "/nonexistent/videos"), FileNotFoundError, r"video root not found: /nonexistent/videos"),
-        (("--data.split_dir", "/nonexistent/splits"), FileNotFoundError, r"split folder not found: /nonexistent/splits"),
+        (
+            ("--data.split_dir", "/nonexistent/splits"),
+            FileNotFoundError,
+            r"split folder not found: /nonexistent/splits",
+        ),
         (("--data.synthetic_manifest", "/x/manifest.jsonl"), FileNotFoundError, r"manifest not found: /x/manifest"),
     ],
 )
@@ -241,11 +267,18 @@ def test_uncertainty_losses_refuse_an_unscored_manifest(smoke_data, tmp_path, ta
     unscored = tmp_path / "synthetic"
     unscored.mkdir()
     (unscored / "videos").symlink_to(smoke_data / "synthetic/ie/videos")
-    rows = [row.model_copy(update={"entropy": None, "uncertainty": None})
-            for row in read_manifest(smoke_data / "synthetic/ie/manifest.jsonl")]  # fmt: skip
+    rows = [
+        row.model_copy(update={"entropy": None, "uncertainty": None})
+        for row in read_manifest(smoke_data / "synthetic/ie/manifest.jsonl")
+    ]
     (unscored / "manifest.jsonl").write_text("".join(row.model_dump_json() + "\n" for row in rows))
-    args = smoke_args(ROOT / f"tasks/{task}.yaml", smoke_data, tmp_path / "runs",
-                      "--data.synthetic_manifest", str(unscored / "manifest.jsonl"))  # fmt: skip
+    args = smoke_args(
+        ROOT / f"tasks/{task}.yaml",
+        smoke_data,
+        tmp_path / "runs",
+        "--data.synthetic_manifest",
+        str(unscored / "manifest.jsonl"),
+    )
     message = rf"{len(rows)} .*(unscored|no uncertainty).* run `python -m generation score"
     with pytest.raises(ValueError, match=message):
         main(args)
@@ -262,8 +295,11 @@ def test_headline_command_without_data_fails_fast_naming_the_path(tmp_path):
     started = time.time()
     proc = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "fit", "--config", str(ROOT / "tasks/few_shot_k4.yaml")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "data/hmdb51/splits" in proc.stderr and "--data.split_dir" in proc.stderr
     assert time.time() - started < 60
@@ -277,8 +313,17 @@ def test_ddp_two_cpu_processes_count_each_test_clip_once(smoke_data, tmp_path):
     shutil.copytree(smoke_data / "real/splits", splits)
     lines = (splits / "val1.txt").read_text().splitlines()
     (splits / "val1.txt").write_text("\n".join(lines[:-1]) + "\n")  # 15 clips: rank 0 gets 8, rank 1 gets 7
-    args = smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path / "ddp", "--data.split_dir", str(splits),
-                      "--trainer.devices", "2", "--trainer.strategy", "ddp")  # fmt: skip
+    args = smoke_args(
+        ROOT / "tasks/few_shot_k2.yaml",
+        smoke_data,
+        tmp_path / "ddp",
+        "--data.split_dir",
+        str(splits),
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+    )
     proc = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
@@ -293,8 +338,15 @@ def test_ddp_two_cpu_processes_count_each_test_clip_once(smoke_data, tmp_path):
     module = VideoCLIPModule(net=TCCLIP("synthact-tiny", pretrained=None, num_context_tokens=5, merges_per_step=2))
     module.load_state_dict(torch.load(run / "finetune/weights.pt", weights_only=True), strict=True)
     # the same weights tested by one process
-    single = smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path / "single",
-                        "--data.split_dir", str(splits), "--ckpt_path", str(run / "finetune/weights.pt"))  # fmt: skip
+    single = smoke_args(
+        ROOT / "tasks/few_shot_k2.yaml",
+        smoke_data,
+        tmp_path / "single",
+        "--data.split_dir",
+        str(splits),
+        "--ckpt_path",
+        str(run / "finetune/weights.pt"),
+    )
     main(["test", *single[1:]])
     ddp_test = json.loads((run / "results.json").read_text())["tests"][0]
     one_test = json.loads((tmp_path / "single/few_shot_k2/results.json").read_text())["tests"][0]
@@ -303,8 +355,15 @@ def test_ddp_two_cpu_processes_count_each_test_clip_once(smoke_data, tmp_path):
 
 def test_evaluation_only_net_runs_the_protocols_tests_without_training(smoke_data, tmp_path):
     """Vanilla CLIP (no trainable parameter) through a zero-shot task: no phase runs, every split is tested."""
-    main(smoke_args(ROOT / "tasks/zero_shot_hmdb51.yaml", smoke_data, tmp_path,
-                    "--model.init_args.net.class_path", "lightning_modules.models.CLIPZeroShot"))  # fmt: skip
+    main(
+        smoke_args(
+            ROOT / "tasks/zero_shot_hmdb51.yaml",
+            smoke_data,
+            tmp_path,
+            "--model.init_args.net.class_path",
+            "lightning_modules.models.CLIPZeroShot",
+        )
+    )
     run = tmp_path / "zero_shot_hmdb51"
     results = json.loads((run / "results.json").read_text())
     assert not list(run.rglob("phase.json")) and not list(run.rglob("*.ckpt"))
@@ -318,12 +377,17 @@ def test_evaluation_only_net_runs_the_protocols_tests_without_training(smoke_dat
     "net",
     [
         [],  # the task YAMLs' TC-CLIP (configs/smoke.yaml sizes it for 4 frames)
-        ["--model.init_args.net.class_path", "lightning_modules.models.XCLIP",
-         "--model.init_args.net.init_args.pretrained", "false",
-         "--model.init_args.net.init_args.config", "TINY_XCLIP"],
+        [
+            "--model.init_args.net.class_path",
+            "lightning_modules.models.XCLIP",
+            "--model.init_args.net.init_args.pretrained",
+            "false",
+            "--model.init_args.net.init_args.config",
+            "TINY_XCLIP",
+        ],
     ],
     ids=["tc_clip", "xclip"],
-)  # fmt: skip
+)
 def test_tc_clip_and_xclip_train_through_a_task(net, smoke_data, tmp_path):
     """The paper's models through the whole runner (param groups, X-CLIP's re-normalisation, BatchEncoding
     tokens): both phases train and the test top-1 is a valid accuracy."""
@@ -366,8 +430,9 @@ def test_a_run_without_synthetic_training_is_reported_as_none(smoke_data, task_r
 
 
 def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def smoke_task_yaml(tmp_path: Path, name: str, recipe: dict) -> Path:
@@ -392,9 +457,13 @@ def data_args(data: Path, root: Path) -> list[str]:
 
 
 def test_each_phase_runs_its_recipe_overlay_and_command_line_values_win(smoke_data, tmp_path, capsys):
-    recipe = {"phases": {"pretrain": {"trainer": {"max_epochs": 1}, "model": {"init_args": {"lr": 0.01}}},
-                         "finetune": {"trainer": {"max_epochs": 2}, "model": {"init_args": {"lr": 0.02}}}},
-              "test": {"data": {"init_args": {"test_views": 1}}}}  # fmt: skip
+    recipe = {
+        "phases": {
+            "pretrain": {"trainer": {"max_epochs": 1}, "model": {"init_args": {"lr": 0.01}}},
+            "finetune": {"trainer": {"max_epochs": 2}, "model": {"init_args": {"lr": 0.02}}},
+        },
+        "test": {"data": {"init_args": {"test_views": 1}}},
+    }
     task = smoke_task_yaml(tmp_path, "few_shot_k2", recipe)
     # --task.print_phase shows a phase's effective config
     with pytest.raises(SystemExit) as exit_info:
@@ -411,8 +480,20 @@ def test_each_phase_runs_its_recipe_overlay_and_command_line_values_win(smoke_da
         assert json.loads((run / phase / "phase.json").read_text())["epochs"] == epochs
     finetune_steps = json.loads((run / "finetune/phase.json").read_text())["steps"]
     # the command line overrides the recipe in every phase
-    main(["fit", "--config", str(task), *data_args(smoke_data, tmp_path / "b"), "--trainer.max_epochs", "1",
-          "--model.init_args.lr", "0.005", "--trainer.accumulate_grad_batches", "2"])  # fmt: skip
+    main(
+        [
+            "fit",
+            "--config",
+            str(task),
+            *data_args(smoke_data, tmp_path / "b"),
+            "--trainer.max_epochs",
+            "1",
+            "--model.init_args.lr",
+            "0.005",
+            "--trainer.accumulate_grad_batches",
+            "2",
+        ]
+    )
     run = tmp_path / "b/few_shot_k2"
     for phase in ("pretrain", "finetune"):
         saved = yaml.safe_load((run / phase / "config.yaml").read_text())
@@ -432,16 +513,32 @@ def test_a_recipe_phase_the_task_does_not_have_is_refused(smoke_data, tmp_path):
 
 def test_null_on_the_command_line_arrives_as_none(capsys):
     with pytest.raises(SystemExit):
-        main(["fit", "--config", str(ROOT / "tasks/few_shot_k4.yaml"), "--model.init_args.net.init_args.pretrained",
-              "null", "--print_config"])  # fmt: skip
+        main(
+            [
+                "fit",
+                "--config",
+                str(ROOT / "tasks/few_shot_k4.yaml"),
+                "--model.init_args.net.init_args.pretrained",
+                "null",
+                "--print_config",
+            ]
+        )
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["init_args"]["net"]["init_args"]["pretrained"] is None
 
 
 def test_a_dataset_fragment_is_given_with_data_and_a_misplaced_fragment_is_named(capsys):
     with pytest.raises(SystemExit):
-        main(["fit", "--config", str(ROOT / "tasks/few_shot_k4.yaml"),
-              "--data", str(ROOT / "configs/datasets/ucf101.yaml"), "--print_config"])  # fmt: skip
+        main(
+            [
+                "fit",
+                "--config",
+                str(ROOT / "tasks/few_shot_k4.yaml"),
+                "--data",
+                str(ROOT / "configs/datasets/ucf101.yaml"),
+                "--print_config",
+            ]
+        )
     assert yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]["label_file"] == "data/ucf101/labels.csv"
     proc = run_cli("fit", "--config", "tasks/few_shot_k4.yaml", "--config", "configs/datasets/ucf101.yaml")
     assert proc.returncode == 2 and "Traceback (most recent call last)" not in proc.stderr
@@ -468,10 +565,22 @@ def test_validate_runs_the_tasks_lists_and_test_with_ckpt_path_needs_no_fit(smok
 
 
 def test_an_evaluation_only_net_tests_without_a_fit(smoke_data, tmp_path):
-    main(["test", *smoke_args(ROOT / "tasks/zero_shot_ucf101.yaml", smoke_data, tmp_path,
-                              "--model", str(ROOT / "configs/models/clip_b16.yaml"),
-                              "--model.init_args.net.init_args.arch", "synthact-tiny",
-                              "--model.init_args.net.init_args.pretrained", "null")[1:]])  # fmt: skip
+    main(
+        [
+            "test",
+            *smoke_args(
+                ROOT / "tasks/zero_shot_ucf101.yaml",
+                smoke_data,
+                tmp_path,
+                "--model",
+                str(ROOT / "configs/models/clip_b16.yaml"),
+                "--model.init_args.net.init_args.arch",
+                "synthact-tiny",
+                "--model.init_args.net.init_args.pretrained",
+                "null",
+            )[1:],
+        ]
+    )
     results = json.loads((tmp_path / "zero_shot_ucf101/results.json").read_text())
     assert [t["test"] for t in results["tests"]] == ["val1", "val2", "val3"] and results["method"] == "CLIP"
 
@@ -488,8 +597,19 @@ def test_zero_shot_needs_a_kinetics_model_unless_told_to_start_from_clip(smoke_d
 
 def test_zero_shot_starts_from_the_supervised_k400_weights(smoke_data, task_run, tmp_path):
     weights = task_run("supervised_k400") / "train/weights.pt"
-    main(smoke_args(ROOT / "tasks/zero_shot_ucf101.yaml", smoke_data, tmp_path, "--task.from_clip", "false",
-                    "--task.init_weights", str(weights), "--task.synthetic", "false"))  # fmt: skip
+    main(
+        smoke_args(
+            ROOT / "tasks/zero_shot_ucf101.yaml",
+            smoke_data,
+            tmp_path,
+            "--task.from_clip",
+            "false",
+            "--task.init_weights",
+            str(weights),
+            "--task.synthetic",
+            "false",
+        )
+    )
     results = json.loads((tmp_path / "zero_shot_ucf101/results.json").read_text())
     assert results["start"] == str(weights) and results["variant"] == "baseline"
     assert all(t["weights"] == str(weights) for t in results["tests"])  # the baseline tests the start model
@@ -526,9 +646,16 @@ def test_training_reads_a_frame_folder_list(smoke_data, tmp_path):
     splits = tmp_path / "splits"
     splits.mkdir()
     (splits / "train_lt.txt").write_text("\n".join(lines) + "\n")
-    datamodule = ActionDataModule(label_file=str(smoke_data / "labels.csv"), video_root=str(frames),
-                                  split_dir=str(splits), train_list="train_lt.txt", num_frames=4, image_size=32,
-                                  batch_size=2, num_workers=0)  # fmt: skip
+    datamodule = ActionDataModule(
+        label_file=str(smoke_data / "labels.csv"),
+        video_root=str(frames),
+        split_dir=str(splits),
+        train_list="train_lt.txt",
+        num_frames=4,
+        image_size=32,
+        batch_size=2,
+        num_workers=0,
+    )
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
     assert batch["video"].shape[:2] == (2, 4) and len(datamodule.datasets["train"]) == 4
@@ -554,8 +681,9 @@ def test_a_killed_phase_resumes_mid_epoch_by_default_and_tensorboard_purges_the_
     )
     sys.path.insert(0, str(tmp_path))
     try:
-        args = smoke_args(ROOT / "tasks/zero_shot_ucf101.yaml", smoke_data, tmp_path,
-                          "--task.checkpoint_every_n_steps", "2")
+        args = smoke_args(
+            ROOT / "tasks/zero_shot_ucf101.yaml", smoke_data, tmp_path, "--task.checkpoint_every_n_steps", "2"
+        )
         with pytest.raises(RuntimeError, match="killed"):
             main([*args, "--trainer.callbacks+=crashmod.CrashAt", "--trainer.callbacks.init_args.step", "5"])
     finally:

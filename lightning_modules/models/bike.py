@@ -59,8 +59,11 @@ class TemporalBlock(nn.Module):
         super().__init__()
         self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
         self.ln_1 = nn.LayerNorm(width, eps=1e-12)  # the reference's TF-style LayerNorm
-        self.mlp = nn.Sequential(OrderedDict([("c_fc", nn.Linear(width, 4 * width)), ("gelu", QuickGELU()),
-                                              ("c_proj", nn.Linear(4 * width, width))]))  # fmt: skip
+        self.mlp = nn.Sequential(
+            OrderedDict(
+                [("c_fc", nn.Linear(width, 4 * width)), ("gelu", QuickGELU()), ("c_proj", nn.Linear(4 * width, width))]
+            )
+        )
         self.ln_2 = nn.LayerNorm(width, eps=1e-12)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,12 +104,17 @@ class TemporalTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = x.shape[1]
         if t > self.frame_position_embeddings.num_embeddings:
-            raise ValueError(f"{t} frames exceed the temporal module's {self.frame_position_embeddings.num_embeddings} "
-                             "frame positions; sample fewer frames")
+            raise ValueError(
+                f"{t} frames exceed the temporal module's {self.frame_position_embeddings.num_embeddings} "
+                "frame positions; sample fewer frames"
+            )
         h = x + self.frame_position_embeddings.weight[:t]  # (B, T, D)
         for block in self.transformer.resblocks:
-            h = activation_checkpoint(block, h, use_reentrant=False) if self.grad_checkpointing and h.requires_grad \
+            h = (
+                activation_checkpoint(block, h, use_reentrant=False)
+                if self.grad_checkpointing and h.requires_grad
                 else block(h)
+            )
         return h.to(x.dtype) + x  # residual around the whole stack, as the reference
 
 
@@ -127,8 +135,9 @@ class SentenceHead(nn.Module):
         return F.normalize(self.sentence_fc(sentence), dim=-1) @ F.normalize(self.query_fc(classes), dim=-1).T
 
 
-def concept_spotting(frames: torch.Tensor, words: torch.Tensor, classes: torch.Tensor,
-                     temperature: float = SPOTTING_TEMPERATURE) -> torch.Tensor:
+def concept_spotting(
+    frames: torch.Tensor, words: torch.Tensor, classes: torch.Tensor, temperature: float = SPOTTING_TEMPERATURE
+) -> torch.Tensor:
     """Video Concept Spotting: category-conditioned temporal saliency.
 
     Args:
@@ -274,8 +283,9 @@ class BIKE(nn.Module):
     def tokenize(self, class_names: list[str]) -> torch.Tensor:
         """(K, context_length) token ids of the prompted class names (UCF CamelCase split into words)."""
         self._class_names = list(class_names)  # the default attribute lexicon
-        return self.tokenizer([self.prompt.format(split_camel_case(c)) for c in class_names],
-                              context_length=self.context_length)
+        return self.tokenizer(
+            [self.prompt.format(split_camel_case(c)) for c in class_names], context_length=self.context_length
+        )
 
     def encode_text_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(K, L) token ids -> (K, 1 + L, D): the EOT (class) feature, then every position's projected feature."""
@@ -312,8 +322,9 @@ class BIKE(nn.Module):
         if not lexicon:
             raise ValueError("the attribute branch needs a lexicon: set attribute_lexicon or call tokenize() first")
         k = min(self.attribute_top_k, len(lexicon))
-        lex_tokens = self.tokenizer([self.prompt.format(split_camel_case(w)) for w in lexicon],
-                                    context_length=self.context_length).to(frames.device)
+        lex_tokens = self.tokenizer(
+            [self.prompt.format(split_camel_case(w)) for w in lexicon], context_length=self.context_length
+        ).to(frames.device)
         with torch.no_grad():
             lex = F.normalize(self._text(lex_tokens, self.lexicon_cache)[:, 0], dim=-1)  # (N, D)
             video = F.normalize(frames.detach().mean(dim=1), dim=-1)  # (B, D)
@@ -333,8 +344,9 @@ class BIKE(nn.Module):
         sentence_tokens = self.attribute_tokens(frames)  # (B, L)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_text):
             sentence = self.encode_text_tokens(sentence_tokens)[:, 0]  # (B, D)
-        attributes = scale * self.sentence_head(F.normalize(sentence.to(frames.dtype), dim=-1),
-                                                F.normalize(text[:, 0], dim=-1))
+        attributes = scale * self.sentence_head(
+            F.normalize(sentence.to(frames.dtype), dim=-1), F.normalize(text[:, 0], dim=-1)
+        )
         return fuse_branches(logits, attributes, self.attribute_weight)
 
     def param_groups(self) -> list[dict]:

@@ -34,14 +34,15 @@ def is_attribute_release(blob: dict) -> bool:
     """A file of the attribute branch: its fusion dict is a sentence head, not a temporal module."""
     names = [k.removeprefix("module.") for k in blob.get("fusion_model_state_dict", {})]
     return any(n.startswith(("query_fc.", "sentence_fc.")) for n in names) and not any(
-        n.startswith(("frame_position_embeddings.", "transformer.")) for n in names)
+        n.startswith(("frame_position_embeddings.", "transformer.")) for n in names
+    )
 
 
 def from_official(blob: dict, with_clip: bool = True) -> tuple[dict[str, torch.Tensor], list[str], dict[str, str]]:
     """Convert one release dict; returns (our state dict, release keys with no counterpart, our key -> the
     release key it came from). `with_clip=False` skips its CLIP weights."""
     out, unknown, origin = {}, [], {}
-    for section in ("model_state_dict", "fusion_model_state_dict")[0 if with_clip else 1:]:
+    for section in ("model_state_dict", "fusion_model_state_dict")[0 if with_clip else 1 :]:
         for key, value in blob.get(section, {}).items():
             name = key.removeprefix("module.")
             if section == "model_state_dict":
@@ -65,8 +66,11 @@ def to_official(model: nn.Module) -> dict:
     state = model.state_dict()
     blob = {"epoch": 0, "model_state_dict": {}, "fusion_model_state_dict": {}}
     for key, value in state.items():
-        for prefix, section in (("clip.", "model_state_dict"), ("temporal.", "fusion_model_state_dict"),
-                                ("sentence_head.", "fusion_model_state_dict")):  # fmt: skip
+        for prefix, section in (
+            ("clip.", "model_state_dict"),
+            ("temporal.", "fusion_model_state_dict"),
+            ("sentence_head.", "fusion_model_state_dict"),
+        ):
             if key.startswith(prefix):
                 blob[section][key.removeprefix(prefix)] = value.clone()
     return blob
@@ -87,11 +91,16 @@ def load_official_state_dict(model: nn.Module, blobs: list[dict], source: str = 
     own = model.state_dict()
     unexpected = sorted(unknown + [origin[k] for k in converted if k not in own])
     missing = sorted(k for k in own if k not in converted)
-    shapes = sorted(f"{origin[k]}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                    for k, v in converted.items() if k in own and v.shape != own[k].shape)
+    shapes = sorted(
+        f"{origin[k]}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in converted.items()
+        if k in own and v.shape != own[k].shape
+    )
     if unexpected or missing or shapes:
-        lines = [f"BIKE checkpoint {source} does not match the model (another arch, temporal_layers, or "
-                 "attribute branch setting?):"]
+        lines = [
+            f"BIKE checkpoint {source} does not match the model (another arch, temporal_layers, or "
+            "attribute branch setting?):"
+        ]
         for title, items in (("unexpected keys", unexpected), ("missing keys", missing), ("shape mismatches", shapes)):
             if items:
                 lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
@@ -101,9 +110,14 @@ def load_official_state_dict(model: nn.Module, blobs: list[dict], source: str = 
 
 def read_release(path: str | Path, weights_only: bool = True) -> dict:
     """Read one release file, checking it holds BIKE's state dicts."""
-    return read_release_dict(path, "BIKE", ("model_state_dict", "fusion_model_state_dict"), weights_only,
-                             file_hint="pass a release .pt file (whwu95/BIKE)",
-                             keys_text="'model_state_dict' / 'fusion_model_state_dict'")
+    return read_release_dict(
+        path,
+        "BIKE",
+        ("model_state_dict", "fusion_model_state_dict"),
+        weights_only,
+        file_hint="pass a release .pt file (whwu95/BIKE)",
+        keys_text="'model_state_dict' / 'fusion_model_state_dict'",
+    )
 
 
 def load_official_checkpoint(model: nn.Module, paths: str | Path | list, weights_only: bool = True) -> None:

@@ -58,10 +58,14 @@ class DemoNet(nn.Module):
         self.vocab_size, self.context_length, self.prompt = vocab_size, context_length, prompt
         w = width
         self.video = nn.Sequential(  # (B, 3, T, H, W) -> (B, 8w, 1, 1, 1)
-            *_block(3, w, (1, 3, 3)), nn.MaxPool3d((1, 2, 2)),  # per-frame edges at full resolution
-            *_block(w, 2 * w, (3, 3, 3)), nn.MaxPool3d((1, 2, 2)),
-            *_block(2 * w, 4 * w, (3, 3, 3)), nn.MaxPool3d(2),
-            *_block(4 * w, 8 * w, (3, 3, 3)), nn.AdaptiveAvgPool3d(1),
+            *_block(3, w, (1, 3, 3)),
+            nn.MaxPool3d((1, 2, 2)),  # per-frame edges at full resolution
+            *_block(w, 2 * w, (3, 3, 3)),
+            nn.MaxPool3d((1, 2, 2)),
+            *_block(2 * w, 4 * w, (3, 3, 3)),
+            nn.MaxPool3d(2),
+            *_block(4 * w, 8 * w, (3, 3, 3)),
+            nn.AdaptiveAvgPool3d(1),
         )
         self.video_proj = nn.Linear(8 * w, embed_dim)
         self.token_embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
@@ -73,8 +77,10 @@ class DemoNet(nn.Module):
         tokens = torch.full((len(class_names), self.context_length), PAD, dtype=torch.long)
         for i, name in enumerate(class_names):
             words = re.findall(r"[a-z0-9]+", self.prompt.format(name.replace("_", " ")).lower())
-            ids = [1 + int.from_bytes(hashlib.blake2b(w.encode(), digest_size=4).digest(), "big") % (self.vocab_size - 1)
-                   for w in words][: self.context_length]
+            ids = [
+                1 + int.from_bytes(hashlib.blake2b(w.encode(), digest_size=4).digest(), "big") % (self.vocab_size - 1)
+                for w in words
+            ][: self.context_length]
             tokens[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         return tokens
 

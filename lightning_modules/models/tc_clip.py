@@ -155,14 +155,19 @@ class TCCLIP(nn.Module):
     ):
         super().__init__()
         self.clip, self.tokenizer = create_clip(  # an official checkpoint was trained with QuickGELU
-            arch, pretrained, quick_gelu=True if checkpoint is not None else None,
-            quick_gelu_source=f"TC-CLIP checkpoint {checkpoint!r}")
+            arch,
+            pretrained,
+            quick_gelu=True if checkpoint is not None else None,
+            quick_gelu_source=f"TC-CLIP checkpoint {checkpoint!r}",
+        )
         visual = self.clip.visual
         if not hasattr(visual, "conv1") or not hasattr(self.clip, "token_embedding"):
             raise ValueError(f"TCCLIP needs an open_clip ViT with the built-in text tower; {arch!r} is not one")
         if context_length > self.clip.positional_embedding.shape[0]:
-            raise ValueError(f"context_length {context_length} exceeds {arch}'s text context "
-                             f"{self.clip.positional_embedding.shape[0]}")
+            raise ValueError(
+                f"context_length {context_length} exceeds {arch}'s text context "
+                f"{self.clip.positional_embedding.shape[0]}"
+            )
         self.num_patches = visual.positional_embedding.shape[0] - 1  # 196 for ViT-B/16 at 224 px
         self.num_seeds = int(self.num_patches * seed_ratio)
         self.num_context_tokens, self.merges_per_step = num_context_tokens, merges_per_step
@@ -173,7 +178,8 @@ class TCCLIP(nn.Module):
         heads = blocks[0].attn.num_heads
         # per-head (local, context) logit bias of every block that sees context (all but the first)
         self.context_bias = nn.ParameterList(
-            [nn.Parameter(torch.empty(heads, 1, 2).normal_(std=0.02)) for _ in range(len(blocks) - 1)])
+            [nn.Parameter(torch.empty(heads, 1, 2).normal_(std=0.02)) for _ in range(len(blocks) - 1)]
+        )
         self.prompt_layer = PromptGenerationLayer(self.clip.transformer.resblocks[-1])
         self.clip.token_embedding.requires_grad_(False)  # not trained in TC-CLIP (not in its checkpoints)
         self.prompt_init = prompt_init
@@ -189,10 +195,12 @@ class TCCLIP(nn.Module):
         ids = self.tokenizer([words], context_length=self.context_length)[0]
         n_words = int((ids == ids.max()).nonzero()[0]) - 1  # tokens between SOT and EOT
         if n_words > n:
-            raise ValueError(f"prompt_init {words!r} is {n_words} tokens but num_prompt_tokens is {n}; "
-                             "shorten prompt_init or raise num_prompt_tokens")
+            raise ValueError(
+                f"prompt_init {words!r} is {n_words} tokens but num_prompt_tokens is {n}; "
+                "shorten prompt_init or raise num_prompt_tokens"
+            )
         with torch.no_grad():
-            init = self.clip.token_embedding(ids[1:1 + n_words]).clone()
+            init = self.clip.token_embedding(ids[1 : 1 + n_words]).clone()
         self._prompt_pad = n - n_words  # prompt slots beyond prompt_init: random vectors, "X" in the text
         extra = torch.empty(n - n_words, init.shape[-1]).normal_(std=0.02)
         return torch.cat([init, extra])
@@ -205,18 +213,22 @@ class TCCLIP(nn.Module):
         prompts = [f"{prefix} {split_camel_case(c)}." for c in class_names]
         too_long = [p for p in prompts if len(self.tokenizer.encode(p)) + 2 > self.context_length]  # + SOT, EOT
         if too_long:  # the tokenizer would cut them silently
-            raise ValueError(f"{len(too_long)} class prompts exceed TCCLIP's context_length {self.context_length} "
-                             f"tokens, e.g. {too_long[0]!r}; raise `context_length` (77 for LLM-rephrased labels)")
+            raise ValueError(
+                f"{len(too_long)} class prompts exceed TCCLIP's context_length {self.context_length} "
+                f"tokens, e.g. {too_long[0]!r}; raise `context_length` (77 for LLM-rephrased labels)"
+            )
         return self.tokenizer(prompts, context_length=self.context_length)
 
     def _prompt_embeddings(self, tokens: torch.Tensor) -> torch.Tensor:
         """(K, L) ids -> (K, L, D) embeddings with the prompt vectors in place, plus positions."""
         if tokens.shape[1] != self.context_length:
-            raise ValueError(f"tokens have length {tokens.shape[1]}, expected context_length "
-                             f"{self.context_length}; build them with TCCLIP.tokenize")
+            raise ValueError(
+                f"tokens have length {tokens.shape[1]}, expected context_length "
+                f"{self.context_length}; build them with TCCLIP.tokenize"
+            )
         x = self.clip.token_embedding(tokens)  # (K, L, D)
         ctx = self.prompt_ctx.to(x.dtype).expand(x.shape[0], -1, -1)
-        x = torch.cat([x[:, :1], ctx, x[:, 1 + self.n_prompt:]], dim=1)
+        x = torch.cat([x[:, :1], ctx, x[:, 1 + self.n_prompt :]], dim=1)
         return x + self.clip.positional_embedding[: self.context_length].to(x.dtype)
 
     def _run_block(self, block: nn.Module, x: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -245,8 +257,8 @@ class TCCLIP(nn.Module):
             x = self._prompt_embeddings(tokens)
             for block in blocks[:-1]:
                 x = self._run_block(block, x, attn_mask=self.causal_mask)
-            ctx = self.prompt_layer(x[:, 1:1 + self.n_prompt], context[b].expand(x.shape[0], -1, -1))
-            x = torch.cat([x[:, :1], ctx, x[:, 1 + self.n_prompt:]], dim=1)
+            ctx = self.prompt_layer(x[:, 1 : 1 + self.n_prompt], context[b].expand(x.shape[0], -1, -1))
+            x = torch.cat([x[:, :1], ctx, x[:, 1 + self.n_prompt :]], dim=1)
             x = self._run_block(blocks[-1], x, attn_mask=self.causal_mask)  # (K, L, D)
             out.append(self._text_head(x[torch.arange(x.shape[0]), eot]))
         return torch.stack(out)
@@ -270,7 +282,7 @@ class TCCLIP(nn.Module):
         for block in blocks[:-1]:
             x = self._run_block(block, x, attn_mask=mask)  # (K, L', D)
         kc = x.shape[0]
-        prompts = self.prompt_layer(x[:1, 1:1 + n].expand(context.shape[0], -1, -1), context)  # (B, n, D)
+        prompts = self.prompt_layer(x[:1, 1 : 1 + n].expand(context.shape[0], -1, -1), context)  # (B, n, D)
         # last block, EOT rows only
         w, bias, heads = last.attn.in_proj_weight, last.attn.in_proj_bias, last.attn.num_heads
         d = x.shape[-1]
@@ -283,18 +295,27 @@ class TCCLIP(nn.Module):
         keep = torch.arange(x.shape[1], device=x.device)[None] <= eot[:, None]  # (K, L') causal for the EOT row
         s_cls = s_cls.masked_fill(~keep[:, None], float("-inf"))
         s_p = torch.einsum("khd,bnhd->bkhn", q_cls * scale, k_p)  # (B, K, H, n)
-        s = torch.cat([s_cls[None, :, :, :1].expand(s_p.shape[0], -1, -1, -1), s_p,
-                       s_cls[None, :, :, 1 + n:].expand(s_p.shape[0], -1, -1, -1)], dim=-1).softmax(-1)  # (B,K,H,L)
-        attn = (torch.einsum("bkhl,klhd->bkhd", s[..., :1], v_cls[:, :1])
-                + torch.einsum("bkhn,bnhd->bkhd", s[..., 1:1 + n], v_p)
-                + torch.einsum("bkhl,klhd->bkhd", s[..., 1 + n:], v_cls[:, 1 + n:]))
+        s = torch.cat(
+            [
+                s_cls[None, :, :, :1].expand(s_p.shape[0], -1, -1, -1),
+                s_p,
+                s_cls[None, :, :, 1 + n :].expand(s_p.shape[0], -1, -1, -1),
+            ],
+            dim=-1,
+        ).softmax(-1)  # (B,K,H,L)
+        attn = (
+            torch.einsum("bkhl,klhd->bkhd", s[..., :1], v_cls[:, :1])
+            + torch.einsum("bkhn,bnhd->bkhd", s[..., 1 : 1 + n], v_p)
+            + torch.einsum("bkhl,klhd->bkhd", s[..., 1 + n :], v_cls[:, 1 + n :])
+        )
         h = x[torch.arange(kc), eot] + last.ls_1(last.attn.out_proj(attn.flatten(-2)))  # (B, K, D)
         h = h + last.ls_2(last.mlp(last.ln_2(h)))
         return self._text_head(h)
 
     # ---------------------------------------------------------------- vision
-    def _vision_block(self, i: int, x: torch.Tensor, context: torch.Tensor | None,
-                      num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _vision_block(
+        self, i: int, x: torch.Tensor, context: torch.Tensor | None, num_frames: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One contextualised block. x (B*T, N, W) frame tokens, context (B, k, W) or None (block 0)."""
         block = self.clip.visual.transformer.resblocks[i]
         bt, n, width = x.shape
@@ -322,14 +343,14 @@ class TCCLIP(nn.Module):
             out, cls_attn = attn @ v, attn[:, :, :1]
         x = x + block.ls_1(block.attn.out_proj(out.transpose(1, 2).flatten(2)))  # (BT, N, W)
         # seeds: the patches each frame's CLS attends to most (head mean), from the residual stream
-        scores = cls_attn[:, :, 0, 1:1 + self.num_patches].mean(dim=1).view(b, t, -1)  # (B, T, Np)
+        scores = cls_attn[:, :, 0, 1 : 1 + self.num_patches].mean(dim=1).view(b, t, -1)  # (B, T, Np)
         idx = scores.topk(self.num_seeds, dim=-1).indices  # (B, T, s), sorted by score
         patches = x.view(b, t, n, width)[:, :, 1:]  # (B, T, Np, W)
         seeds = patches.gather(2, idx[..., None].expand(-1, -1, -1, width)).flatten(1, 2)  # (B, T*s, W)
         context = merge_to(seeds, self.num_context_tokens, self.merges_per_step)  # (B, k, W)
         tokens = torch.cat([x.view(b, t * n, width), context], dim=1)  # (B, T*N + k, W)
         tokens = tokens + block.ls_2(block.mlp(block.ln_2(tokens)))
-        return tokens[:, : t * n].reshape(bt, n, width), tokens[:, t * n:]
+        return tokens[:, : t * n].reshape(bt, n, width), tokens[:, t * n :]
 
     def encode_video_tokens(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, C, H, W) frames -> (B, E) normalised video features and (B, k, E) projected context tokens."""
@@ -337,11 +358,15 @@ class TCCLIP(nn.Module):
         b, t = video.shape[:2]
         size = visual.image_size if isinstance(visual.image_size, tuple) else (visual.image_size,) * 2
         if video.dim() != 5 or tuple(video.shape[-2:]) != tuple(size):
-            raise ValueError(f"TCCLIP expects video (B, T, C, {size[0]}, {size[1]}), got {tuple(video.shape)}; "
-                             "resize/crop frames to the CLIP input size")
+            raise ValueError(
+                f"TCCLIP expects video (B, T, C, {size[0]}, {size[1]}), got {tuple(video.shape)}; "
+                "resize/crop frames to the CLIP input size"
+            )
         if t * self.num_seeds < self.num_context_tokens:
-            raise ValueError(f"{t} frames x {self.num_seeds} seeds < num_context_tokens "
-                             f"{self.num_context_tokens}; use more frames or fewer context tokens")
+            raise ValueError(
+                f"{t} frames x {self.num_seeds} seeds < num_context_tokens "
+                f"{self.num_context_tokens}; use more frames or fewer context tokens"
+            )
         x = visual.conv1(video.flatten(0, 1))  # (B*T, W, g, g)
         x = x.flatten(2).transpose(1, 2)  # (B*T, Np, W)
         cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)

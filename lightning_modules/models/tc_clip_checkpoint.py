@@ -29,11 +29,14 @@ _NOT_STORED = ("clip.token_embedding.weight",)  # ours, absent from official che
 
 def _rename(key: str) -> str | None:
     """Official key (no `module.`) -> our key, for everything but q/k/v and the bias tables."""
-    prefixes = (("image_encoder.", "clip.visual."), ("text_encoder.prompt_generation_layer.0.", "prompt_layer."),
-                ("text_encoder.", "clip."))
+    prefixes = (
+        ("image_encoder.", "clip.visual."),
+        ("text_encoder.prompt_generation_layer.0.", "prompt_layer."),
+        ("text_encoder.", "clip."),
+    )
     for official, ours in prefixes:
         if key.startswith(official):
-            return ours + key[len(official):]
+            return ours + key[len(official) :]
     return {"prompt_learner.ctx": "prompt_ctx", "logit_scale": "clip.logit_scale"}.get(key)
 
 
@@ -56,11 +59,13 @@ def from_official(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tenso
             unknown.append(key)
     for (block, kind), parts in sorted(qkv.items()):
         if set(parts) != {"q", "k", "v"}:
-            unknown += [f"image_encoder.transformer.resblocks.{block}.attn.{p}_proj.{kind} (q/k/v incomplete)"
-                        for p in parts]
+            unknown += [
+                f"image_encoder.transformer.resblocks.{block}.attn.{p}_proj.{kind} (q/k/v incomplete)" for p in parts
+            ]
             continue
         out[f"clip.visual.transformer.resblocks.{block}.attn.in_proj_{kind}"] = torch.cat(
-            [parts["q"], parts["k"], parts["v"]])
+            [parts["q"], parts["k"], parts["v"]]
+        )
     return out, unknown, origin
 
 
@@ -100,8 +105,11 @@ def load_official_state_dict(model: nn.Module, state: dict[str, torch.Tensor], s
     own = model.state_dict()
     unexpected = sorted(unknown + [origin.get(k, k) for k in converted if k not in own])
     missing = sorted(k for k in own if k not in converted and k not in _NOT_STORED)
-    shapes = sorted(f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                    for k, v in converted.items() if k in own and v.shape != own[k].shape)
+    shapes = sorted(
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in converted.items()
+        if k in own and v.shape != own[k].shape
+    )
     if unexpected or missing or shapes:
         lines = [f"TC-CLIP checkpoint {source} does not match the model (was it trained with another arch?):"]
         for title, items in (("unexpected keys", unexpected), ("missing keys", missing), ("shape mismatches", shapes)):
@@ -110,8 +118,10 @@ def load_official_state_dict(model: nn.Module, state: dict[str, torch.Tensor], s
                 lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20]) + more)
         raise ValueError("\n".join(lines))
     if not uses_quick_gelu(model):
-        raise ValueError(f"TC-CLIP checkpoint {source} was trained with QuickGELU (OpenAI CLIP) but the model's CLIP "
-                         "uses GELU; build it with `TCCLIP(checkpoint=...)` (QuickGELU follows) or a `-quickgelu` arch")
+        raise ValueError(
+            f"TC-CLIP checkpoint {source} was trained with QuickGELU (OpenAI CLIP) but the model's CLIP "
+            "uses GELU; build it with `TCCLIP(checkpoint=...)` (QuickGELU follows) or a `-quickgelu` arch"
+        )
     model.load_state_dict(converted, strict=False)  # strictness checked above; token embedding kept
 
 
@@ -121,13 +131,28 @@ def load_official_checkpoint(model: nn.Module, path: str | Path, weights_only: b
     Uses `torch.load(weights_only=True)` unless `weights_only=False` is asked for (files that also pickle
     optimizer or scheduler objects need it; only for trusted files).
     """
-    blob = read_release_dict(path, "TC-CLIP", ("model",), weights_only, file_hint="pass the release .pth file",
-                             keys_text="a 'model' entry", trust_hint=", or re-save only its 'model' entry")
+    blob = read_release_dict(
+        path,
+        "TC-CLIP",
+        ("model",),
+        weights_only,
+        file_hint="pass the release .pth file",
+        keys_text="a 'model' entry",
+        trust_hint=", or re-save only its 'model' entry",
+    )
     load_official_state_dict(model, blob["model"], source=str(path))
 
 
-def read_release_dict(path: str | Path, name: str, keys: tuple[str, ...], weights_only: bool, *, file_hint: str,
-                      keys_text: str, trust_hint: str = "") -> dict:
+def read_release_dict(
+    path: str | Path,
+    name: str,
+    keys: tuple[str, ...],
+    weights_only: bool,
+    *,
+    file_hint: str,
+    keys_text: str,
+    trust_hint: str = "",
+) -> dict:
     """`torch.load` a release file of model `name` (TC-CLIP, BIKE) that must be a dict holding one of `keys`.
 
     Raises:
@@ -140,8 +165,10 @@ def read_release_dict(path: str | Path, name: str, keys: tuple[str, ...], weight
     try:
         blob = torch.load(path, map_location="cpu", weights_only=weights_only)
     except pickle.UnpicklingError as e:
-        raise ValueError(f"{path}: cannot be read with weights_only=True ({e}); if you trust the file set "
-                         f"trust_checkpoint: true{trust_hint}") from e
+        raise ValueError(
+            f"{path}: cannot be read with weights_only=True ({e}); if you trust the file set "
+            f"trust_checkpoint: true{trust_hint}"
+        ) from e
     if not isinstance(blob, dict) or not any(k in blob for k in keys):
         found = list(blob)[:10] if isinstance(blob, dict) else type(blob).__name__
         raise ValueError(f"{path}: expected a {name} release dict with {keys_text}, found {found}")

@@ -37,13 +37,24 @@ TINY_CONFIG = {
     "prompt_layers": 1,
     "prompt_num_attention_heads": 2,
     "text_config": {
-        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
         "max_position_embeddings": 16,
     },
     "vision_config": {
-        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-        "image_size": 32, "patch_size": 16, "num_frames": 4,
-        "mit_hidden_size": 32, "mit_intermediate_size": 64, "mit_num_hidden_layers": 1, "mit_num_attention_heads": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 16,
+        "num_frames": 4,
+        "mit_hidden_size": 32,
+        "mit_intermediate_size": 64,
+        "mit_num_hidden_layers": 1,
+        "mit_num_attention_heads": 2,
     },
 }
 
@@ -162,7 +173,9 @@ class XCLIP(nn.Module):
         video_features, text = F.normalize(video_features, dim=-1), F.normalize(text, dim=-1)
         return self.model.logit_scale.exp() * torch.einsum("bd,bkd->bk", video_features, text)
 
-    def video_text_features(self, video: torch.Tensor, tokens: Mapping | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def video_text_features(
+        self, video: torch.Tensor, tokens: Mapping | torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, C, H, W) video, K class tokens -> (B, D) video features and (B, K, D) video-conditioned class
         features, neither normalised (`forward` normalises and scales them; the anomaly net heads the video's)."""
         self._check_frames(video)

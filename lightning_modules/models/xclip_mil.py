@@ -54,9 +54,14 @@ class XCLIPMIL(nn.Module):
         if len(class_names) != 2:
             raise ValueError(f"XCLIPMIL scores two classes (normal, abnormal), got class_names={list(class_names)}")
         self.xclip = XCLIP(
-            name_or_path, pretrained=pretrained, config=config, prompt=prompt, grad_checkpointing=grad_checkpointing,
-            freeze_text=True, num_frames=num_frames,
-        )  # fmt: skip
+            name_or_path,
+            pretrained=pretrained,
+            config=config,
+            prompt=prompt,
+            grad_checkpointing=grad_checkpointing,
+            freeze_text=True,
+            num_frames=num_frames,
+        )
         self.num_frames = self.xclip.num_frames
         dim = self.xclip.model.config.projection_dim
         self.video_head = nn.Linear(dim, dim)  # UMIL's head_video (PyTorch's default init)
@@ -75,7 +80,9 @@ class XCLIPMIL(nn.Module):
         if bags.ndim != 6:
             raise ValueError(f"XCLIPMIL expects bags (B, K, T, C, H, W), got shape {tuple(bags.shape)}")
         b, k = bags.shape[:2]
-        video, text = self.xclip.video_text_features(bags.flatten(0, 1), self.tokens(bags.device))  # (BK, D), (BK, 2, D)
+        video, text = self.xclip.video_text_features(
+            bags.flatten(0, 1), self.tokens(bags.device)
+        )  # (BK, D), (BK, 2, D)
         video = F.normalize(self.video_head(video), dim=-1)
         text = F.normalize(text, dim=-1)
         logits = self.xclip.model.logit_scale.exp() * torch.einsum("nd,nkd->nk", video, text)  # (BK, 2)
@@ -89,6 +96,7 @@ class XCLIPMIL(nn.Module):
             if p.requires_grad:
                 skip = p.ndim < 2 or name.endswith(".bias") or "position_embedding" in name
                 (no_decay if skip else decay).append(p)
-        return [{"params": decay, "lr_scale": 1.0, "wd_scale": 1.0}, {"params": no_decay, "lr_scale": 1.0, "wd_scale": 0.0}]
-
-
+        return [
+            {"params": decay, "lr_scale": 1.0, "wd_scale": 1.0},
+            {"params": no_decay, "lr_scale": 1.0, "wd_scale": 0.0},
+        ]

@@ -18,7 +18,7 @@ def test_report_ratio_means_ours_better_above_one(capsys):
     assert untargeted.met is None and untargeted.target == ""
     out = capsys.readouterr().out
     assert "ratio 3.0000" in out and "TARGET MISSED" in out
-    lines = [json.loads(line[len("BENCHMARK "):]) for line in out.splitlines() if line.startswith("BENCHMARK ")]
+    lines = [json.loads(line[len("BENCHMARK ") :]) for line in out.splitlines() if line.startswith("BENCHMARK ")]
     assert [m["ratio"] for m in lines] == pytest.approx([3.0, 0.5, 1.0])
 
 
@@ -28,14 +28,22 @@ def _script(folder, name, body):
 
 def test_runner_collects_measurements_and_names_skips_and_failures(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "SCRIPTS", tmp_path)
-    _script(tmp_path, "good", """
+    _script(
+        tmp_path,
+        "good",
+        """
         from benchmarks.common import report
         print("some human output")
         report("good", "speed", 8.0, 4.0, "clips/s", min_ratio=1.5)
-    """)
-    _script(tmp_path, "broken", """
+    """,
+    )
+    _script(
+        tmp_path,
+        "broken",
+        """
         raise SystemExit("input missing")
-    """)
+    """,
+    )
     good, status = runner.run(runner.Benchmark("good"), full=False)
     assert status.startswith("ok") and len(good) == 1 and good[0]["ratio"] == pytest.approx(2.0) and good[0]["met"]
     assert runner.run(runner.Benchmark("broken"), full=False)[1] == "failed: exit code 1 (stderr above)"
@@ -54,12 +62,16 @@ def test_runner_times_out_a_hanging_benchmark(tmp_path, monkeypatch):
 
 def test_runner_keeps_what_a_timed_out_benchmark_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "SCRIPTS", tmp_path)
-    _script(tmp_path, "partial", """
+    _script(
+        tmp_path,
+        "partial",
+        """
         import time
         from benchmarks.common import report
         report("partial", "first", 2.0, 1.0, "x")
         time.sleep(60)
-    """)
+    """,
+    )
     rows, status = runner.run(runner.Benchmark("partial", timeout_s=5), full=False)
     assert status == "failed: timed out after 5 s" and [r["metric"] for r in rows] == ["first"]
 

@@ -89,6 +89,7 @@ def test_shipped_protocol_lists_parse(shared_data):
 
 # ------------------------------------------------------------------------------ other list formats
 
+
 def test_frame_list_reads_folder_count_and_label(tmp_path):
     f = tmp_path / "train_rgb_split_1.txt"
     f.write_text("brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0 408 0\n\nkick ball/clip 2 7 1\n")
@@ -133,8 +134,10 @@ def test_csv_list_keeps_its_separator(tmp_path, sep, text):
 
 def test_crime_temporal_annotation(tmp_path):
     f = tmp_path / "Temporal_Anomaly_Annotation.txt"
-    f.write_text("Abuse028_x264.mp4  Abuse  165  240  -1  -1  \nArson011_x264.mp4  Arson  150  420  680  1267\n"
-                 "Normal_Videos_003_x264.mp4  Normal  -1  -1  -1  -1  \n")  # fmt: skip
+    f.write_text(
+        "Abuse028_x264.mp4  Abuse  165  240  -1  -1  \nArson011_x264.mp4  Arson  150  420  680  1267\n"
+        "Normal_Videos_003_x264.mp4  Normal  -1  -1  -1  -1  \n"
+    )
     videos = read_crime_temporal(f)
     assert videos[0] == CrimeVideo("Abuse028_x264.mp4", "Abuse", None, ((165, 240),), 1, "temporal")
     assert videos[1].intervals == ((150, 420), (680, 1267)) and videos[1].label == UCF_CRIME_CLASSES.index("Arson")
@@ -170,8 +173,10 @@ def test_crime_temporal_errors_name_file_and_line(tmp_path, text, message):
 
 def test_crime_lists_with_counts_ucf_variant_and_paths(tmp_path):
     counts = tmp_path / "Test_Annotation_with_frame_counts.txt"
-    counts.write_text("Arson/Arson022_x264.mp4 8640 Arson 3500 4000 -1 -1\n"
-                      "Testing_Normal_Videos_Anomaly/Normal_Videos_872_x264.mp4 530 Normal -1 -1 -1 -1\n")  # fmt: skip
+    counts.write_text(
+        "Arson/Arson022_x264.mp4 8640 Arson 3500 4000 -1 -1\n"
+        "Testing_Normal_Videos_Anomaly/Normal_Videos_872_x264.mp4 530 Normal -1 -1 -1 -1\n"
+    )
     train = tmp_path / "Train_Annotation_with_frame_counts.txt"
     train.write_text("Training_Normal_Videos_Anomaly/Normal_Videos826_x264.mp4 1657\nRobbery/Robbery003_x264.mp4 984\n")
     ucf = tmp_path / "UCF_test.txt"

@@ -7,8 +7,8 @@ tests/tasks/test_anomaly.py would clash on import.)"""
 import pytest
 import torch
 
-from datamodules.anomaly import AnomalyDataModule, BagPairSampler
 from datamodules.annotations import AnnotationError
+from datamodules.anomaly import AnomalyDataModule, BagPairSampler
 from datamodules.features import feature_path, save_features
 from datamodules.manifest import ManifestRow, write_jsonl
 
@@ -41,10 +41,20 @@ def data(tmp_path):
     for i, name in enumerate(["Fighting", "Normal walking", "Vandalism", "sitting quietly"]):
         rows.append(
             ManifestRow(
-                row_id=f"r{i}", class_id=i, class_name=name, strategy="ie", prompt=name, seed=i,
-                video=f"videos/r{i}.mp4", num_frames=49, fps=8.0, width=64, height=64, backend="procedural",
+                row_id=f"r{i}",
+                class_id=i,
+                class_name=name,
+                strategy="ie",
+                prompt=name,
+                seed=i,
+                video=f"videos/r{i}.mp4",
+                num_frames=49,
+                fps=8.0,
+                width=64,
+                height=64,
+                backend="procedural",
             )
-        )  # fmt: skip
+        )
         _feat(tmp_path / "synthetic_features", f"r{i}.mp4", value=10.0 + i)
     write_jsonl(tmp_path / "manifest.jsonl", rows)
     return tmp_path
@@ -131,7 +141,10 @@ def test_test_items_carry_1_indexed_inclusive_frame_labels(data):
 def test_missing_features_are_named_with_the_fix(data):
     feature_path(data / "features", "Burglary001_x264.mp4").unlink()
     dm = _dm(data)
-    with pytest.raises(FileNotFoundError, match=r"1 of 5 videos .*Anomaly_Train.txt.*Burglary001_x264.mp4.*python -m datamodules features"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"1 of 5 videos .*Anomaly_Train.txt.*Burglary001_x264.mp4.*python -m datamodules features",
+    ):
         dm.check(["Anomaly_Train.txt", "Temporal_Anomaly_Annotation.txt"], synthetic=True)
     feature_path(data / "synthetic_features", "r2.mp4").unlink()
     with pytest.raises(FileNotFoundError, match=r"1 of 4 videos of .*manifest.jsonl"):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from datamodules.annotations import AnnotationError
 from datamodules.anomaly_eval import (
     evaluate,
     frame_counts_from,
@@ -15,7 +16,6 @@ from datamodules.anomaly_eval import (
     spread_umil,
     write_scores,
 )
-from datamodules.annotations import AnnotationError
 
 ABN, NOR = "Arrest001_x264.mp4", "Normal_Videos_001_x264.mp4"
 # UMIL layout: 0-based end-exclusive: frames 4-7 and 20-23 of 40 (two intervals); a normal video.
@@ -125,6 +125,8 @@ def test_real_lists_oracle_scores_under_both_protocols(shared_data):
     scores = {v.name: [float(v.labels[s : s + 30].mean()) for s in range(0, v.num_frames, 30)] for v in umil_videos}
     counts = frame_counts_from(splits / "UCF_test.txt")
     umil = evaluate("umil", umil_videos, scores)
-    sultani = evaluate("sultani", read_annotation("sultani", splits / "Temporal_Anomaly_Annotation.txt", counts), scores)
+    sultani = evaluate(
+        "sultani", read_annotation("sultani", splits / "Temporal_Anomaly_Annotation.txt", counts), scores
+    )
     assert min(umil.values()) > 0.95 and min(sultani.values()) > 0.9
     assert umil != pytest.approx(sultani)

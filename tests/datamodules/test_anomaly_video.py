@@ -55,10 +55,22 @@ def world(tmp_path):
     )
     (splits / "Anomaly_Train.txt").write_text("Abuse/Abuse001_x264.mp4\n")
     rows = [
-        ManifestRow(row_id=f"s{i}", class_id=i, class_name=name, strategy="ie", prompt=name, seed=i,
-                    video=f"v/s{i}.mp4", num_frames=24, fps=8.0, width=32, height=32, backend="procedural")
+        ManifestRow(
+            row_id=f"s{i}",
+            class_id=i,
+            class_name=name,
+            strategy="ie",
+            prompt=name,
+            seed=i,
+            video=f"v/s{i}.mp4",
+            num_frames=24,
+            fps=8.0,
+            width=32,
+            height=32,
+            backend="procedural",
+        )
         for i, name in enumerate(["Fighting", "Normal activity", "Loitering"])
-    ]  # fmt: skip
+    ]
     (tmp_path / "syn" / "v").mkdir(parents=True)
     for i in range(3):
         write_video(tmp_path / "syn" / "v" / f"s{i}.mp4", frames)
@@ -67,9 +79,17 @@ def world(tmp_path):
 
 
 def _dm(world, **kwargs):
-    args = dict(video_root=str(world / "videos"), split_dir=str(world / "splits"), num_instances=3, frames_per_instance=4,
-                frame_interval=2, image_size=32, batch_size=2, num_workers=0,
-                synthetic_manifest=str(world / "syn" / "manifest.jsonl"))  # fmt: skip
+    args = dict(
+        video_root=str(world / "videos"),
+        split_dir=str(world / "splits"),
+        num_instances=3,
+        frames_per_instance=4,
+        frame_interval=2,
+        image_size=32,
+        batch_size=2,
+        num_workers=0,
+        synthetic_manifest=str(world / "syn" / "manifest.jsonl"),
+    )
     return AnomalyVideoDataModule(**{**args, **kwargs})
 
 
@@ -128,8 +148,9 @@ def test_items_decode_the_frames_umil_samples_from_frame_folders(tmp_path):
     (tmp_path / "splits" / "UCF_train.txt").write_text(
         "Arrest/Arrest001_x264.mp4 0 69 2\nArrest/Arrest001_x264.mp4 0 69 0\n"  # the same frames, labelled twice
     )
-    dm = AnomalyVideoDataModule(str(tmp_path / "videos"), str(tmp_path / "splits"), num_instances=2, image_size=32,
-                                batch_size=2, num_workers=0)  # fmt: skip
+    dm = AnomalyVideoDataModule(
+        str(tmp_path / "videos"), str(tmp_path / "splits"), num_instances=2, image_size=32, batch_size=2, num_workers=0
+    )
     dm.setup("fit")
     bag = dm.datasets["train"][0]["video"]  # (K=2, T=5, C, H, W); 70 frames: strides of (70 - 30 + 1) // 2 = 20
     frames = _frame_of(bag)

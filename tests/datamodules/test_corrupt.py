@@ -118,9 +118,18 @@ def _write_lists(root: Path, tmp_path: Path) -> dict:
     (splits / "train.txt").write_text("\n".join(good + bad) + "\n")
     (splits / "test.txt").write_text("\n".join(good + bad) + "\n")
     (splits / "clean.txt").write_text("\n".join(good) + "\n")
-    return dict(label_file=str(tmp_path / "labels.csv"), video_root=str(root), split_dir=str(splits),
-                train_list="train.txt", test_list="test.txt", num_frames=4, image_size=16, test_views=1,
-                batch_size=4, num_workers=0)
+    return dict(
+        label_file=str(tmp_path / "labels.csv"),
+        video_root=str(root),
+        split_dir=str(splits),
+        train_list="train.txt",
+        test_list="test.txt",
+        num_frames=4,
+        image_size=16,
+        test_views=1,
+        batch_size=4,
+        num_workers=0,
+    )
 
 
 class _Tiny(L.LightningModule):
@@ -141,8 +150,14 @@ class _Tiny(L.LightningModule):
 
 def test_skips_are_counted_per_epoch_logged_and_reported(corrupt_root: Path, tmp_path: Path) -> None:
     dm = ActionDataModule(**_write_lists(corrupt_root, tmp_path), on_error="skip")
-    trainer = L.Trainer(max_epochs=2, logger=L.pytorch.loggers.CSVLogger(tmp_path / "logs"), callbacks=[SkipLogger()],
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=2,
+        logger=L.pytorch.loggers.CSVLogger(tmp_path / "logs"),
+        callbacks=[SkipLogger()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(_Tiny(), datamodule=dm)
     report = dm.skip_report()
     # every corrupt clip fails once per epoch (a failing neighbour's replacement may fail again)
@@ -221,11 +236,31 @@ def test_a_task_run_records_skips_and_exclusions_end_to_end(tmp_path: Path) -> N
     test_clip = data / "real/videos" / entries[0].path
     test_clip.write_bytes(test_clip.read_bytes()[: test_clip.stat().st_size // 2])
     repo = Path(__file__).resolve().parents[2]
-    main(["fit", "--config", str(repo / "tasks/few_shot_k4.yaml"), "--config", str(repo / "configs/smoke.yaml"),
-          "--data.label_file", str(data / "labels.csv"), "--data.video_root", str(data / "real/videos"),
-          "--data.split_dir", str(data / "real/splits"), "--data.synthetic_manifest", str(synthetic),
-          "--data.labels_dir", str(data), "--task.root", str(root),
-          "--data.on_error", "skip", "--data.test_on_error", "exclude"])  # fmt: skip
+    main(
+        [
+            "fit",
+            "--config",
+            str(repo / "tasks/few_shot_k4.yaml"),
+            "--config",
+            str(repo / "configs/smoke.yaml"),
+            "--data.label_file",
+            str(data / "labels.csv"),
+            "--data.video_root",
+            str(data / "real/videos"),
+            "--data.split_dir",
+            str(data / "real/splits"),
+            "--data.synthetic_manifest",
+            str(synthetic),
+            "--data.labels_dir",
+            str(data),
+            "--task.root",
+            str(root),
+            "--data.on_error",
+            "skip",
+            "--data.test_on_error",
+            "exclude",
+        ]
+    )
     run = root / "few_shot_k4"
     phase = json.loads((run / "pretrain/phase.json").read_text())
     assert phase["data"]["skipped_reads"] >= 1 and phase["data"]["files"] == [str(clip)]

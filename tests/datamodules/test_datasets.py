@@ -97,7 +97,10 @@ def test_skips_in_workers_reach_the_main_process_and_are_logged_at_epoch_end(cli
     batches = list(loader)
     assert [int(b["label"]) for b in batches] == [0, 2, 2, 4, 4]
     assert all("skipped" not in b and "skipped_files" not in b for b in batches)  # models never see markers
-    assert loader.tally.total == 2 and sorted(Path(f).name for f in loader.tally.files) == ["garbage.mp4", "missing.mp4"]
+    assert loader.tally.total == 2 and sorted(Path(f).name for f in loader.tally.files) == [
+        "garbage.mp4",
+        "missing.mp4",
+    ]
     end = [r.getMessage() for r in caplog.records if "this epoch" in r.getMessage()]
     assert end == [
         "2 clip read(s) failed to decode this epoch and were replaced by the next clip of the list "

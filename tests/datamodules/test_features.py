@@ -55,8 +55,15 @@ def test_extract_encodes_snippets_and_pools_segments(tmp_path):
     levels = [20 + 10 * i for i in range(18)]  # frame i is uniformly grey at this level
     frames = np.stack([np.full((64, 64, 3), v, np.uint8) for v in levels])
     write_video(tmp_path / "clip.mp4", frames, fps=8)
-    report = extract(FrameBrightness(), [tmp_path / "clip.mp4"], tmp_path / "out", num_segments=4,
-                     frames_per_snippet=4, image_size=32, progress=False)  # fmt: skip
+    report = extract(
+        FrameBrightness(),
+        [tmp_path / "clip.mp4"],
+        tmp_path / "out",
+        num_segments=4,
+        frames_per_snippet=4,
+        image_size=32,
+        progress=False,
+    )
     assert (report.extracted, report.skipped_done, report.failed) == (1, 0, 0)
     bag = load_features(tmp_path / "out" / "clip.pt")
     assert bag.num_frames == 18 and bag.features.shape == (4, 4)
@@ -73,8 +80,15 @@ def test_cache_is_atomic_and_resumable(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / ".b.pt.tmp").write_bytes(b"partial")  # a crash mid-write: never counts as done
     save_features(feature_path(tmp_path / "out", "a.mp4"), torch.ones(2, 4), 6, "a.mp4")
-    report = extract(FrameBrightness(), [tmp_path / "a.mp4", tmp_path / "b.mp4"], tmp_path / "out",
-                     num_segments=2, frames_per_snippet=4, image_size=32, progress=False)  # fmt: skip
+    report = extract(
+        FrameBrightness(),
+        [tmp_path / "a.mp4", tmp_path / "b.mp4"],
+        tmp_path / "out",
+        num_segments=2,
+        frames_per_snippet=4,
+        image_size=32,
+        progress=False,
+    )
     assert (report.extracted, report.skipped_done) == (1, 1)
     assert load_features(tmp_path / "out" / "a.pt").features.tolist() == [[1.0] * 4] * 2  # untouched
     assert load_features(tmp_path / "out" / "b.pt").features.shape == (2, 4)
@@ -115,15 +129,23 @@ def test_cli_on_real_ucf_crime_style_clip(shared_data, tmp_path):
     listing.write_text("Robbery/Robbery2.mp4\n")  # 960 frames, 320x240
     argv = [
         "features",
-        "--model-class", "lightning_modules.models.vifi_clip.ViFiCLIP",
-        "--model-args", '{"arch": "synthact-tiny", "pretrained": null}',
-        "--list", str(listing),
-        "--video-root", str(shared_data / "real_clips" / "ucf_crime_like"),
-        "--out", str(tmp_path / "out"),
-        "--image-size", "32",
-        "--batch-size", "40",
-        "--device", "cpu",
-    ]  # fmt: skip
+        "--model-class",
+        "lightning_modules.models.vifi_clip.ViFiCLIP",
+        "--model-args",
+        '{"arch": "synthact-tiny", "pretrained": null}',
+        "--list",
+        str(listing),
+        "--video-root",
+        str(shared_data / "real_clips" / "ucf_crime_like"),
+        "--out",
+        str(tmp_path / "out"),
+        "--image-size",
+        "32",
+        "--batch-size",
+        "40",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     bag = load_features(tmp_path / "out" / "Robbery2.pt")
     assert bag.num_frames == 960
@@ -147,10 +169,21 @@ class FourFrames(nn.Module):
 
 def test_snippet_shape_the_net_refuses_is_explained(tmp_path):
     write_video(tmp_path / "a.mp4", np.zeros((8, 32, 32, 3), np.uint8))
-    with pytest.raises(ValueError, match=r"FourFrames.encode_video refused snippets of shape \(1, 8, 3, 32, 32\).*--frames-per-snippet"):
-        extract(FourFrames(), [tmp_path / "a.mp4"], tmp_path / "out", frames_per_snippet=8, image_size=32, progress=False)
-    report = extract(FourFrames(), [tmp_path / "a.mp4"], tmp_path / "out", num_segments=2, frames_per_snippet=4,
-                     image_size=32, progress=False)  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"FourFrames.encode_video refused snippets of shape \(1, 8, 3, 32, 32\).*--frames-per-snippet"
+    ):
+        extract(
+            FourFrames(), [tmp_path / "a.mp4"], tmp_path / "out", frames_per_snippet=8, image_size=32, progress=False
+        )
+    report = extract(
+        FourFrames(),
+        [tmp_path / "a.mp4"],
+        tmp_path / "out",
+        num_segments=2,
+        frames_per_snippet=4,
+        image_size=32,
+        progress=False,
+    )
     assert report.extracted == 1 and load_features(tmp_path / "out" / "a.pt").features.shape == (2, 1)
 
 

@@ -19,11 +19,15 @@ from datamodules.transforms import VideoTransform
 def _labels(tmp_path: Path) -> Path:
     (tmp_path / "labels.csv").write_text("id,name\n0,brush_hair\n1,cartwheel\n2,ApplyEyeMakeup\n")
     (tmp_path / "base.csv").write_text("id,name\n0,cartwheel\n1,brush_hair\n")
-    (tmp_path / "llm.json").write_text(json.dumps({  # TC-CLIP's format: ids of labels.csv
-        "0": "Brush hair: A person is using a brush to style their hair",
-        "1": "Cartwheel: A person is doing a cartwheel",
-        "2": "Apply eye makeup: A person is applying makeup around the eyes",
-    }))
+    (tmp_path / "llm.json").write_text(
+        json.dumps(
+            {  # TC-CLIP's format: ids of labels.csv
+                "0": "Brush hair: A person is using a brush to style their hair",
+                "1": "Cartwheel: A person is doing a cartwheel",
+                "2": "Apply eye makeup: A person is applying makeup around the eyes",
+            }
+        )
+    )
     return tmp_path / "labels.csv"
 
 
@@ -49,8 +53,10 @@ def test_datamodule_serves_texts_for_the_current_label_set_and_keeps_csv_names(t
     assert dm.class_texts[2] == "Apply eye makeup: A person is applying makeup around the eyes"
     dm.set_labels("base")  # no JSON of its own: the main file's text, by name
     assert dm.class_names == ["cartwheel", "brush_hair"]
-    assert dm.class_texts == ["Cartwheel: A person is doing a cartwheel",
-                              "Brush hair: A person is using a brush to style their hair"]
+    assert dm.class_texts == [
+        "Cartwheel: A person is doing a cartwheel",
+        "Brush hair: A person is using a brush to style their hair",
+    ]
     assert ActionDataModule(str(labels)).class_texts == ["brush_hair", "cartwheel", "ApplyEyeMakeup"]
 
 
@@ -59,7 +65,7 @@ def test_a_class_without_text_is_named(tmp_path):
     (tmp_path / "partial.json").write_text(json.dumps({"cartwheel": "a wheel of a person"}))
     dm = ActionDataModule(str(labels), label_text={"main": "partial.json"})
     with pytest.raises(ValueError, match=r"no text for 2 classes .*'brush_hair'"):
-        dm.class_texts
+        _ = dm.class_texts
 
 
 def test_samples_say_whether_they_are_generated_and_training_uses_the_recipes_augmentation(tmp_path):

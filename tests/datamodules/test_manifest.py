@@ -7,8 +7,17 @@ from datamodules.manifest import ManifestError, ManifestRow, append_manifest_row
 
 def row(i: int, **kw) -> ManifestRow:
     base = dict(
-        row_id=f"wave-ie-{i:04d}", class_id=0, class_name="wave", strategy="ie", prompt="a person waves",
-        seed=i, video=f"videos/wave/wave-ie-{i:04d}.mp4", num_frames=8, fps=8, width=32, height=32,
+        row_id=f"wave-ie-{i:04d}",
+        class_id=0,
+        class_name="wave",
+        strategy="ie",
+        prompt="a person waves",
+        seed=i,
+        video=f"videos/wave/wave-ie-{i:04d}.mp4",
+        num_frames=8,
+        fps=8,
+        width=32,
+        height=32,
         backend="procedural",
     )
     return ManifestRow(**{**base, **kw})

@@ -17,10 +17,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from datamodules.action import ActionDataModule
-from datamodules.datasets import Clip, VideoDataset
 from datamodules.mixing import MixedDataLoader, MixedDataset, MixedSampler, _draw, realised_fraction
 from datamodules.splits import topup, topup_target
-from datamodules.transforms import VideoTransform
 from lightning_modules.losses import LossConfig, action_loss
 
 # A long-tailed real source (classes 0..5 with 40, 20, 10, 5, 3, 2 clips) and a balanced generated one.
@@ -251,8 +249,14 @@ class _Data(L.LightningDataModule):
 
 def _fit(root: Path, model: _Recorder, ckpt_path: str | None = None) -> L.Trainer:
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=root, save_last=True, save_top_k=0, every_n_train_steps=1)
-    trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[checkpoint])  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[checkpoint],
+    )
     trainer.fit(model, datamodule=_Data(), ckpt_path=ckpt_path)
     return trainer
 
@@ -314,15 +318,35 @@ def world(tmp_path: Path) -> dict:
     rows = []
     for i in range(12):
         video = "videos/broken.mp4" if i == 5 else "videos/clip"
-        rows.append({"row_id": f"r{i}", "class_id": i // 4, "class_name": "abc"[i // 4], "strategy": "ie",
-                     "prompt": "p", "seed": i, "video": video, "num_frames": 4, "fps": 8.0, "width": 8,
-                     "height": 8, "backend": "procedural", "uncertainty": 0.1 * (i % 4)})  # fmt: skip
+        rows.append(
+            {
+                "row_id": f"r{i}",
+                "class_id": i // 4,
+                "class_name": "abc"[i // 4],
+                "strategy": "ie",
+                "prompt": "p",
+                "seed": i,
+                "video": video,
+                "num_frames": 4,
+                "fps": 8.0,
+                "width": 8,
+                "height": 8,
+                "backend": "procedural",
+                "uncertainty": 0.1 * (i % 4),
+            }
+        )
     _frame_folder(tmp_path / "synthetic" / "videos" / "clip", 200)
     (tmp_path / "synthetic" / "videos" / "broken.mp4").write_bytes(b"garbage" * 20)
     (tmp_path / "synthetic" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return dict(label_file=str(tmp_path / "labels.csv"), video_root=str(tmp_path / "real"),
-                split_dir=str(tmp_path / "splits"), synthetic_manifest=str(tmp_path / "synthetic/manifest.jsonl"),
-                num_frames=4, image_size=8, num_workers=0)  # fmt: skip
+    return dict(
+        label_file=str(tmp_path / "labels.csv"),
+        video_root=str(tmp_path / "real"),
+        split_dir=str(tmp_path / "splits"),
+        synthetic_manifest=str(tmp_path / "synthetic/manifest.jsonl"),
+        num_frames=4,
+        image_size=8,
+        num_workers=0,
+    )
 
 
 def test_mixed_batches_carry_origin_and_uncertainty_and_skip_within_their_source(world, caplog):

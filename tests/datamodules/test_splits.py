@@ -14,29 +14,51 @@ from datamodules.splits import kshot, long_tail, lt_groups, pareto_counts, remap
 
 # One small file per list format: classes 0..2 with 5, 3 and 1 clips (UCF-Crime: by class name).
 FORMATS = {
-    "video": ("list.txt", "\n".join(
-        [f"c0_{i}.avi 0" for i in range(5)] + [f"c1 {i}.avi 1" for i in range(3)] + ["c2.avi 2"])),
-    "frames": ("split.txt", "\n".join(
-        [f"A/c0_{i} {10 + i} 0" for i in range(5)] + [f"B/c1_{i} 9 1" for i in range(3)] + ["C/c2 4 2"])),
-    "csv": ("train.csv", "\n".join(
-        [f"UCF/v_{i}.mp4,0" for i in range(5)] + [f"UCF/w_{i}.mp4,1" for i in range(3)] + ["x.mp4,2"])),
-    "crime-temporal": ("Temporal_Anomaly_Annotation.txt", "\n".join(
-        [f"Abuse{i:03d}_x264.mp4  Abuse  {i + 1}  {i + 9}  -1  -1" for i in range(5)]
-        + [f"Normal_Videos_{i:03d}_x264.mp4  Normal  -1  -1  -1  -1" for i in range(3)]
-        + ["Arson001_x264.mp4  Arson  5  9  20  30"])),
-    "crime-counts": ("Test_Annotation_with_frame_counts.txt", "\n".join(
-        [f"Abuse/Abuse{i:03d}_x264.mp4 {100 + i} Abuse 3 9 -1 -1" for i in range(5)]
-        + [f"Testing_Normal_Videos_Anomaly/N{i}.mp4 50 Normal -1 -1 -1 -1" for i in range(3)]
-        + ["Arson/Arson001_x264.mp4 70 Arson 5 9 20 30"])),
-    "crime-ucf": ("UCF_train.txt", "\n".join(
-        [f"frames/Abuse/Abuse{i:03d}_x264.mp4 0 {99 + i} 1" for i in range(5)]
-        + [f"frames/Training_Normal_Videos_Anomaly/N{i}.mp4 0 49 0" for i in range(3)]
-        + ["frames/Arson/Arson001_x264.mp4 0 69 3"])),
-    "crime-paths": ("Anomaly_Train.txt", "\n".join(
-        [f"Abuse/Abuse{i:03d}_x264.mp4" for i in range(5)]
-        + [f"Training_Normal_Videos_Anomaly/Normal_Videos{i:03d}_x264.mp4" for i in range(3)]
-        + ["Arson/Arson001_x264.mp4"])),
-}  # fmt: skip
+    "video": (
+        "list.txt",
+        "\n".join([f"c0_{i}.avi 0" for i in range(5)] + [f"c1 {i}.avi 1" for i in range(3)] + ["c2.avi 2"]),
+    ),
+    "frames": (
+        "split.txt",
+        "\n".join([f"A/c0_{i} {10 + i} 0" for i in range(5)] + [f"B/c1_{i} 9 1" for i in range(3)] + ["C/c2 4 2"]),
+    ),
+    "csv": (
+        "train.csv",
+        "\n".join([f"UCF/v_{i}.mp4,0" for i in range(5)] + [f"UCF/w_{i}.mp4,1" for i in range(3)] + ["x.mp4,2"]),
+    ),
+    "crime-temporal": (
+        "Temporal_Anomaly_Annotation.txt",
+        "\n".join(
+            [f"Abuse{i:03d}_x264.mp4  Abuse  {i + 1}  {i + 9}  -1  -1" for i in range(5)]
+            + [f"Normal_Videos_{i:03d}_x264.mp4  Normal  -1  -1  -1  -1" for i in range(3)]
+            + ["Arson001_x264.mp4  Arson  5  9  20  30"]
+        ),
+    ),
+    "crime-counts": (
+        "Test_Annotation_with_frame_counts.txt",
+        "\n".join(
+            [f"Abuse/Abuse{i:03d}_x264.mp4 {100 + i} Abuse 3 9 -1 -1" for i in range(5)]
+            + [f"Testing_Normal_Videos_Anomaly/N{i}.mp4 50 Normal -1 -1 -1 -1" for i in range(3)]
+            + ["Arson/Arson001_x264.mp4 70 Arson 5 9 20 30"]
+        ),
+    ),
+    "crime-ucf": (
+        "UCF_train.txt",
+        "\n".join(
+            [f"frames/Abuse/Abuse{i:03d}_x264.mp4 0 {99 + i} 1" for i in range(5)]
+            + [f"frames/Training_Normal_Videos_Anomaly/N{i}.mp4 0 49 0" for i in range(3)]
+            + ["frames/Arson/Arson001_x264.mp4 0 69 3"]
+        ),
+    ),
+    "crime-paths": (
+        "Anomaly_Train.txt",
+        "\n".join(
+            [f"Abuse/Abuse{i:03d}_x264.mp4" for i in range(5)]
+            + [f"Training_Normal_Videos_Anomaly/Normal_Videos{i:03d}_x264.mp4" for i in range(3)]
+            + ["Arson/Arson001_x264.mp4"]
+        ),
+    ),
+}
 
 
 def _write(tmp_path: Path, fmt: str) -> Path:

@@ -234,7 +234,9 @@ def test_real_hmdb_clips_validate_with_decoding(shared_data: Path, tmp_path: Pat
     assert _check(report, "names").status == "ok"
 
 
-def test_class_subfolder_layout_is_explained_and_by_name_finds_the_clips(shared_data: Path, tmp_path: Path, capsys) -> None:
+def test_class_subfolder_layout_is_explained_and_by_name_finds_the_clips(
+    shared_data: Path, tmp_path: Path, capsys
+) -> None:
     wave = sorted((shared_data / "real_clips" / "hmdb51" / "wave").glob("*.avi"))
     root = tmp_path / "hmdb51"
     (root / "wave").mkdir(parents=True)
@@ -252,7 +254,10 @@ def test_class_subfolder_layout_is_explained_and_by_name_finds_the_clips(shared_
     assert "ok    decode" not in capsys.readouterr().out
     fixed = validate(lst, labels, root=root, layout="by_name")
     assert fixed.ok and _check(fixed, "decode").summary == "all 3 clips decode (8 frames each)"
-    assert main(["validate", "--list", str(lst), "--labels", str(labels), "--root", str(root), "--root-layout", "by-name"]) == 0
+    assert (
+        main(["validate", "--list", str(lst), "--labels", str(labels), "--root", str(root), "--root-layout", "by-name"])
+        == 0
+    )
     # the datamodule takes the same switch; without it, the same explanation
     from datamodules.datasets import clips_from_list
 

@@ -241,8 +241,10 @@ def _tasks() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2,
-                    reason="counts threads through /proc; PyAV's automatic swscale threads need >= 2 CPUs")
+@pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2,
+    reason="counts threads through /proc; PyAV's automatic swscale threads need >= 2 CPUs",
+)
 def test_rgb_conversion_starts_no_threads(tmp_path: Path) -> None:
     """PyAV >= 17 converts with one swscale thread per CPU by default, started for each frame (each frame
     has its own converter), which cost more than decoding; `_rgb` converts on the calling thread."""

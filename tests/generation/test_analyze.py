@@ -49,9 +49,14 @@ def direct_mmd2(x, y, k) -> float:
     return xx + yy - 2 * xy
 
 
-@pytest.mark.parametrize(("kernel", "direct"), [
-    (linear_kernel, k_lin), (rbf_kernel(0.8), k_rbf), (poly_kernel(3), k_poly),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kernel", "direct"),
+    [
+        (linear_kernel, k_lin),
+        (rbf_kernel(0.8), k_rbf),
+        (poly_kernel(3), k_poly),
+    ],
+)
 def test_mmd_matches_the_direct_computation_and_is_zero_for_identical_sets(kernel, direct):
     assert mmd2_unbiased(X, Y, kernel) == pytest.approx(direct_mmd2(X, Y, direct), abs=1e-12)
     assert mmd2_unbiased(X[:4], Y, kernel) == pytest.approx(direct_mmd2(X[:4], Y, direct), abs=1e-12)  # m == n
@@ -74,8 +79,10 @@ def test_davies_bouldin_matches_scikit_learn_and_its_definition():
     labels = np.array([0, 0, 1, 1, 2, 2])
     centroids = np.array([[0.0, 1.0], [11.0, 0.0], [0.0, 21.5]])
     spread = np.array([1.0, 1.0, 1.5])  # mean distance of each class's points to its centroid
-    r = [[(spread[i] + spread[j]) / np.linalg.norm(centroids[i] - centroids[j]) for j in range(3) if j != i]
-         for i in range(3)]  # fmt: skip
+    r = [
+        [(spread[i] + spread[j]) / np.linalg.norm(centroids[i] - centroids[j]) for j in range(3) if j != i]
+        for i in range(3)
+    ]
     by_hand = float(np.mean([max(ri) for ri in r]))
     assert davies_bouldin(features, labels) == pytest.approx(by_hand)
     assert davies_bouldin(features, labels) == davies_bouldin_score(features, labels)
@@ -105,10 +112,20 @@ def test_dataset_specs():
 def test_analyze_the_smoke_demo_with_the_tiny_clip(tmp_path):
     build_demo(tmp_path / "smoke", "smoke", progress=False)
     d = tmp_path / "smoke"
-    specs = [DatasetSpec.parse(f"ie={d}/synthetic/ie/manifest.jsonl"),
-             DatasetSpec.parse(f"real={d}/real/splits/val1.txt@{d}/real/videos")]  # fmt: skip
-    report = analyze_datasets(specs, "real", tmp_path / "out", labels=d / "labels.csv", arch="synthact-tiny",
-                              pretrained=None, num_frames=4, max_clips=24)  # fmt: skip
+    specs = [
+        DatasetSpec.parse(f"ie={d}/synthetic/ie/manifest.jsonl"),
+        DatasetSpec.parse(f"real={d}/real/splits/val1.txt@{d}/real/videos"),
+    ]
+    report = analyze_datasets(
+        specs,
+        "real",
+        tmp_path / "out",
+        labels=d / "labels.csv",
+        arch="synthact-tiny",
+        pretrained=None,
+        num_frames=4,
+        max_clips=24,
+    )
     assert json.loads((tmp_path / "out/analysis.json").read_text()) == json.loads(json.dumps(report))
     assert report["datasets"]["ie"]["clips"] == 24 and report["datasets"]["real"]["clips"] == 16
     assert report["datasets"]["real"]["mmd2"] == {"linear": 0.0, "rbf": 0.0, "poly": 0.0}

@@ -14,12 +14,22 @@ import torch
 from datamodules.manifest import read_manifest
 from generation.__main__ import main
 from generation.cogvideox import (
-    CACHES, COGVIDEOX_TAYLORSEER_MODULES, CogVideoXRenderer, CogVideoXSettings, cache_kwargs, calibrate_mag_ratios,
-    configure_pipeline, psnr, tiny_pipeline, tiny_pipeline_settings, tiny_tokenizer,
+    CACHES,
+    COGVIDEOX_TAYLORSEER_MODULES,
+    CogVideoXRenderer,
+    CogVideoXSettings,
+    cache_kwargs,
+    calibrate_mag_ratios,
+    configure_pipeline,
+    psnr,
+    tiny_pipeline,
+    tiny_pipeline_settings,
+    tiny_tokenizer,
 )
 from generation.prompts import Label, fit_tokens, make_prompts, write_prompts
 from generation.render import render_prompts
 from generation.video_io import read_video
+
 
 def tiny_settings(model: str | Path = "unused", **kw) -> CogVideoXSettings:
     return tiny_pipeline_settings(model=str(model), **kw)
@@ -42,8 +52,9 @@ def _prompts(tmp_path: Path, n: int = 2) -> Path:
 def test_renders_two_clips_from_a_local_folder_and_same_seed_is_identical(model_dir, tmp_path):
     prompts = _prompts(tmp_path)
     out = tmp_path / "out"
-    s = render_prompts(prompts, out, backend="cogvideox", fps=8, progress=False,
-                       cogvideox=tiny_settings(model_dir, batch_size=2))
+    s = render_prompts(
+        prompts, out, backend="cogvideox", fps=8, progress=False, cogvideox=tiny_settings(model_dir, batch_size=2)
+    )
     assert (s.rendered, s.failed) == (2, 0)
     manifest = read_manifest(out / "manifest.jsonl")
     assert [(m.num_frames, m.width, m.height, m.backend) for m in manifest] == [(9, 16, 16, "cogvideox")] * 2
@@ -52,9 +63,37 @@ def test_renders_two_clips_from_a_local_folder_and_same_seed_is_identical(model_
     assert not np.array_equal(clips[0], clips[1])  # different prompts and seeds
     # The same rows rendered again, one per batch (batch-size 1 instead of 2): identical clips.
     again = tmp_path / "again"
-    assert main(["render", "--prompts", str(prompts), "--out", str(again), "--backend", "cogvideox", "--model",
-          str(model_dir), "--dtype", "fp32", "--device", "cpu", "--steps", "2", "--frames", "9", "--width", "16",
-          "--height", "16", "--max-sequence-length", "16", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                "--prompts",
+                str(prompts),
+                "--out",
+                str(again),
+                "--backend",
+                "cogvideox",
+                "--model",
+                str(model_dir),
+                "--dtype",
+                "fp32",
+                "--device",
+                "cpu",
+                "--steps",
+                "2",
+                "--frames",
+                "9",
+                "--width",
+                "16",
+                "--height",
+                "16",
+                "--max-sequence-length",
+                "16",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     for m in manifest:
         assert np.array_equal(read_video(again / m.video), read_video(out / m.video))
 
@@ -70,7 +109,14 @@ def test_batch_uses_one_generator_per_clip(model_dir):
 def test_pipeline_gets_the_paper_defaults():
     s = CogVideoXSettings()
     assert (s.model, s.dtype, s.steps, s.guidance, s.num_frames, s.width, s.height) == (
-        "THUDM/CogVideoX-2b", "fp16", 50, 6.0, 49, 720, 480)
+        "THUDM/CogVideoX-2b",
+        "fp16",
+        50,
+        6.0,
+        49,
+        720,
+        480,
+    )
 
     class Recorder:
         device = "cpu"
@@ -81,13 +127,14 @@ def test_pipeline_gets_the_paper_defaults():
 
     rec = Recorder()
     CogVideoXRenderer(CogVideoXSettings(batch_size=2), pipe=rec).render_batch(
-        make_prompts([Label(0, "waving")], "basic", videos_per_class=2))
+        make_prompts([Label(0, "waving")], "basic", videos_per_class=2)
+    )
     assert rec.kw["use_dynamic_cfg"] is False and rec.kw["num_videos_per_prompt"] == 1
     assert (rec.kw["num_inference_steps"], rec.kw["guidance_scale"], rec.kw["num_frames"]) == (50, 6.0, 49)
     assert (rec.kw["width"], rec.kw["height"], rec.kw["max_sequence_length"]) == (720, 480, 226)
-    assert [g.initial_seed() for g in rec.kw["generator"]] == [r.seed for r in
-                                                               make_prompts([Label(0, "waving")], "basic",
-                                                                            videos_per_class=2)]
+    assert [g.initial_seed() for g in rec.kw["generator"]] == [
+        r.seed for r in make_prompts([Label(0, "waving")], "basic", videos_per_class=2)
+    ]
 
 
 def test_loaded_pipeline_has_the_ddim_scheduler(model_dir):
@@ -98,8 +145,10 @@ def test_loaded_pipeline_has_the_ddim_scheduler(model_dir):
     assert r.pipe.scheduler.config.timestep_spacing == "trailing"
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("num_frames", 10, "4k \\+ 1 frames"), ("width", 100, "multiples of 16"), ("dtype", "fp8", "choose one of")])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("num_frames", 10, "4k \\+ 1 frames"), ("width", 100, "multiples of 16"), ("dtype", "fp8", "choose one of")],
+)
 def test_bad_settings_are_refused(field, value, message):
     with pytest.raises(ValueError, match=message):
         CogVideoXSettings(**{field: value}).check()
@@ -116,8 +165,20 @@ def test_fit_tokens_with_the_tokenizer_and_the_word_bound():
 
 
 def test_missing_weights_are_a_clear_cli_error(tmp_path, capsys):
-    rc = main(["render", "--prompts", str(_prompts(tmp_path)), "--out", str(tmp_path / "o"), "--backend", "cogvideox",
-               "--model", str(tmp_path / "no-such-model"), "--no-progress"])
+    rc = main(
+        [
+            "render",
+            "--prompts",
+            str(_prompts(tmp_path)),
+            "--out",
+            str(tmp_path / "o"),
+            "--backend",
+            "cogvideox",
+            "--model",
+            str(tmp_path / "no-such-model"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "cannot load a CogVideoX pipeline from --model" in err and "no-such-model" in err
     assert not (tmp_path / "o" / "manifest.jsonl").exists()
@@ -129,8 +190,9 @@ def test_cogvideox_2b_renders_one_clip_with_the_paper_settings(tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     out = tmp_path / "out"
-    s = render_prompts(_prompts(tmp_path, n=1), out, backend="cogvideox", progress=False,
-                       cogvideox=CogVideoXSettings(vae_tiling=True))
+    s = render_prompts(
+        _prompts(tmp_path, n=1), out, backend="cogvideox", progress=False, cogvideox=CogVideoXSettings(vae_tiling=True)
+    )
     m = read_manifest(out / "manifest.jsonl")[0]
     assert s.rendered == 1 and (m.num_frames, m.width, m.height, m.fps) == (49, 720, 480, 8)
     assert read_video(out / m.video).std() > 5  # not a blank clip
@@ -141,8 +203,24 @@ def test_prompts_cli_reports_truncations_to_the_t5_budget(tmp_path, capsys):
     (tmp_path / "labels.csv").write_text("0,waving\n")
     out = tmp_path / "p.jsonl"
     # The toy vocabulary spells most words letter by letter: every 50-100 word prompt exceeds 226 tokens.
-    assert main(["prompts", "--labels", str(tmp_path / "labels.csv"), "--out", str(out), "--backend", "template",
-                 "--videos-per-class", "2", "--tokenizer", str(tmp_path / "tok")]) == 0
+    assert (
+        main(
+            [
+                "prompts",
+                "--labels",
+                str(tmp_path / "labels.csv"),
+                "--out",
+                str(out),
+                "--backend",
+                "template",
+                "--videos-per-class",
+                "2",
+                "--tokenizer",
+                str(tmp_path / "tok"),
+            ]
+        )
+        == 0
+    )
     assert "2 truncated to fit 226 T5 tokens" in capsys.readouterr().out
     tok = tiny_tokenizer()
     for line in out.read_text().splitlines():
@@ -153,8 +231,13 @@ def test_prompts_cli_reports_truncations_to_the_t5_budget(tmp_path, capsys):
 
 # Knobs that make each cache skip work on the toy pipeline within 6 steps (random weights change fast, so
 # the threshold caches need loose thresholds to skip at all).
-FORCING = {"pab": {}, "fastercache": {}, "taylorseer": {"cache_interval": "2", "disable_cache_before_step": "1"},
-           "firstblock": {"threshold": "1e9"}, "magcache": {"threshold": "10", "retention_ratio": "0.2"}}
+FORCING = {
+    "pab": {},
+    "fastercache": {},
+    "taylorseer": {"cache_interval": "2", "disable_cache_before_step": "1"},
+    "firstblock": {"threshold": "1e9"},
+    "magcache": {"threshold": "10", "retention_ratio": "0.2"},
+}
 
 
 def _configured(settings: CogVideoXSettings, layers: int = 2):
@@ -173,9 +256,18 @@ def test_cache_none_is_bit_identical_to_the_bare_pipeline():
     bare = tiny_pipeline(layers=2).to("cpu")
     bare.set_progress_bar_config(disable=True)
     for row, clip in zip(rows, ours):
-        out = bare(prompt=[row.prompt], generator=[torch.Generator().manual_seed(row.seed)], num_inference_steps=4,
-                   guidance_scale=6.0, use_dynamic_cfg=False, num_frames=9, height=16, width=16,
-                   max_sequence_length=16, output_type="np").frames[0]
+        out = bare(
+            prompt=[row.prompt],
+            generator=[torch.Generator().manual_seed(row.seed)],
+            num_inference_steps=4,
+            guidance_scale=6.0,
+            use_dynamic_cfg=False,
+            num_frames=9,
+            height=16,
+            width=16,
+            max_sequence_length=16,
+            output_type="np",
+        ).frames[0]
         assert np.array_equal(clip, np.clip(np.rint(out * 255), 0, 255).astype(np.uint8))
     assert not getattr(renderer.pipe.transformer, "is_cache_enabled", False)
 
@@ -183,8 +275,9 @@ def test_cache_none_is_bit_identical_to_the_bare_pipeline():
 @pytest.mark.parametrize("cache", [c for c in CACHES if c != "none"])
 def test_every_cache_runs_changes_the_render_and_reports_psnr_per_clip(cache, tmp_path):
     log = tmp_path / "dev.jsonl"
-    settings = tiny_settings(steps=6, cache=cache, cache_args=FORCING[cache], compare_to_uncached=2,
-                             compare_log=str(log))
+    settings = tiny_settings(
+        steps=6, cache=cache, cache_args=FORCING[cache], compare_to_uncached=2, compare_log=str(log)
+    )
     renderer = CogVideoXRenderer(settings, pipe=_configured(settings))
     assert renderer.pipe.transformer.is_cache_enabled
     rows = _rows()
@@ -207,8 +300,12 @@ def test_taylorseer_hooks_cogvideox_attention_and_feed_forward():
 
     names = [n for n, _ in tiny_pipeline(layers=2).transformer.named_modules()]
     hooked = [n for n in names if any(re.fullmatch(p, n) for p in COGVIDEOX_TAYLORSEER_MODULES)]
-    assert hooked == ["transformer_blocks.0.attn1", "transformer_blocks.0.ff", "transformer_blocks.1.attn1",
-                      "transformer_blocks.1.ff"]
+    assert hooked == [
+        "transformer_blocks.0.attn1",
+        "transformer_blocks.0.ff",
+        "transformer_blocks.1.attn1",
+        "transformer_blocks.1.ff",
+    ]
     # diffusers' default patterns match none of them: TaylorSeer would silently do nothing on CogVideoX
     from diffusers.hooks.taylorseer_cache import _TRANSFORMER_BLOCK_IDENTIFIERS
 
@@ -229,12 +326,20 @@ def test_magcache_calibrates_one_ratio_per_step_unless_given(capsys):
 
 
 def test_cache_knobs_are_typed_and_checked():
-    kw = cache_kwargs(tiny_settings(cache="pab", cache_args={"spatial_attention_timestep_skip_range": "200,700",
-                                                             "temporal_attention_block_skip_range": "3"}))
+    kw = cache_kwargs(
+        tiny_settings(
+            cache="pab",
+            cache_args={"spatial_attention_timestep_skip_range": "200,700", "temporal_attention_block_skip_range": "3"},
+        )
+    )
     assert kw["spatial_attention_timestep_skip_range"] == (200, 700) and kw["spatial_attention_block_skip_range"] == 2
     assert kw["temporal_attention_block_skip_range"] == 3
-    assert cache_kwargs(tiny_settings(cache="taylorseer", cache_args={"taylor_factors_dtype": "fp32"}))[
-        "taylor_factors_dtype"] is torch.float32
+    assert (
+        cache_kwargs(tiny_settings(cache="taylorseer", cache_args={"taylor_factors_dtype": "fp32"}))[
+            "taylor_factors_dtype"
+        ]
+        is torch.float32
+    )
     with pytest.raises(ValueError, match="not a knob of --cache firstblock.*choose from threshold"):
         tiny_settings(cache="firstblock", cache_args={"treshold": "0.1"}).check()
     with pytest.raises(ValueError, match="--cache-arg threshold=fast"):
@@ -261,25 +366,91 @@ def test_non_finite_frames_fail_the_batch_instead_of_writing_black_clips():
 def test_fp8_on_a_machine_without_a_capable_gpu_is_a_clear_cli_error(model_dir, tmp_path, capsys):
     if torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9):
         pytest.skip("this GPU can run fp8")
-    rc = main(["render", "--prompts", str(_prompts(tmp_path)), "--out", str(tmp_path / "o"), "--backend", "cogvideox",
-               "--model", str(model_dir), "--dtype", "fp32", "--frames", "9", "--width", "16", "--height", "16",
-               "--fp8", "--no-progress"])
+    rc = main(
+        [
+            "render",
+            "--prompts",
+            str(_prompts(tmp_path)),
+            "--out",
+            str(tmp_path / "o"),
+            "--backend",
+            "cogvideox",
+            "--model",
+            str(model_dir),
+            "--dtype",
+            "fp32",
+            "--frames",
+            "9",
+            "--width",
+            "16",
+            "--height",
+            "16",
+            "--fp8",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "--fp8 needs" in err and "compute capability >= 8.9" in err
 
 
 def test_cli_cache_with_compare_prints_and_logs_psnr(model_dir, tmp_path, capsys):
     out = tmp_path / "o"
-    rc = main(["render", "--prompts", str(_prompts(tmp_path)), "--out", str(out), "--backend", "cogvideox",
-               "--model", str(model_dir), "--dtype", "fp32", "--device", "cpu", "--steps", "6", "--frames", "9",
-               "--width", "16", "--height", "16", "--max-sequence-length", "16", "--cache", "pab", "--cache-arg",
-               "spatial_attention_timestep_skip_range=-1,1000", "--compare-to-uncached", "1", "--no-progress"])
+    rc = main(
+        [
+            "render",
+            "--prompts",
+            str(_prompts(tmp_path)),
+            "--out",
+            str(out),
+            "--backend",
+            "cogvideox",
+            "--model",
+            str(model_dir),
+            "--dtype",
+            "fp32",
+            "--device",
+            "cpu",
+            "--steps",
+            "6",
+            "--frames",
+            "9",
+            "--width",
+            "16",
+            "--height",
+            "16",
+            "--max-sequence-length",
+            "16",
+            "--cache",
+            "pab",
+            "--cache-arg",
+            "spatial_attention_timestep_skip_range=-1,1000",
+            "--compare-to-uncached",
+            "1",
+            "--no-progress",
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0 and "2 rendered" in text and "--cache pab vs uncached: 1 clips compared, PSNR min" in text
     lines = (out / "cache_deviation.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["cache"] == "pab"
-    assert main(["render", "--prompts", "p", "--out", "o", "--backend", "cogvideox", "--cache", "pab",
-                 "--cache-arg", "oops"]) == 2
+    assert (
+        main(
+            [
+                "render",
+                "--prompts",
+                "p",
+                "--out",
+                "o",
+                "--backend",
+                "cogvideox",
+                "--cache",
+                "pab",
+                "--cache-arg",
+                "oops",
+            ]
+        )
+        == 2
+    )
     assert "expected KEY=VALUE" in capsys.readouterr().err
 
 

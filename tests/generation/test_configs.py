@@ -25,10 +25,18 @@ def test_config_parses_and_sets_every_key(path):
 
 def test_cogvideox_config_holds_the_paper_settings_and_cli_overrides():
     path = next(p for p in CONFIGS if p.stem == "render_cogvideox_2b")
-    args = build_parser().parse_args(config_argv(["render", "--config", str(path), *REQUIRED["render"],
-                                                  "--steps", "4"]))
+    args = build_parser().parse_args(
+        config_argv(["render", "--config", str(path), *REQUIRED["render"], "--steps", "4"])
+    )
     assert (args.backend, args.dtype, args.guidance, args.frames, args.width, args.height, args.fps) == (
-        "cogvideox", "fp16", 6.0, 49, 720, 480, 8)
+        "cogvideox",
+        "fp16",
+        6.0,
+        49,
+        720,
+        480,
+        8,
+    )
     assert args.steps == 4
 
 

@@ -81,42 +81,89 @@ def test_cli_prompts_and_render(tmp_path, capsys):
     labels = tmp_path / "labels.csv"
     labels.write_text("id,name\n0,waving\n1,Long Jump\n")
     prompts = tmp_path / "p.jsonl"
-    assert main(["prompts", "--labels", str(labels), "--out", str(prompts), "--strategy", "ie",
-                 "--videos-per-class", "3", "--num-envs", "2", "--num-chars", "3"]) == 0
+    assert (
+        main(
+            [
+                "prompts",
+                "--labels",
+                str(labels),
+                "--out",
+                str(prompts),
+                "--strategy",
+                "ie",
+                "--videos-per-class",
+                "3",
+                "--num-envs",
+                "2",
+                "--num-chars",
+                "3",
+            ]
+        )
+        == 0
+    )
     rows = read_prompts(prompts)
     assert len(rows) == 6 and rows[3].row_id.startswith("long-jump-")
     out = tmp_path / "r"
     for i in range(2):
-        assert main(["render", "--prompts", str(prompts), "--out", str(out), "--frames", "4", "--size", "16",
-                     "--num-shards", "2", "--shard-index", str(i), "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "render",
+                    "--prompts",
+                    str(prompts),
+                    "--out",
+                    str(out),
+                    "--frames",
+                    "4",
+                    "--size",
+                    "16",
+                    "--num-shards",
+                    "2",
+                    "--shard-index",
+                    str(i),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     assert len(read_manifest(out / "manifest.jsonl")) == 6
     assert "clips/s" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["prompts", "--labels", "missing.csv", "--out", "p.jsonl"], "label file not found: missing.csv"),
-    (["render", "--prompts", "missing.jsonl", "--out", "o"], "prompts file not found"),
-    (["render", "--prompts", "bad.jsonl", "--out", "o"], "bad.jsonl:1: not valid JSON"),
-    (["prompts", "--labels", "bad.csv", "--out", "p.jsonl"], "bad.csv:2: expected `id,name`, got 'x,b'"),
-    (["prompts", "--labels", "good.csv", "--out", "p.jsonl", "--num-chars", "500"], "--num-chars 500"),
-    (["render", "--prompts", "good.jsonl", "--out", "o", "--size", "33"], "--size must be an even"),
-    (["render", "--prompts", "good.jsonl", "--out", "o", "--backend", "cogvideo"], "unknown render backend"),
-    (["demo", "--out", "d", "--preset", "huge"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["prompts", "--labels", "missing.csv", "--out", "p.jsonl"], "label file not found: missing.csv"),
+        (["render", "--prompts", "missing.jsonl", "--out", "o"], "prompts file not found"),
+        (["render", "--prompts", "bad.jsonl", "--out", "o"], "bad.jsonl:1: not valid JSON"),
+        (["prompts", "--labels", "bad.csv", "--out", "p.jsonl"], "bad.csv:2: expected `id,name`, got 'x,b'"),
+        (["prompts", "--labels", "good.csv", "--out", "p.jsonl", "--num-chars", "500"], "--num-chars 500"),
+        (["render", "--prompts", "good.jsonl", "--out", "o", "--size", "33"], "--size must be an even"),
+        (["render", "--prompts", "good.jsonl", "--out", "o", "--backend", "cogvideo"], "unknown render backend"),
+        (["demo", "--out", "d", "--preset", "huge"], "invalid choice"),
+    ],
+)
 def test_cli_user_errors_are_one_line(tmp_path, argv, message):
     (tmp_path / "bad.jsonl").write_text("{not json\n")
     (tmp_path / "bad.csv").write_text("0,a\nx,b\n")
     (tmp_path / "good.csv").write_text("0,a\n")
     (tmp_path / "good.jsonl").write_text("")
-    proc = subprocess.run([sys.executable, "-m", "generation", *argv], cwd=tmp_path, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "generation", *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_cli_help_lists_commands():
-    proc = subprocess.run([sys.executable, "-m", "generation", "--help"], cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "generation", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and all(c in proc.stdout for c in ("prompts", "render", "demo"))
 
 
@@ -147,10 +194,21 @@ def test_unreliable_rows_are_a_stable_fraction():
 
 def test_unreliable_set_and_web_split(tmp_path, monkeypatch):
     """The failed rows of the unreliable IE set differ from the clean IE clips; the others are the same clips."""
-    from generation.demo import DemoPreset, UNRELIABLE, is_unreliable
+    from generation.demo import UNRELIABLE, DemoPreset, is_unreliable
 
-    monkeypatch.setitem(PRESETS, "tiny", DemoPreset(synthetic_per_class=3, real_train_per_class=16, real_val_per_class=1,
-                                                    num_frames=4, size=32, unreliable_rate=0.5, web_per_class=2))
+    monkeypatch.setitem(
+        PRESETS,
+        "tiny",
+        DemoPreset(
+            synthetic_per_class=3,
+            real_train_per_class=16,
+            real_val_per_class=1,
+            num_frames=4,
+            size=32,
+            unreliable_rate=0.5,
+            web_per_class=2,
+        ),
+    )
     out = tmp_path / "tiny"
     done = build_demo(out, "tiny", progress=False)
     folder = out / "synthetic" / UNRELIABLE

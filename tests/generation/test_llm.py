@@ -48,9 +48,17 @@ class FakeChat:
                     message["content"] = '{"items": [{"text": "unterminated'
                 if fault == "refusal":
                     message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
-                self._send(200, {"id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
-                                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                                 "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}})
+                self._send(
+                    200,
+                    {
+                        "id": "c1",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
+                    },
+                )
 
             def _send(self, status: int, payload: dict):
                 data = json.dumps(payload).encode()
@@ -92,8 +100,9 @@ def test_good_responses_make_rows_like_the_template_backend(chat, tmp_path):
     assert all(r.env_text and r.char_text and 50 <= len(r.prompt.split()) <= 100 for r in rows)
     assert rows[0].prompt != rows[1].prompt and rows[0].prompt == rows[6].prompt  # clip 6 repeats combo 0
     # A re-run is served from the cache: no HTTP request, same rows.
-    again, report2 = make_llm_prompts(LABELS, "ie", _writer(chat, tmp_path), videos_per_class=10, num_envs=2,
-                                      num_chars=3, chunk=4)
+    again, report2 = make_llm_prompts(
+        LABELS, "ie", _writer(chat, tmp_path), videos_per_class=10, num_envs=2, num_chars=3, chunk=4
+    )
     assert len(chat.requests) == 8 and report2.usage.cached == 8 and report2.usage.requests == 0
     assert again == rows
 
@@ -143,9 +152,29 @@ def test_cli_openai_backend_never_writes_or_logs_the_key(chat, tmp_path, capsys)
     labels = tmp_path / "labels.csv"
     labels.write_text("id,name\n0,waving\n1,long jump\n")
     out = tmp_path / "prompts.jsonl"
-    rc = main(["prompts", "--labels", str(labels), "--out", str(out), "--backend", "openai", "--base-url", chat.url,
-               "--cache-dir", str(tmp_path / "cache"), "--videos-per-class", "4", "--num-envs", "2",
-               "--num-chars", "2", "--max-retries", "1"])
+    rc = main(
+        [
+            "prompts",
+            "--labels",
+            str(labels),
+            "--out",
+            str(out),
+            "--backend",
+            "openai",
+            "--base-url",
+            chat.url,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--videos-per-class",
+            "4",
+            "--num-envs",
+            "2",
+            "--num-chars",
+            "2",
+            "--max-retries",
+            "1",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "tokens" in captured.out and "truncated" in captured.out
@@ -156,8 +185,23 @@ def test_cli_openai_backend_never_writes_or_logs_the_key(chat, tmp_path, capsys)
         if f.is_file():
             assert KEY.encode() not in f.read_bytes(), f
     chat.script = ["500"] * 2
-    rc = main(["prompts", "--labels", str(labels), "--out", str(tmp_path / "p2.jsonl"), "--backend", "openai",
-               "--base-url", chat.url, "--cache-dir", str(tmp_path / "cache2"), "--max-retries", "1"])
+    rc = main(
+        [
+            "prompts",
+            "--labels",
+            str(labels),
+            "--out",
+            str(tmp_path / "p2.jsonl"),
+            "--backend",
+            "openai",
+            "--base-url",
+            chat.url,
+            "--cache-dir",
+            str(tmp_path / "cache2"),
+            "--max-retries",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "HTTP 500" in err and KEY not in err
 
@@ -170,8 +214,9 @@ def test_auto_backend_is_template_without_a_key(monkeypatch, tmp_path, capsys):
     out = tmp_path / "p.jsonl"
     assert main(["prompts", "--labels", str(labels), "--out", str(out), "--videos-per-class", "3"]) == 0
     assert "template" in capsys.readouterr().out
-    assert [r.prompt for r in read_prompts(out)] == [r.prompt for r in make_prompts([Label(0, "waving")], "ie",
-                                                                                     videos_per_class=3)]
+    assert [r.prompt for r in read_prompts(out)] == [
+        r.prompt for r in make_prompts([Label(0, "waving")], "ie", videos_per_class=3)
+    ]
 
 
 def test_basic_prompts_are_one_llm_description_per_class_from_the_name_alone(chat, tmp_path):

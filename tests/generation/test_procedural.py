@@ -9,7 +9,13 @@ import pytest
 
 from generation import vocab
 from generation.procedural import (
-    DEFAULT_FIGURE, DEFAULT_SCENE, action_for, parse_action, parse_figure, parse_scene, render_clip,
+    DEFAULT_FIGURE,
+    DEFAULT_SCENE,
+    action_for,
+    parse_action,
+    parse_figure,
+    parse_scene,
+    render_clip,
 )
 from generation.prompts import Label, compose_prompt, make_prompts
 
@@ -72,13 +78,15 @@ def test_actions_move_differently():
         w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         feats[a.name] = np.array([w.max(), w.min(), h.max(), h.min(), np.ptp(boxes[:, 0]), boxes[:, 1].min()])
     assert feats["walking"][4] > 12  # travels across the frame
-    assert feats["jumping"][5] < feats["waving"][5] + 12 and np.ptp(_figure_stats(
-        render_clip("A person is jumping.", 5))[:, 3]) > 4  # feet leave the ground
+    assert (
+        feats["jumping"][5] < feats["waving"][5] + 12
+        and np.ptp(_figure_stats(render_clip("A person is jumping.", 5))[:, 3]) > 4
+    )  # feet leave the ground
     assert feats["squatting"][3] < feats["squatting"][2] - 5  # gets shorter
     assert feats["kicking"][0] > feats["bowing"][1]
     names = list(feats)
     for i, x in enumerate(names):
-        for y in names[i + 1:]:
+        for y in names[i + 1 :]:
             assert np.abs(feats[x] - feats[y]).max() >= 2, (x, y, feats[x], feats[y])
 
 
@@ -133,6 +141,7 @@ def test_unreliable_clip_shows_other_motions_on_the_same_scene():
         corner = (slice(None), slice(0, 6), slice(0, 6))
         np.testing.assert_array_equal(good[corner], bad[corner])  # background untouched
         assert np.abs(good.astype(int) - bad).mean() > 0.5, a.name  # the figure moves differently
+
     # Incoherent: the figure jumps between poses, so consecutive frames differ more than in a real action.
     def jerk(clip):
         return float(np.abs(np.diff(_figure_stats(clip), axis=0)).mean())

@@ -20,7 +20,10 @@ def test_template_prompts_are_marked_in_the_manifest_and_its_provenance(tmp_path
     manifest = _render(tmp_path, make_prompts([Label(0, "waving"), Label(1, "jumping")], "basic", videos_per_class=2))
     assert {row.prompt_backend for row in read_manifest(manifest)} == {"template"}
     assert prompt_provenance(manifest) == {
-        "manifest": str(manifest), "clips": 4, "prompt_backends": {"template": 4}, "strategies": {"basic": 4},
+        "manifest": str(manifest),
+        "clips": 4,
+        "prompt_backends": {"template": 4},
+        "strategies": {"basic": 4},
         "prompts": "template",
     }
 

@@ -8,7 +8,14 @@ import pytest
 
 from generation import vocab
 from generation.prompts import (
-    Label, PromptError, PromptRow, labels_from_csv, make_prompts, read_prompts, slug, write_prompts,
+    Label,
+    PromptError,
+    PromptRow,
+    labels_from_csv,
+    make_prompts,
+    read_prompts,
+    slug,
+    write_prompts,
 )
 
 LABELS = [Label(i, a.name) for i, a in enumerate(vocab.ACTIONS)] + [Label(8, "ApplyEyeMakeup")]
@@ -66,8 +73,25 @@ def test_write_read_roundtrip(tmp_path):
 
 
 def test_slug_safe_and_unique():
-    names = ["waving", "Waving", "long jump", "long_jump", "long-jump", "café", "cafe", "a/b", "a-b", "..", ".",
-             "../etc", "日本語", "中文", "x" * 200, "x" * 201, "  spaced  "]
+    names = [
+        "waving",
+        "Waving",
+        "long jump",
+        "long_jump",
+        "long-jump",
+        "café",
+        "cafe",
+        "a/b",
+        "a-b",
+        "..",
+        ".",
+        "../etc",
+        "日本語",
+        "中文",
+        "x" * 200,
+        "x" * 201,
+        "  spaced  ",
+    ]
     slugs = [slug(n) for n in names]
     assert len(set(slugs)) == len(names)
     for s in slugs:

@@ -42,7 +42,13 @@ def test_writes_decodable_videos_and_valid_manifest(tmp_path):
     assert [m.row_id for m in manifest] == [r.row_id for r in rows]
     for m, r in zip(manifest, rows):
         assert m.video == f"videos/{r.row_id.rsplit('-', 2)[0]}/{r.row_id}.mp4"
-        assert (m.prompt, m.seed, m.env_id, m.char_id, m.class_id) == (r.prompt, r.seed, r.env_id, r.char_id, r.class_id)
+        assert (m.prompt, m.seed, m.env_id, m.char_id, m.class_id) == (
+            r.prompt,
+            r.seed,
+            r.env_id,
+            r.char_id,
+            r.class_id,
+        )
         assert (m.num_frames, m.width, m.height, m.fps, m.backend) == (8, 32, 32, 8, "procedural")
         frames = read_video(out / m.video)
         assert frames.shape == (8, 32, 32, 3)
@@ -104,8 +110,21 @@ def test_sigkill_then_resume(tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     write_prompts(prompts, rows)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "generation", "render", "--prompts", str(prompts), "--out", str(out),
-           "--frames", "16", "--size", "64", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "generation",
+        "render",
+        "--prompts",
+        str(prompts),
+        "--out",
+        str(out),
+        "--frames",
+        "16",
+        "--size",
+        "64",
+        "--no-progress",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     manifest = out / "manifest.jsonl"

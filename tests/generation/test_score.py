@@ -83,8 +83,25 @@ def test_scoring_a_demo_manifest_is_exact_and_resumable(demo, capsys):
     assert not list(manifest.parent.glob(".*"))  # no temp files left behind
 
     # A second run (through the CLI) scores nothing new and keeps every entropy.
-    assert main(["score", "--manifest", str(manifest), "--labels", str(labels), "--arch", "synthact-tiny",
-                 "--pretrained", "none", "--frames", "4", "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "--manifest",
+                str(manifest),
+                "--labels",
+                str(labels),
+                "--arch",
+                "synthact-tiny",
+                "--pretrained",
+                "none",
+                "--frames",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "0 scored now" in capsys.readouterr().out
     assert read_manifest(manifest) == rows
 
@@ -113,8 +130,20 @@ def test_missing_weights_fail_in_seconds_saying_how_to_give_local_ones(demo, tmp
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HOME", str(tmp_path))  # ~/.cache/clip is empty too
     started = time.perf_counter()
-    code = main(["score", "--manifest", str(demo / "synthetic/basic/manifest.jsonl"), "--labels",
-                 str(demo / "labels.csv"), "--arch", "ViT-B-16", "--pretrained", "openai", "--no-progress"])
+    code = main(
+        [
+            "score",
+            "--manifest",
+            str(demo / "synthetic/basic/manifest.jsonl"),
+            "--labels",
+            str(demo / "labels.csv"),
+            "--arch",
+            "ViT-B-16",
+            "--pretrained",
+            "openai",
+            "--no-progress",
+        ]
+    )
     assert time.perf_counter() - started < 10
     err = capsys.readouterr().err
     assert code == 2 and "'ViT-B-16' / 'openai' are not in the local cache" in err and "HF_HUB_OFFLINE" in err

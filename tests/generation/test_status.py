@@ -93,16 +93,34 @@ def test_a_row_id_that_escapes_the_output_folder_is_refused(tmp_path, capsys):
     row["row_id"] = "../../../x"
     prompts.write_text("\n".join([lines[0], json.dumps(row), *lines[2:]]) + "\n")
     out = tmp_path / "deep" / "er" / "out"
-    code = main(["render", "--prompts", str(prompts), "--out", str(out), "--frames", "4", "--size", "16", "--no-progress"])
+    code = main(
+        ["render", "--prompts", str(prompts), "--out", str(out), "--frames", "4", "--size", "16", "--no-progress"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "row 2" in err and "'../../../x' cannot be used as a file name" in err
     assert not list(tmp_path.rglob("x*.mp4")) and not (out / "manifest.jsonl").exists()  # nothing written anywhere
     from datamodules.manifest import ManifestError
 
     manifest = tmp_path / "m.jsonl"  # a hand-edited manifest is refused too
-    manifest.write_text(json.dumps({"row_id": "ok", "class_id": 0, "class_name": "a", "strategy": "ie", "prompt": "p",
-                                    "seed": 0, "video": "../../x.mp4", "num_frames": 1, "fps": 8, "width": 2,
-                                    "height": 2, "backend": "procedural"}) + "\n")
+    manifest.write_text(
+        json.dumps(
+            {
+                "row_id": "ok",
+                "class_id": 0,
+                "class_name": "a",
+                "strategy": "ie",
+                "prompt": "p",
+                "seed": 0,
+                "video": "../../x.mp4",
+                "num_frames": 1,
+                "fps": 8,
+                "width": 2,
+                "height": 2,
+                "backend": "procedural",
+            }
+        )
+        + "\n"
+    )
     with pytest.raises(ManifestError, match=r"video.*must be a relative path inside its folder"):
         read_manifest(manifest)
 
@@ -136,8 +154,9 @@ def test_gallery_sheets_are_labelled_readable_and_go_to_tensorboard(tmp_path):
     write_prompts(tmp_path / "p.jsonl", rows)
     render_prompts(tmp_path / "p.jsonl", out, num_frames=5, size=16, progress=False)
     tb = tmp_path / "tb"
-    paths = make_gallery(out / "manifest.jsonl", tmp_path / "gallery", columns=2, frames_per_clip=1, frame_size=16,
-                         tensorboard=tb)
+    paths = make_gallery(
+        out / "manifest.jsonl", tmp_path / "gallery", columns=2, frames_per_clip=1, frame_size=16, tensorboard=tb
+    )
     assert [p.name for p in paths] == [f"{slug(label.name)}.png" for label in LABELS[:2]]
     sheet = np.asarray(Image.open(paths[0]))
     header, caption = 30, 18
@@ -147,11 +166,11 @@ def test_gallery_sheets_are_labelled_readable_and_go_to_tensorboard(tmp_path):
     assert cell_w >= 16 + GALLERY_PAD
     first = read_video(out / read_manifest(out / "manifest.jsonl")[0].video)
     x, y = GALLERY_PAD, header
-    assert np.array_equal(sheet[y:y + 16, x:x + 16], first[2])  # frames_per_clip=1: the middle of 5 frames
-    assert (sheet[4:header - 4] != GALLERY_BACKGROUND).any()  # the class-name title is drawn
-    assert (sheet[y + 16:y + 16 + caption, x:x + cell_w] != GALLERY_BACKGROUND).any()  # the row-id caption
-    assert (sheet[header + cell_h:, GALLERY_PAD + cell_w:] == GALLERY_BACKGROUND).all()  # 4th cell empty
-    assert (sheet[header + cell_h:header + cell_h + 16, GALLERY_PAD:GALLERY_PAD + 16] != GALLERY_BACKGROUND).any()
+    assert np.array_equal(sheet[y : y + 16, x : x + 16], first[2])  # frames_per_clip=1: the middle of 5 frames
+    assert (sheet[4 : header - 4] != GALLERY_BACKGROUND).any()  # the class-name title is drawn
+    assert (sheet[y + 16 : y + 16 + caption, x : x + cell_w] != GALLERY_BACKGROUND).any()  # the row-id caption
+    assert (sheet[header + cell_h :, GALLERY_PAD + cell_w :] == GALLERY_BACKGROUND).all()  # 4th cell empty
+    assert (sheet[header + cell_h : header + cell_h + 16, GALLERY_PAD : GALLERY_PAD + 16] != GALLERY_BACKGROUND).any()
     # defaults: 4 frames per clip at a 128 px short side, so a 16 px clip is scaled up to be readable
     big = np.asarray(Image.open(make_gallery(out / "manifest.jsonl", tmp_path / "big")[0]))
     assert big.shape[1] >= 2 * 4 * 128 and big.shape[0] >= 2 * 128
@@ -175,8 +194,9 @@ def test_ray_backend_equals_the_single_process_render(tmp_path):
     render_prompts(tmp_path / "p.jsonl", tmp_path / "single", **SMALL)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        s = render_prompts(tmp_path / "p.jsonl", tmp_path / "ray", backend="ray", ray_workers=2, ray_batch_size=2,
-                           **SMALL)
+        s = render_prompts(
+            tmp_path / "p.jsonl", tmp_path / "ray", backend="ray", ray_workers=2, ray_batch_size=2, **SMALL
+        )
         again = render_prompts(tmp_path / "p.jsonl", tmp_path / "ray", backend="ray", ray_workers=2, **SMALL)
     finally:
         ray.shutdown()

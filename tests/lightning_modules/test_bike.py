@@ -7,8 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.models.bike import (BIKE, SentenceHead, TemporalTransformer, bike_nce_loss, concept_spotting,
-                                           fuse_branches)  # fmt: skip
+from lightning_modules.models.bike import (
+    BIKE,
+    SentenceHead,
+    TemporalTransformer,
+    bike_nce_loss,
+    concept_spotting,
+    fuse_branches,
+)
 from lightning_modules.models.bike_checkpoint import load_official_checkpoint, to_official
 
 TINY = dict(arch="synthact-tiny", pretrained=None, temporal_layers=2)
@@ -28,8 +34,12 @@ def net() -> BIKE:
 # ------------------------------------------------------------------------- Video Concept Spotting
 def test_concept_spotting_by_hand():
     frames = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # (B=1, T=2, D=2): frame 0 = e0, frame 1 = e1
-    words = torch.tensor([[[1.0, 0.0], [0.0, 1.0]],  # class 0: one word on each frame
-                          [[0.0, 1.0], [0.0, 1.0]]])  # class 1: both words on frame 1  (K=2, L=2, D=2)
+    words = torch.tensor(
+        [
+            [[1.0, 0.0], [0.0, 1.0]],  # class 0: one word on each frame
+            [[0.0, 1.0], [0.0, 1.0]],
+        ]
+    )  # class 1: both words on frame 1  (K=2, L=2, D=2)
     classes = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
     # temperature 1: word e0 gives saliency softmax([1, 0]) = [a, 1 - a], word e1 gives [1 - a, a]
     a = math.e / (math.e + 1)
@@ -120,8 +130,9 @@ def test_attribute_sentence_holds_the_top_k_lexicon_entries(tmp_path):
     frames[0, :, 2], frames[0, :, 0] = 1.0, 0.5  # water first, then running
     frames[1, :, 1], frames[1, :, 2] = 1.0, 0.2  # ball, then water
     got = model.attribute_tokens(frames)
-    want = model.tokenizer(["This is a video about water,running", "This is a video about ball,water"],
-                           context_length=model.context_length)
+    want = model.tokenizer(
+        ["This is a video about water,running", "This is a video about ball,water"], context_length=model.context_length
+    )
     assert torch.equal(got, want)
 
 
@@ -205,14 +216,27 @@ def release_blob(arch: str, embed: int, width: int, layers: int = 6, seed: int =
     fusion = {"frame_position_embeddings.weight": (77, embed)}
     for i in range(layers):
         b = f"transformer.resblocks.{i}."
-        fusion |= {b + "attn.in_proj_weight": (3 * embed, embed), b + "attn.in_proj_bias": (3 * embed,),
-                   b + "attn.out_proj.weight": (embed, embed), b + "attn.out_proj.bias": (embed,),
-                   b + "ln_1.weight": (embed,), b + "ln_1.bias": (embed,), b + "mlp.c_fc.weight": (4 * embed, embed),
-                   b + "mlp.c_fc.bias": (4 * embed,), b + "mlp.c_proj.weight": (embed, 4 * embed),
-                   b + "mlp.c_proj.bias": (embed,), b + "ln_2.weight": (embed,), b + "ln_2.bias": (embed,)}  # fmt: skip
+        fusion |= {
+            b + "attn.in_proj_weight": (3 * embed, embed),
+            b + "attn.in_proj_bias": (3 * embed,),
+            b + "attn.out_proj.weight": (embed, embed),
+            b + "attn.out_proj.bias": (embed,),
+            b + "ln_1.weight": (embed,),
+            b + "ln_1.bias": (embed,),
+            b + "mlp.c_fc.weight": (4 * embed, embed),
+            b + "mlp.c_fc.bias": (4 * embed,),
+            b + "mlp.c_proj.weight": (embed, 4 * embed),
+            b + "mlp.c_proj.bias": (embed,),
+            b + "ln_2.weight": (embed,),
+            b + "ln_2.bias": (embed,),
+        }
     fusion = {"module." + k: torch.randn(s, generator=g) * 0.02 for k, s in fusion.items()}
-    return {"epoch": 29, "model_state_dict": clip, "fusion_model_state_dict": fusion,
-            "optimizer_state_dict": {"state": {}, "param_groups": [{"lr": 5e-5, "params": [0, 1]}]}}  # fmt: skip
+    return {
+        "epoch": 29,
+        "model_state_dict": clip,
+        "fusion_model_state_dict": fusion,
+        "optimizer_state_dict": {"state": {}, "param_groups": [{"lr": 5e-5, "params": [0, 1]}]},
+    }
 
 
 def test_release_checkpoint_of_the_true_b16_shapes_loads_every_key(tmp_path):
@@ -236,8 +260,11 @@ def tiny_release():
 
 def test_every_missing_unexpected_and_misshapen_key_is_listed(tmp_path, tiny_release):
     model, blob = tiny_release
-    bad = {**blob, "model_state_dict": dict(blob["model_state_dict"]),
-           "fusion_model_state_dict": dict(blob["fusion_model_state_dict"])}  # fmt: skip
+    bad = {
+        **blob,
+        "model_state_dict": dict(blob["model_state_dict"]),
+        "fusion_model_state_dict": dict(blob["fusion_model_state_dict"]),
+    }
     del bad["model_state_dict"]["visual.proj"], bad["fusion_model_state_dict"]["transformer.resblocks.1.ln_2.bias"]
     bad["fusion_model_state_dict"]["module.time_embedding"] = torch.zeros(3)
     bad["model_state_dict"]["ln_final.weight"] = torch.zeros(7)

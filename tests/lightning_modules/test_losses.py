@@ -33,8 +33,9 @@ def smoothed_ce(row: list[float], label: int, eps: float) -> float:
 
 
 def run(name: str, uncertainty=UNCERTAINTY, logits=LOGITS, **kwargs):
-    loss, eps = action_loss(torch.tensor(logits), torch.tensor(LABELS), torch.tensor(uncertainty),
-                            LossConfig(name=name, **kwargs))  # fmt: skip
+    loss, eps = action_loss(
+        torch.tensor(logits), torch.tensor(LABELS), torch.tensor(uncertainty), LossConfig(name=name, **kwargs)
+    )
     return loss.item(), eps.item()
 
 
@@ -129,12 +130,32 @@ def test_uf_on_an_unscored_manifest_says_to_score_it():
 def test_datamodule_drops_and_logs_the_uncertain_synthetic_clips(tmp_path, caplog):
     (tmp_path / "labels.csv").write_text("id,name\n0,waving\n1,jumping\n")
     us = [0.0, 0.25, 1.0, 0.5, 0.75, 0.6]
-    rows = [ManifestRow(row_id=f"r{i}", class_id=i % 2, class_name=("waving", "jumping")[i % 2], strategy="ie",
-                        prompt="p", seed=i, video=f"v{i}.mp4", num_frames=8, fps=8, width=32, height=32,
-                        backend="procedural", entropy=u, uncertainty=u) for i, u in enumerate(us)]  # fmt: skip
+    rows = [
+        ManifestRow(
+            row_id=f"r{i}",
+            class_id=i % 2,
+            class_name=("waving", "jumping")[i % 2],
+            strategy="ie",
+            prompt="p",
+            seed=i,
+            video=f"v{i}.mp4",
+            num_frames=8,
+            fps=8,
+            width=32,
+            height=32,
+            backend="procedural",
+            entropy=u,
+            uncertainty=u,
+        )
+        for i, u in enumerate(us)
+    ]
     append_manifest_rows(tmp_path / "m.jsonl", rows)
-    dm = ActionDataModule(str(tmp_path / "labels.csv"), synthetic_manifest=str(tmp_path / "m.jsonl"),
-                          train_source="synthetic", uncertainty_filter_quantile=0.6)  # fmt: skip
+    dm = ActionDataModule(
+        str(tmp_path / "labels.csv"),
+        synthetic_manifest=str(tmp_path / "m.jsonl"),
+        train_source="synthetic",
+        uncertainty_filter_quantile=0.6,
+    )
     with caplog.at_level(logging.INFO):
         kept = dm._train_clips()
     threshold = float(np.quantile(us, 0.6))  # 0.6: rank 0.6 * 5 = 3 of [0, .25, .5, .6, .75, 1]

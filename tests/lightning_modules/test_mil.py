@@ -2,7 +2,6 @@
 AUC_A (the datamodule's default `sultani` protocol) on hand-made scores and intervals (a two-interval
 video, 1-indexed inclusive bounds) against sklearn."""
 
-import numpy as np
 import pytest
 import torch
 from lightning import Trainer
@@ -109,7 +108,10 @@ def test_auc_hand_value_with_one_interval_each_side(tmp_path):
     # AUC_A over the abnormal video only = 1.
     _write_test_set(
         tmp_path,
-        [("Abuse001_x264.mp4", "Abuse", 4, [0.9, 0.1], [(1, 2)]), ("Normal_Videos_002_x264.mp4", "Normal", 4, [0.95, 0.95], [])],
+        [
+            ("Abuse001_x264.mp4", "Abuse", 4, [0.9, 0.1], [(1, 2)]),
+            ("Normal_Videos_002_x264.mp4", "Normal", 4, [0.95, 0.95], []),
+        ],
     )
     dm = AnomalyDataModule(str(tmp_path / "features"), str(tmp_path / "splits"))
     trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)

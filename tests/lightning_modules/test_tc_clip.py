@@ -114,8 +114,14 @@ def test_forward_backward_trains_prompts_bias_and_both_towers_not_token_embeddin
     m = TCCLIP(**TINY).train()
     logits = m(video(), m.tokenize(CLASSES))
     F.cross_entropy(logits, torch.tensor([0, 2])).backward()
-    for p in (m.prompt_ctx, m.context_bias[0], m.prompt_layer.attn.in_proj_weight, m.clip.visual.conv1.weight,
-              m.clip.transformer.resblocks[0].mlp.c_fc.weight, m.clip.logit_scale):
+    for p in (
+        m.prompt_ctx,
+        m.context_bias[0],
+        m.prompt_layer.attn.in_proj_weight,
+        m.clip.visual.conv1.weight,
+        m.clip.transformer.resblocks[0].mlp.c_fc.weight,
+        m.clip.logit_scale,
+    ):
         assert p.grad is not None and p.grad.abs().sum() > 0
     assert m.clip.token_embedding.weight.grad is None
 

@@ -87,7 +87,11 @@ def test_saved_8_frame_weights_load_as_5_frame_instances_with_a_new_mit_position
     net = XCLIPMIL(str(tmp_path), num_frames=5)
     loaded = net.xclip.model
     assert loaded.config.vision_config.num_frames == 5 and loaded.mit.position_embedding.shape == (1, 5, 32)
-    same = {n: torch.equal(p, loaded.state_dict()[n]) for n, p in source.state_dict().items() if n != "mit.position_embedding"}
+    same = {
+        n: torch.equal(p, loaded.state_dict()[n])
+        for n, p in source.state_dict().items()
+        if n != "mit.position_embedding"
+    }
     assert all(same.values()), [n for n, ok in same.items() if not ok]
     assert net(torch.randn(1, 2, 5, 3, 32, 32)).shape == (1, 2, 2)
 
@@ -102,12 +106,21 @@ def test_training_updates_the_video_side_end_to_end_and_leaves_the_frozen_parts(
     module = UMILBaselineModule(XCLIPMIL(pretrained=False, config=TINY_CONFIG, num_frames=4), lr=1e-3, warmup_epochs=0)
     before = {n: p.detach().clone() for n, p in module.named_parameters()}
     bags = [{"video": torch.randn(3, 4, 3, 32, 32), "abnormal": torch.tensor(i % 2 == 0)} for i in range(4)]
-    trainer = Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer = Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, DataLoader(bags, batch_size=2))
     changed = {n for n, p in module.named_parameters() if not torch.equal(p, before[n])}
     assert any(".vision_model." in n for n in changed) and any(".mit." in n for n in changed)
     assert any("prompts_generator" in n for n in changed)
-    assert not any(".text_model." in n or "text_projection" in n or "video_head" in n or "logit_scale" in n for n in changed)
+    assert not any(
+        ".text_model." in n or "text_projection" in n or "video_head" in n or "logit_scale" in n for n in changed
+    )
     lrs = [g["lr"] for g in trainer.optimizers[0].param_groups]
     assert all(lr == pytest.approx(1e-3 * warmup_cosine(4, 0, 4, 0.01)) for lr in lrs)  # 4 steps of 4: the floor

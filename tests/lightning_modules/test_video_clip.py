@@ -143,8 +143,12 @@ def _two_clip_batch():
     """Clip 0: real, label 0, first pixel 1 -> logits [1, -1, 0]; clip 1: generated, label 2, u = 0.5, pixel 2."""
     video = torch.zeros(2, 1, 1, 1, 1)  # (B, T, C, H, W)
     video[0], video[1] = 1.0, 2.0
-    return {"video": video, "label": torch.tensor([0, 2]), "uncertainty": torch.tensor([float("nan"), 0.5]),
-            "synthetic": torch.tensor([False, True])}
+    return {
+        "video": video,
+        "label": torch.tensor([0, 2]),
+        "uncertainty": torch.tensor([float("nan"), 0.5]),
+        "synthetic": torch.tensor([False, True]),
+    }
 
 
 def _ce(logits, target):
@@ -224,8 +228,10 @@ def test_the_text_encoder_reads_the_datamodules_class_texts_and_metrics_keep_the
             return super().tokenize(names)
 
     module = VideoCLIPModule(net=RecordingNet())
-    datamodule = SimpleNamespace(class_names=["brush_hair", "cartwheel", "clap"],
-                                 class_texts=["Brush hair: a person ...", "Cartwheel: ...", "Clap: ..."])
+    datamodule = SimpleNamespace(
+        class_names=["brush_hair", "cartwheel", "clap"],
+        class_texts=["Brush hair: a person ...", "Cartwheel: ...", "Clap: ..."],
+    )
     module._trainer = SimpleNamespace(datamodule=datamodule)
     module.setup("validate")
     assert module.net.seen == datamodule.class_texts and module.class_names == datamodule.class_names

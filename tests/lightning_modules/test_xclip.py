@@ -153,8 +153,12 @@ def test_param_groups_follow_xclip_recipe(net):
     groups = net.param_groups()
     listed = [p for g in groups for p in g["params"]]
     assert len(listed) == len({id(p) for p in listed}) == len(list(net.parameters()))
-    scales = {name: (g["lr_scale"], g["wd_scale"]) for name, p in net.model.named_parameters() for g in groups
-              if any(p is q for q in g["params"])}
+    scales = {
+        name: (g["lr_scale"], g["wd_scale"])
+        for name, p in net.model.named_parameters()
+        for g in groups
+        if any(p is q for q in g["params"])
+    }
     assert scales["mit.position_embedding"] == (10.0, 1.0)
     assert scales["prompts_generator.alpha"] == (10.0, 0.0)
     assert scales["vision_model.encoder.layers.0.message_fc.weight"] == (10.0, 1.0)

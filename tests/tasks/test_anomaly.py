@@ -53,10 +53,20 @@ def write_planted(root: Path, seed: int = 0) -> dict[str, Path]:
         name = "Fighting" if i % 2 == 0 else "Normal walking"
         rows.append(
             ManifestRow(
-                row_id=f"syn{i:03d}", class_id=i % 2, class_name=name, strategy="ie", prompt=name, seed=i,
-                video=f"videos/syn{i:03d}.mp4", num_frames=49, fps=8.0, width=64, height=64, backend="procedural",
+                row_id=f"syn{i:03d}",
+                class_id=i % 2,
+                class_name=name,
+                strategy="ie",
+                prompt=name,
+                seed=i,
+                video=f"videos/syn{i:03d}.mp4",
+                num_frames=49,
+                fps=8.0,
+                width=64,
+                height=64,
+                backend="procedural",
             )
-        )  # fmt: skip
+        )
         planted = (planted_range(),) if i % 2 == 0 else ()
         save_features(feature_path(features, f"syn{i:03d}.mp4"), _bag(rng, signal, planted), 49, f"syn{i:03d}")
     manifest = root / "synthetic" / "manifest.jsonl"
@@ -108,13 +118,19 @@ def test_real_ucf_crime_lists_parse(shared_data):
 def _args(subcommand: str, data: dict[str, Path], runs: Path) -> list[str]:
     return [
         subcommand,
-        "--config", str(ROOT / "tasks" / "anomaly_ucf_crime_features.yaml"),
-        "--config", str(ROOT / "configs" / "smoke_anomaly_features.yaml"),
-        "--task.root", str(runs),
-        "--data.feature_dir", str(data["features"]),
-        "--data.split_dir", str(data["splits"]),
-        "--data.synthetic_manifest", str(data["manifest"]),
-    ]  # fmt: skip
+        "--config",
+        str(ROOT / "tasks" / "anomaly_ucf_crime_features.yaml"),
+        "--config",
+        str(ROOT / "configs" / "smoke_anomaly_features.yaml"),
+        "--task.root",
+        str(runs),
+        "--data.feature_dir",
+        str(data["features"]),
+        "--data.split_dir",
+        str(data["splits"]),
+        "--data.synthetic_manifest",
+        str(data["manifest"]),
+    ]
 
 
 def test_features_smoke_run_reaches_auc_on_planted_signal(tmp_path):
@@ -141,7 +157,9 @@ def test_features_smoke_run_reaches_auc_on_planted_signal(tmp_path):
 def test_missing_features_fail_before_training(tmp_path):
     data = write_planted(tmp_path / "data")
     feature_path(data["features"], "Abuse/Abuse003_x264.mp4").unlink()
-    with pytest.raises(FileNotFoundError, match=r"1 of 96 videos .*Anomaly_Train.txt.*Abuse003_x264.*python -m datamodules features"):
+    with pytest.raises(
+        FileNotFoundError, match=r"1 of 96 videos .*Anomaly_Train.txt.*Abuse003_x264.*python -m datamodules features"
+    ):
         train.main(args=_args("fit", data, tmp_path / "runs"))
 
 
@@ -187,11 +205,22 @@ def write_video_world(root: Path, seed: int = 0) -> dict[str, Path]:
     for i in range(4):
         name = "Fighting" if i % 2 == 0 else "Normal walking"
         clip(f"../synthetic/videos/syn{i:03d}.mp4", (interval(),) if i % 2 == 0 else ())
-        rows.append(ManifestRow(
-            row_id=f"syn{i:03d}", class_id=i % 2, class_name=name, strategy="ie", prompt=name, seed=i,
-            video=f"videos/syn{i:03d}.mp4", num_frames=VIDEO_FRAMES, fps=8.0, width=SIZE, height=SIZE,
-            backend="procedural",
-        ))  # fmt: skip
+        rows.append(
+            ManifestRow(
+                row_id=f"syn{i:03d}",
+                class_id=i % 2,
+                class_name=name,
+                strategy="ie",
+                prompt=name,
+                seed=i,
+                video=f"videos/syn{i:03d}.mp4",
+                num_frames=VIDEO_FRAMES,
+                fps=8.0,
+                width=SIZE,
+                height=SIZE,
+                backend="procedural",
+            )
+        )
     manifest = root / "synthetic" / "manifest.jsonl"
     write_jsonl(manifest, rows)
 
@@ -219,22 +248,36 @@ def test_end_to_end_task_registered_with_umil_values_in_its_yaml():
         ("train", "real", "UCF_train.txt"),
     ]
     text = (ROOT / "tasks" / "anomaly_ucf_crime.yaml").read_text()
-    for value in ("lightning_modules.umil.UMILBaselineModule", "microsoft/xclip-base-patch32", "lr: 8.0e-6",
-                  "smoothness: 0.01", "sparsity: 0.001", "num_instances: 16", "frames_per_instance: 5",
-                  "frame_interval: 6", "default_protocol: umil"):  # fmt: skip
+    for value in (
+        "lightning_modules.umil.UMILBaselineModule",
+        "microsoft/xclip-base-patch32",
+        "lr: 8.0e-6",
+        "smoothness: 0.01",
+        "sparsity: 0.001",
+        "num_instances: 16",
+        "frames_per_instance: 5",
+        "frame_interval: 6",
+        "default_protocol: umil",
+    ):
         assert value in text
 
 
 def _e2e_args(subcommand: str, world: dict[str, Path], runs: Path) -> list[str]:
     return [
         subcommand,
-        "--config", str(ROOT / "tasks" / "anomaly_ucf_crime.yaml"),
-        "--config", str(ROOT / "configs" / "smoke_anomaly.yaml"),
-        "--task.root", str(runs),
-        "--data.video_root", str(world["videos"]),
-        "--data.split_dir", str(world["splits"]),
-        "--data.synthetic_manifest", str(world["manifest"]),
-    ]  # fmt: skip
+        "--config",
+        str(ROOT / "tasks" / "anomaly_ucf_crime.yaml"),
+        "--config",
+        str(ROOT / "configs" / "smoke_anomaly.yaml"),
+        "--task.root",
+        str(runs),
+        "--data.video_root",
+        str(world["videos"]),
+        "--data.split_dir",
+        str(world["splits"]),
+        "--data.synthetic_manifest",
+        str(world["manifest"]),
+    ]
 
 
 def test_end_to_end_smoke_run_reaches_auc_on_planted_signal(tmp_path, capsys):
@@ -261,14 +304,27 @@ def test_end_to_end_smoke_run_reaches_auc_on_planted_signal(tmp_path, capsys):
     assert len(scores) == 8 and all(len(s) == 8 for s in scores.values())  # 64 frames / 8-frame segments
     # evaluate-anomaly on the test's SCORES.json gives the numbers the run recorded, under both protocols
     capsys.readouterr()
-    for protocol, annotation, extra in (("umil", "UCF_test.txt", []),
-                                        ("sultani", "Temporal_Anomaly_Annotation.txt",
-                                         ["--frame-counts", str(world["splits"] / "UCF_test.txt")])):  # fmt: skip
-        code = tasks_main(["evaluate-anomaly", "--annotation", str(world["splits"] / annotation),
-                           "--scores", str(scores_file), "--protocol", protocol, *extra])  # fmt: skip
+    for protocol, annotation, extra in (
+        ("umil", "UCF_test.txt", []),
+        ("sultani", "Temporal_Anomaly_Annotation.txt", ["--frame-counts", str(world["splits"] / "UCF_test.txt")]),
+    ):
+        code = tasks_main(
+            [
+                "evaluate-anomaly",
+                "--annotation",
+                str(world["splits"] / annotation),
+                "--scores",
+                str(scores_file),
+                "--protocol",
+                protocol,
+                *extra,
+            ]
+        )
         printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert code == 0
-        assert printed == pytest.approx({"auc": metrics[f"test/{protocol}/auc"], "auc_a": metrics[f"test/{protocol}/auc_a"]})
+        assert printed == pytest.approx(
+            {"auc": metrics[f"test/{protocol}/auc"], "auc_a": metrics[f"test/{protocol}/auc_a"]}
+        )
 
 
 def test_evaluate_anomaly_cli_prints_one_json_line_and_fails_clearly(tmp_path, capsys):

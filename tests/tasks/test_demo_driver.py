@@ -121,10 +121,18 @@ def test_the_stand_in_clip_flags_the_failed_generations(tmp_path, monkeypatch, t
     written to the manifest that UL training reads. Reduced build: 32 web clips per class, 16 synthetic.
     Measured (2-core VM): AUROC 0.78, mean u 0.48 on the failed clips vs 0.24 on the good ones."""
     from datamodules.manifest import read_manifest
-    from generation.demo import PRESETS, DemoPreset, UNRELIABLE
+    from generation.demo import PRESETS, UNRELIABLE, DemoPreset
 
-    preset = DemoPreset(synthetic_per_class=16, real_train_per_class=16, real_val_per_class=1, num_frames=16, size=64,
-                        strategies=(), unreliable_rate=0.4, web_per_class=32)
+    preset = DemoPreset(
+        synthetic_per_class=16,
+        real_train_per_class=16,
+        real_val_per_class=1,
+        num_frames=16,
+        size=64,
+        strategies=(),
+        unreliable_rate=0.4,
+        web_per_class=32,
+    )
     monkeypatch.setitem(PRESETS, "scorer", preset)
     build_demo(tmp_path, "scorer", progress=False)
     cfg = DemoConfig(data=str(tmp_path), scorer=Phase(epochs=SCORER_EPOCHS, lr=3e-3))

@@ -14,11 +14,19 @@ from tasks.runner import TaskConfig, phase_labels
 
 # Where the shared data holds each dataset's lists, and its label files (main + label sets).
 REAL = {
-    "hmdb51": ("splits/hmdb51", "hmdb_51_labels.csv", {"base": "hmdb_51_base_labels.csv", "novel": "hmdb_51_novel_labels.csv"}),
-    "ucf101": ("splits/ucf101", "ucf_101_labels.csv", {"base": "ucf_101_base_labels.csv", "novel": "ucf_101_novel_labels.csv"}),
+    "hmdb51": (
+        "splits/hmdb51",
+        "hmdb_51_labels.csv",
+        {"base": "hmdb_51_base_labels.csv", "novel": "hmdb_51_novel_labels.csv"},
+    ),
+    "ucf101": (
+        "splits/ucf101",
+        "ucf_101_labels.csv",
+        {"base": "ucf_101_base_labels.csv", "novel": "ucf_101_novel_labels.csv"},
+    ),
     "k600": ("splits", "kinetics_600_labels.csv", {f"zs{i}": f"ZS_split{i}_K600.csv" for i in (1, 2, 3)}),
     "k400": ("splits", "kinetics_400_labels.csv", {}),
-}  # fmt: skip
+}
 ACTION_TASKS = [t for t in list_tasks() if get_task(t).protocol != "anomaly"]
 
 
@@ -66,9 +74,14 @@ def demo(tmp_path_factory):
 
 def datamodule(demo, **kwargs):
     sets = {"base": "labels_base.csv", "novel": "labels_novel.csv"} | {f"zs{i}": f"labels_zs{i}.csv" for i in (1, 2, 3)}
-    args = dict(label_file=str(demo / "labels.csv"), label_files=sets, video_root=str(demo / "real/videos"),
-                split_dir=str(demo / "real/splits"), synthetic_manifest=str(demo / "synthetic/ie/manifest.jsonl"))
-    return ActionDataModule(**{**args, **kwargs})  # fmt: skip
+    args = dict(
+        label_file=str(demo / "labels.csv"),
+        label_files=sets,
+        video_root=str(demo / "real/videos"),
+        split_dir=str(demo / "real/splits"),
+        synthetic_manifest=str(demo / "synthetic/ie/manifest.jsonl"),
+    )
+    return ActionDataModule(**{**args, **kwargs})
 
 
 def test_synthetic_rows_are_matched_to_the_label_set_by_name(demo):

@@ -28,7 +28,10 @@ def test_few_shot_specs_follow_the_protocol():
 def test_duplicate_and_unknown_names_are_errors():
     with pytest.raises(ValueError, match="'few_shot_k4' is already registered"):
         register_task(TaskSpec("few_shot_k4", "few_shot", "hmdb51", "", (Phase("x", "real"),), "val1.txt"))
-    with pytest.raises(KeyError, match="unknown task .nope.; registered tasks: anomaly_ucf_crime, anomaly_ucf_crime_features, base2novel_hmdb51, "):
+    with pytest.raises(
+        KeyError,
+        match="unknown task .nope.; registered tasks: anomaly_ucf_crime, anomaly_ucf_crime_features, base2novel_hmdb51, ",
+    ):
         get_task("nope")
 
 
@@ -45,9 +48,14 @@ def test_multi_split_protocols_name_their_splits_lists_and_label_sets():
     assert [(p.name, p.source, p.labels) for p in b2n.phases] == [("pretrain", "synthetic", "base")]
     for seed, split in zip((1, 2, 3), b2n.plan()):
         assert (split.name, split.phases[0].train_list, split.phases[0].labels) == (
-            f"s{seed}", f"base2novel/fs_base_s{seed}_train.txt", "base")
+            f"s{seed}",
+            f"base2novel/fs_base_s{seed}_train.txt",
+            "base",
+        )
         assert [(t.test_list, t.labels, t.group) for t in split.tests] == [
-            ("base2novel/base_val.txt", "base", "base"), ("base2novel/novel_val.txt", "novel", "novel")]
+            ("base2novel/base_val.txt", "base", "base"),
+            ("base2novel/novel_val.txt", "novel", "novel"),
+        ]
     few = get_task("few_shot_ucf101_k2")
     assert (few.dataset, few.shots, few.plan()[0].tests[0].test_list) == ("ucf101", 2, "val1.txt")
     assert get_task("long_tail_ucf101").phases[-1].train_list == "ucf101_lt/real/train.csv"
@@ -83,9 +91,14 @@ def test_every_action_task_defaults_to_the_papers_model_recipe_and_loss(name):
         if phases[phase_name].source in ("synthetic", "mixed"):
             assert args["synthetic_loss"] == {"name": "ul", "uncertainty_weight": 0.3}
         total = overlay["trainer"]["accumulate_grad_batches"] * data["init_args"]["batch_size"]
-        expected = {("synthetic", "train"): (256, 10, 8e-6), ("synthetic", "pretrain"): (256, 10, 8e-6),
-                    ("real", "few_shot"): (64, 50, 2e-6), ("real", "long_tail"): (64, 50, 2e-6),
-                    ("real", "base2novel"): (64, 12, 3.33e-6), ("real", "supervised"): (512, 30, 2.2e-5)}  # fmt: skip
+        expected = {
+            ("synthetic", "train"): (256, 10, 8e-6),
+            ("synthetic", "pretrain"): (256, 10, 8e-6),
+            ("real", "few_shot"): (64, 50, 2e-6),
+            ("real", "long_tail"): (64, 50, 2e-6),
+            ("real", "base2novel"): (64, 12, 3.33e-6),
+            ("real", "supervised"): (512, 30, 2.2e-5),
+        }
         key = ("synthetic", phase_name) if phases[phase_name].source == "synthetic" else ("real", spec.protocol)
         assert (total, overlay["trainer"]["max_epochs"], args["lr"]) == expected[key]
     config = yaml.safe_load(path.read_text())
@@ -95,8 +108,10 @@ def test_every_action_task_defaults_to_the_papers_model_recipe_and_loss(name):
     if "loss" in config:  # a Table 7 row (zero-shot) or a 4-shot extra
         assert fragment(path, "loss")["name"] == suffix
     if "prompts" in config:  # a Table 6 row
-        assert fragment(path, "prompts")["name"] == suffix and suffix in fragment(path, "prompts")["data"]["init_args"][
-            "synthetic_manifest"]
+        assert (
+            fragment(path, "prompts")["name"] == suffix
+            and suffix in fragment(path, "prompts")["data"]["init_args"]["synthetic_manifest"]
+        )
 
 
 def test_tables_6_and_7_are_on_the_zero_shot_protocol():

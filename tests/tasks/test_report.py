@@ -10,16 +10,38 @@ def result(split, group, top1, top5=None, **metrics):
     return TestResult(split, test=group, group=group, test_list=f"{split}.txt", label_file="l.csv", metrics=values)
 
 
-def record(task, protocol, tests, shots=None, manifest="ie/manifest.jsonl", dataset="hmdb51",
-           model="lightning_modules.models.TCCLIP"):
-    return Results(task=task, protocol=protocol, dataset=dataset, description="", label_file="labels.csv",
-                   test_list="val1.txt", config_hash="abc", tests=tests, summary=summarise(tests), shots=shots,
-                   synthetic_manifest=manifest, model=model)  # fmt: skip
+def record(
+    task,
+    protocol,
+    tests,
+    shots=None,
+    manifest="ie/manifest.jsonl",
+    dataset="hmdb51",
+    model="lightning_modules.models.TCCLIP",
+):
+    return Results(
+        task=task,
+        protocol=protocol,
+        dataset=dataset,
+        description="",
+        label_file="labels.csv",
+        test_list="val1.txt",
+        config_hash="abc",
+        tests=tests,
+        summary=summarise(tests),
+        shots=shots,
+        synthetic_manifest=manifest,
+        model=model,
+    )
 
 
 def test_summary_is_mean_and_population_std_over_splits_and_hm_of_seed_means():
-    tests = [result("s1", "base", 0.8), result("s1", "novel", 0.5), result("s2", "base", 0.6),
-             result("s2", "novel", 0.7)]  # fmt: skip
+    tests = [
+        result("s1", "base", 0.8),
+        result("s1", "novel", 0.5),
+        result("s2", "base", 0.6),
+        result("s2", "novel", 0.7),
+    ]
     summary = summarise(tests)
     assert summary["base/top1"] == {"mean": pytest.approx(0.7), "std": pytest.approx(0.1), "n": 2}
     assert summary["novel/top1"]["mean"] == pytest.approx(0.6)
@@ -41,21 +63,29 @@ def test_paper_layouts():
     zs = record("zero_shot_k600", "zero_shot", splits, dataset="k600")
     lines = protocol_table("zero_shot", [zs]).splitlines()
     assert lines[0] == "| model | data | task | synthetic | runs | top-1 | top-5 |"
-    assert lines[2] == ("| TC-CLIP+Ours | labels.csv | zero_shot_k600 | ie/manifest.jsonl | 1 | 80.0 ± 8.2 "
-                        "| 90.0 ± 0.0 |")
-    few = [record(f"few_shot_k{k}", "few_shot", [result("val1", "test", v)], shots=k) for k, v in ((2, .3), (8, .5))]
+    assert lines[2] == (
+        "| TC-CLIP+Ours | labels.csv | zero_shot_k600 | ie/manifest.jsonl | 1 | 80.0 ± 8.2 | 90.0 ± 0.0 |"
+    )
+    few = [record(f"few_shot_k{k}", "few_shot", [result("val1", "test", v)], shots=k) for k, v in ((2, 0.3), (8, 0.5))]
     lines = protocol_table("few_shot", few).splitlines()
     assert lines[0].endswith("| K=2 | K=8 |")
     assert lines[2].endswith("| few_shot | ie/manifest.jsonl | 2 | 30.0 | 50.0 |")
     b2n = record("base2novel_hmdb51", "base2novel", [result("s1", "base", 0.8), result("s1", "novel", 0.4)])
     assert protocol_table("base2novel", [b2n]).splitlines()[2].endswith("| 80.0 | 40.0 | 53.3 |")
-    lt = record("long_tail_ucf101", "long_tail",
-                [result("", "test", 0.6, **{"test/head": .9, "test/tail": .5, "test/few": .2, "test/all": .55})])
+    lt = record(
+        "long_tail_ucf101",
+        "long_tail",
+        [result("", "test", 0.6, **{"test/head": 0.9, "test/tail": 0.5, "test/few": 0.2, "test/all": 0.55})],
+    )
     lines = protocol_table("long_tail", [lt]).splitlines()  # Table 4: Few / Tail / Head / Acc
     assert lines[0].endswith("| Few | Tail | Head | Acc |") and lines[2].endswith("| 20.0 | 50.0 | 90.0 | 55.0 |")
     auc = {"test/auc": 0.84031, "test/auc_abnormal": 0.6244}
-    mil = record("anomaly_ucf_crime", "anomaly", [TestResult("", "test", "test", "t.txt", "l.csv", auc)],
-                 model="lightning_modules.models.mil_head.MILHead")
+    mil = record(
+        "anomaly_ucf_crime",
+        "anomaly",
+        [TestResult("", "test", "test", "t.txt", "l.csv", auc)],
+        model="lightning_modules.models.mil_head.MILHead",
+    )
     lines = protocol_table("anomaly", [mil]).splitlines()  # Table 5: AUC / AUC_A, two decimals
     assert lines[0].endswith("| AUC | AUC_A |") and lines[2].startswith("| MIL+Ours |")
     assert lines[2].endswith("| 84.03 | 62.44 |")
@@ -73,9 +103,14 @@ def test_table1_rows_are_nets_with_and_without_synthetic_data_across_datasets():
         zs("zero_shot_ucf101", "ucf101", [0.8, 0.9, 0.85], "data/ucf101/ie/manifest.jsonl", bike),
         zs("zero_shot_k600", "k600", [0.7, 0.8, 0.9], "data/k600/ie/manifest.jsonl", bike, top5=0.95),
         zs("zero_shot_hmdb51_ls", "hmdb51", [0.4, 0.4, 0.4], "data/hmdb51/ie/manifest.jsonl", bike),
-        zs("zero_shot_hmdb51", "hmdb51", [0.55, 0.55, 0.55], "data/hmdb51/basic/manifest.jsonl",
-           "lightning_modules.models.TCCLIP"),
-    ]  # fmt: skip
+        zs(
+            "zero_shot_hmdb51",
+            "hmdb51",
+            [0.55, 0.55, 0.55],
+            "data/hmdb51/basic/manifest.jsonl",
+            "lightning_modules.models.TCCLIP",
+        ),
+    ]
     lines = table1(records).splitlines()
     assert lines[0] == "| model | HMDB | UCF | K600 top-1 | K600 top-5 | All | synthetic | runs |"
     assert lines[2] == "| BIKE | 60.0 ± 8.2 | - | - | - | - | none | 1 |"
@@ -86,14 +121,28 @@ def test_table1_rows_are_nets_with_and_without_synthetic_data_across_datasets():
 
 
 def test_table8_from_an_analysis_report(tmp_path, capsys):
-    report = {"reference": "real", "rbf_sigma": 0.8123,
-              "datasets": {"real": {"clips": 10, "classes": 2, "davies_bouldin": 1.234,
-                                    "mmd2": {"linear": 0.0, "rbf": 0.0, "poly": 0.0}},
-                           "ie": {"clips": 8, "classes": 2, "davies_bouldin": float("nan"),
-                                  "mmd2": {"linear": 0.01234, "rbf": 0.2, "poly": 0.056}}}}  # fmt: skip
+    report = {
+        "reference": "real",
+        "rbf_sigma": 0.8123,
+        "datasets": {
+            "real": {
+                "clips": 10,
+                "classes": 2,
+                "davies_bouldin": 1.234,
+                "mmd2": {"linear": 0.0, "rbf": 0.0, "poly": 0.0},
+            },
+            "ie": {
+                "clips": 8,
+                "classes": 2,
+                "davies_bouldin": float("nan"),
+                "mmd2": {"linear": 0.01234, "rbf": 0.2, "poly": 0.056},
+            },
+        },
+    }
     lines = analysis_table(report).splitlines()
-    assert lines[0] == ("| dataset | clips | classes | Davies-Bouldin | MMD² ×100 linear | MMD² ×100 RBF "
-                        "| MMD² ×100 poly |")
+    assert lines[0] == (
+        "| dataset | clips | classes | Davies-Bouldin | MMD² ×100 linear | MMD² ×100 RBF | MMD² ×100 poly |"
+    )
     assert lines[2] == "| real (reference) | 10 | 2 | 1.23 | 0.00 | 0.00 | 0.00 |"
     assert lines[3] == "| ie | 8 | 2 | - | 1.23 | 20.00 | 5.60 |"
     (tmp_path / "analysis").mkdir()
@@ -111,7 +160,8 @@ def test_model_is_read_from_the_saved_config_when_results_lack_it(tmp_path, caps
     (tmp_path / "run" / "results.json").write_text(r.to_json())
     (tmp_path / "run" / "train" / "config.yaml").write_text(
         "model:\n  class_path: lightning_modules.video_clip.VideoCLIPModule\n  init_args:\n    net:\n"
-        "      class_path: lightning_modules.models.BIKE\n")
+        "      class_path: lightning_modules.models.BIKE\n"
+    )
     assert load_results(tmp_path / "run" / "results.json").model == "lightning_modules.models.BIKE"
     assert main([str(tmp_path / "run")]) == 0
     assert "| BIKE+Ours | - | 50.0 | - | - | - | ie | 1 |" in capsys.readouterr().out

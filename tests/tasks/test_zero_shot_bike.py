@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import pytest
 import torch
 
 from lightning_modules.models import BIKE
@@ -19,17 +18,35 @@ def test_bike_tiny_trains_through_zero_shot_from_given_start_weights(smoke_data,
     CLIP's image tower, the temporal module and the attribute head, not the frozen text tower; the three val
     lists are tested and the report shows a BIKE+Ours row."""
     torch.manual_seed(0)
-    start = VideoCLIPModule(net=BIKE("synthact-tiny", None, temporal_layers=2, attribute_weight=0.3,
-                                     attribute_top_k=2)).state_dict()  # fmt: skip
+    start = VideoCLIPModule(
+        net=BIKE("synthact-tiny", None, temporal_layers=2, attribute_weight=0.3, attribute_top_k=2)
+    ).state_dict()
     torch.save(start, tmp_path / "start.pt")
-    main([
-        "fit", "--config", str(ROOT / "tasks/zero_shot_ucf101.yaml"), "--config", str(ROOT / "configs/smoke.yaml"),
-        "--model", str(ROOT / "configs/models/bike_tiny.yaml"),
-        "--data.label_file", str(smoke_data / "labels.csv"), "--data.video_root", str(smoke_data / "real/videos"),
-        "--data.split_dir", str(smoke_data / "real/splits"),
-        "--data.synthetic_manifest", str(smoke_data / "synthetic/ie/manifest.jsonl"), "--data.labels_dir", str(smoke_data),
-        "--task.root", str(tmp_path / "runs"), "--task.init_weights", str(tmp_path / "start.pt"),
-    ])  # fmt: skip
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "tasks/zero_shot_ucf101.yaml"),
+            "--config",
+            str(ROOT / "configs/smoke.yaml"),
+            "--model",
+            str(ROOT / "configs/models/bike_tiny.yaml"),
+            "--data.label_file",
+            str(smoke_data / "labels.csv"),
+            "--data.video_root",
+            str(smoke_data / "real/videos"),
+            "--data.split_dir",
+            str(smoke_data / "real/splits"),
+            "--data.synthetic_manifest",
+            str(smoke_data / "synthetic/ie/manifest.jsonl"),
+            "--data.labels_dir",
+            str(smoke_data),
+            "--task.root",
+            str(tmp_path / "runs"),
+            "--task.init_weights",
+            str(tmp_path / "start.pt"),
+        ]
+    )
     run = tmp_path / "runs/zero_shot_ucf101"
     assert json.loads((run / "train/phase.json").read_text())["steps"] > 0
     trained = torch.load(run / "train/weights.pt", weights_only=True)
