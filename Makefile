@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEMO_DATA ?= data/demo
 DEMO_RUNS ?= runs/demo
 export HF_HUB_OFFLINE := 1
 
@@ -37,15 +36,17 @@ smoke-data: install
 smoke: smoke-data
 	$(PY) train.py fit --config tasks/few_shot_k4.yaml --config configs/smoke.yaml
 
-# The demo driver scores its own sets with the demo world's stand-in CLIP (tasks/demo.py).
+# The embedded demo world (generation/demo.py): labels, the held-out "real" style, Basic / IE / unreliable-IE sets and
+# the stand-in CLIP's web split. The demo tasks read it from data/demo (tasks/demo_*.yaml).
 demo-data: install
-	$(PY) -m generation demo --out $(DEMO_DATA) --preset demo
+	$(PY) -m generation demo --out data/demo --preset demo
 
-# Prompts -> clips (Basic, IE, IE with failed generations, the scorer's web split) -> stand-in CLIP scores ->
-# pre-train -> fine-tune 4-shot -> test on the held-out "real" style, 3 seeds: prints the table and writes
-# $(DEMO_RUNS)/summary.json and summary.png (tasks/demo.py; settings in configs/demo.yaml).
+# Through the product, as a user would type it (tasks/demo.py prints each command): the stand-in CLIP
+# (train.py fit tasks/demo_scorer.yaml) -> generation score --arch demo on the unreliable set -> for 3 seeds
+# train.py fit tasks/demo_{none,basic,ie,ie_ce,ie_ul}.yaml -> the table and the claims from the runs'
+# results.json, $(DEMO_RUNS)/summary.json and summary.png. Starts from a fresh $(DEMO_RUNS).
 demo: demo-data
-	$(PY) -m tasks.demo --config configs/demo.yaml --data $(DEMO_DATA) --out $(DEMO_RUNS)
+	$(PY) -m tasks.demo --root $(DEMO_RUNS) --fresh
 
 clean:
 	rm -rf $(DEMO_RUNS) runs/smoke

@@ -211,6 +211,9 @@ def _score(args: argparse.Namespace) -> None:
         top=args.top,
         progress=not args.no_progress,
         tensorboard=args.tensorboard,
+        checkpoint=args.checkpoint,
+        views=args.views,
+        rescore=args.rescore,
     )
     print(
         f"{s.rows} rows: {s.scored} scored now ({s.clips_per_s:.1f} clips/s), {s.already_scored} already scored; "
@@ -458,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="minmax: (H - min) / (max - min) over the set (paper, default); max_entropy: H / log K",
     )
     s.add_argument("--top", type=int, default=10, help="most uncertain clips listed per class (default 10)")
+    s.add_argument("--checkpoint", default=None, help="--arch demo: the stand-in CLIP's weights.pt (tasks/demo_scorer)")
+    s.add_argument("--views", type=int, default=2, help="--arch demo: temporal views per clip, S averaged (default 2)")
+    s.add_argument("--rescore", action="store_true", help="encode every row again, not only the unscored ones")
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s.set_defaults(func=_score)
 

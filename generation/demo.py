@@ -16,7 +16,9 @@ Layout under `out`:
     synthetic/{basic,ie}/prompts.jsonl, manifest.jsonl, videos/<class-slug>/<row_id>.mp4
     synthetic/ie_unreliable/...                 the IE prompts again, from a generator that fails on a
                                                 fraction of rows (`unreliable_rate`); unreliable.json lists them
-    web/videos/*.mp4, web/list.txt              the scorer's labelled "web" split (`web_per_class` > 0)
+    web/videos/*.mp4, web/list.txt              the scorer's labelled "web" split (`web_per_class` > 0); the
+    web/train.txt, web/val.txt                  stand-in CLIP trains on train.txt and is tested on the held-out
+                                                val.txt (the last 1 / `WEB_VAL_EVERY` of each class)
     DONE.json                                   preset parameters; written last
 
 The unreliable set stands in for a video generator's failures: a failed row's clip shows incoherent motion
@@ -59,7 +61,8 @@ from generation.render import render_prompts
 from generation.video_io import write_video
 
 SHOTS = (2, 4, 8, 16)
-LAYOUT = 2  # version of the list layout; a build of an older layout is completed in place
+LAYOUT = 3  # version of the list layout; a build of an older layout is completed in place
+WEB_VAL_EVERY = 6  # 1/6 of each class's web clips are held out to test the stand-in CLIP
 B2N_SHOTS = 8  # base-to-novel shots per base class in the demo world
 B2N_SEEDS = (1, 2, 3)
 LT_N_MIN = 2  # the long-tailed list keeps real_train_per_class ... LT_N_MIN clips per class
@@ -192,6 +195,10 @@ def _build_web(out: Path, p: DemoPreset, progress: bool) -> int:
         )
         made += 1
     write_text_atomic(out / "web" / "list.txt", "\n".join(lines) + "\n")
+    n_val = max(1, p.web_per_class // WEB_VAL_EVERY)  # the last clips of each class (both styles) are held out
+    held_out = [i % p.web_per_class >= p.web_per_class - n_val for i in range(len(lines))]
+    write_text_atomic(out / "web" / "train.txt", "".join(f"{x}\n" for x, v in zip(lines, held_out) if not v))
+    write_text_atomic(out / "web" / "val.txt", "".join(f"{x}\n" for x, v in zip(lines, held_out) if v))
     return made
 
 

@@ -142,6 +142,9 @@ def score_manifest(
     save_every_s: float = 60.0,
     progress: bool = True,
     tensorboard: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    views: int = 2,
+    rescore: bool = False,
 ) -> ScoreSummary:
     """Score every unscored clip of `manifest` and re-normalise the uncertainty of all of them.
 
@@ -160,6 +163,11 @@ def score_manifest(
         save_every_s: rewrite the manifest at least this often while scoring (a crash loses at most this).
         progress: show a progress bar.
         tensorboard: also log the histograms to a TensorBoard folder.
+        checkpoint: with `arch="demo"`: the demo world's stand-in CLIP, a DemoNet phase's `weights.pt` from
+            `train.py fit --config tasks/demo_scorer.yaml` (`generation.stand_in.StandInEncoder`); `pretrained` is
+            then unused.
+        views: with `arch="demo"`: temporal views per clip; S is the mean of their softmax.
+        rescore: encode every row again (e.g. after changing the scorer), not only the unscored ones.
 
     Raises:
         FileNotFoundError: missing manifest or label CSV.
@@ -178,20 +186,30 @@ def score_manifest(
             )
 
     # 1. Encode the clips that have no entropy yet; save the manifest as we go.
-    todo = [i for i, row in enumerate(rows) if row.entropy is None]
+    todo = [i for i, row in enumerate(rows) if rescore or row.entropy is None]
     seconds = 0.0
-    if todo:
+    if todo and arch == "demo":  # the demo world's stand-in CLIP (generation/stand_in.py)
+        if checkpoint is None:
+            raise ValueError(
+                "--arch demo needs --checkpoint: the weights.pt of `train.py fit --config tasks/demo_scorer.yaml`"
+            )
+        from generation.stand_in import StandInEncoder
+
+        encoder = StandInEncoder(checkpoint, num_frames=num_frames, views=views, device=device)
+    elif todo:
         check_weights_available(arch, pretrained)  # seconds, not open_clip's long offline retries
         from generation.clip_features import ClipEncoder  # open_clip only when there is work
 
         encoder = ClipEncoder(arch, pretrained, num_frames=num_frames, template=template, device=device)
+    if todo:
         started = time.perf_counter()
         text = encoder.encode_texts(names)  # (K, D)
         paths = [manifest.parent / rows[i].video for i in todo]
         done, last_save = 0, time.perf_counter()
         with tqdm(total=len(todo), desc="score", unit="clip", disable=not progress) as bar:
             for frames in encoder.loader(paths, batch_size, num_workers):  # (B, T, C, H, W)
-                probs = class_probs(encoder.encode_frames(frames), text, encoder.logit_scale)  # (B, K)
+                probs = class_probs(encoder.encode_frames(frames), text, encoder.logit_scale)  # (B, K) or (B, V, K)
+                probs = probs.mean(dim=1) if probs.ndim == 3 else probs  # views: S is the mean of their softmax
                 h, (p, pred) = entropy(probs).tolist(), probs.max(dim=-1)
                 for j, (hj, pj, cj) in enumerate(zip(h, p.tolist(), pred.tolist())):
                     i = todo[done + j]
@@ -214,6 +232,7 @@ def score_manifest(
             **constants,
             "arch": arch,
             "pretrained": pretrained,
+            **({"checkpoint": str(checkpoint), "views": views} if arch == "demo" else {}),
             "num_frames": num_frames,
             "template": template,
             "num_classes": len(names),

@@ -5,7 +5,7 @@ imported (a registration never depends on some other import having happened). Ad
 module, one line below, one `tasks/<name>.yaml` per task.
 """
 
-from tasks import anomaly, base2novel, few_shot, long_tail, supervised, zero_shot  # noqa: F401 - registers
+from tasks import anomaly, base2novel, demo_protocol, few_shot, long_tail, supervised, zero_shot  # noqa: F401 - registers
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks, register_task
 
 __all__ = ["Phase", "Split", "TaskSpec", "Test", "get_task", "list_tasks", "register_task"]

@@ -1,418 +1,193 @@
-"""`make demo`: the paper's claims, checked on the embedded demo world on a laptop CPU.
+"""`make demo`: the paper's claims on the embedded demo world, checked through the product's own commands.
 
-Reads a demo build (`python -m generation demo --preset demo`) and trains, for each seed, in-process, a
-small `DemoNet` on clips served by `ActionDataModule` (manifests, annotation lists, uncertainties) with the
-loss of `lightning_modules.losses` (CE / UL):
+The driver only runs commands a user could type, in order, and reads what they wrote:
 
-    none             fine-tune on the 4-shot real list only (no synthetic pre-training)
-    basic / ie       pre-train on the Basic / IE synthetic set, then fine-tune 4-shot, test on real val1
-    zero_shot_basic  the Basic / IE pre-trained model tested on real val1 before fine-tuning: trained only on
-    zero_shot_ie     synthetic clips of the classes it is tested on (the paper's zero-shot protocol)
-    ie_ce / ie_ul    pre-train on the unreliable IE set (a fraction of the "generations" failed: incoherent
-                     motion under the label) with cross-entropy / with uncertainty label smoothing (UL,
-                     w = 0.3), then fine-tune 4-shot
+    python train.py fit --config tasks/demo_scorer.yaml --task.root runs/demo            # the stand-in CLIP
+    python -m generation score --manifest data/demo/synthetic/ie_unreliable/manifest.jsonl \\
+        --labels data/demo/labels.csv --arch demo --checkpoint runs/demo/demo_scorer/train/weights.pt --rescore
+    python train.py fit --config tasks/demo_<task>.yaml --seed_everything S --task.root runs/demo/seed<S>
+                                                     # for every seed S and task none, basic, ie, ie_ce, ie_ul
 
-The uncertainties UL needs come from the demo's stand-in for CLIP: a DemoNet trained on the build's
-labelled "web" split (its own clips, both styles), which scores every clip of the unreliable set through
-the scoring path of `python -m generation score` (S = softmax of its logits, here the mean over
-`scorer_views` temporal views as in multi-view testing; entropy, min-max normalisation over the set,
-written to the manifest, histograms beside it). How well its uncertainty flags the failed clips is printed
-(mean u of failed vs good clips, AUROC).
-
-It prints the table (mean, std and per-seed top-1 on the held-out real style), writes
-`<out>/summary.json` (`{"chance", "rows": [{"name", "top1_mean", "top1_std", "top1_per_seed"}], ...}`) and
-`<out>/summary.png`. Same machine + same command -> same numbers (fixed seeds, fixed thread count,
-deterministic algorithms, clips decoded once and held in memory with a deterministic centre sampling).
-Runs are driven here, not through task YAMLs or a Lightning Trainer: the demo is 28 short phases (a 4-shot
-phase is 120 steps of a few ms) on one decode of the data; the Trainer's per-fit and per-epoch overhead
-(measured under load on the 2-core VM: 16 s for the 4-shot phase that this loop runs in 1.3 s) would
-dominate the budget. The loop is VideoCLIPModule's recipe (see `fit`); measured on one seed, it gives the
-same top-1 values to the last digit as VideoCLIPModule under a Trainer did.
+Every run trains `DemoNet` through the task runner, VideoCLIPModule and a Lightning Trainer (the tasks are in
+tasks/demo_protocol.py, the recipe in configs/recipes/demo.yaml). Each row and seed prints a line when it
+starts and when it ends (top-1, seconds). The table, `<root>/summary.json` and `<root>/summary.png` are built
+from the runs' own `results.json`; after the table come the paper's claims with their per-seed margins and
+whether each holds (also in summary.json under `claims`). The stand-in CLIP's quality (how well its
+uncertainty flags the failed generations: AUROC, mean u) is read from the scored manifest. Subprocesses run
+with OMP_NUM_THREADS fixed (`--threads`): same machine + same command -> same numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
+import shutil
+import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
-import torch
-import yaml
-from sklearn.metrics import roc_auc_score
 
-from datamodules.action import ActionDataModule
-from datamodules.annotations import read_labels
-from datamodules.datasets import Clip, VideoDataset, clips_from_manifest
-from datamodules.manifest import read_manifest, write_jsonl, write_text_atomic
-from datamodules.transforms import VideoTransform
-from lightning_modules.losses import UNCERTAINTY_LOSSES, LossConfig, action_loss
-from lightning_modules.models.demo_net import DemoNet
-from lightning_modules.video_clip import warmup_cosine
+DATA = Path("data/demo")  # the task YAMLs read the build from here
+UNRELIABLE = "ie_unreliable"  # generation.demo.UNRELIABLE
 
-UNRELIABLE = "ie_unreliable"  # generation.demo.UNRELIABLE (the folder of the unreliable IE set)
-ROWS = (  # (name, what it is) in table order
-    ("none", "4-shot real fine-tuning only"),
-    ("basic", "Basic pre-training + 4-shot"),
-    ("ie", "IE pre-training + 4-shot"),
-    ("zero_shot_basic", "Basic synthetic only (zero-shot)"),
-    ("zero_shot_ie", "IE synthetic only (zero-shot)"),
-    ("ie_ce", "unreliable IE pre-training, CE + 4-shot"),
-    ("ie_ul", "unreliable IE pre-training, UL + 4-shot"),
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the demo table: the test of one split of one task."""
+
+    name: str
+    what: str
+    task: str
+    split: str | None = None  # the split whose test is the row (None: the task's only test)
+
+
+ROWS = (
+    Row("none", "4-shot real fine-tuning only", "demo_none"),
+    Row("basic", "Basic pre-training + 4-shot", "demo_basic", "few_shot"),
+    Row("ie", "IE pre-training + 4-shot", "demo_ie", "few_shot"),
+    Row("zero_shot_basic", "Basic synthetic only (zero-shot)", "demo_basic", "zero_shot"),
+    Row("zero_shot_ie", "IE synthetic only (zero-shot)", "demo_ie", "zero_shot"),
+    Row("ie_ce", "unreliable IE pre-training, CE + 4-shot", "demo_ie_ce"),
+    Row("ie_ul", "unreliable IE pre-training, UL + 4-shot", "demo_ie_ul"),
 )
-
-
+TASKS = tuple(dict.fromkeys(r.task for r in ROWS))  # run order within a seed
 PAIRED = (("ie_ce", "ie_ul"),)  # rows that differ only in the loss: the chart joins each seed's two values
 
 
-@dataclass
-class Phase:
-    """One training phase's schedule."""
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the paper checked on the demo: margin_s = value(a)_s - factor * value(b)_s - offset per seed;
+    it holds when the margin is > 0 (`strict`) or >= 0, on every seed (`every_seed`) or on the mean."""
 
-    epochs: int
-    lr: float
-    batch_size: int = 32
-
-
-@dataclass
-class DemoConfig:
-    """What `make demo` runs (configs/demo.yaml). Defaults: the `demo` preset on 2 CPU cores.
-
-    Args:
-        data: the demo build (`python -m generation demo --out DATA`).
-        out: where summary.json / summary.png go.
-        seeds: one full set of rows per seed.
-        shots: real clips per class for fine-tuning (a `train1_few_shot_{shots}.txt` list).
-        num_frames: frames per clip the nets see (sampled from the rendered 16).
-        image_size: frame side the nets see (the rendered 64 px are resized).
-        threads: torch CPU threads (fixed: the numbers may change with the thread count).
-        net: DemoNet arguments.
-        pretrain: synthetic pre-training schedule (also the zero-shot rows').
-        finetune: 4-shot real fine-tuning schedule.
-        scorer: the stand-in CLIP's training on the web split.
-        scorer_seed: seed of the stand-in CLIP's training.
-        scorer_views: temporal views per clip when scoring; S is their mean (multi-view testing).
-        uncertainty_weight: w of UL (eps = w * u); the paper's 0.3.
-        weight_decay: AdamW weight decay.
-        warmup_epochs: linear warm-up before the cosine decay.
-    """
-
-    data: str = "data/demo"
-    out: str = "runs/demo"
-    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
-    shots: int = 4
-    num_frames: int = 8
-    image_size: int = 32
-    threads: int = 2
-    net: dict = field(default_factory=lambda: {"width": 8, "embed_dim": 64})
-    pretrain: Phase = field(default_factory=lambda: Phase(epochs=30, lr=3e-3))
-    finetune: Phase = field(default_factory=lambda: Phase(epochs=30, lr=3e-4, batch_size=8))
-    scorer: Phase = field(default_factory=lambda: Phase(epochs=80, lr=3e-3))
-    scorer_seed: int = 0
-    scorer_views: int = 2
-    uncertainty_weight: float = 0.3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> DemoConfig:
-        """Read a config file; `overrides` (non-None values) replace its keys."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"demo config not found: {path}; pass --config configs/demo.yaml")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("pretrain", "finetune", "scorer"):
-            if isinstance(data.get(key), dict):
-                data[key] = Phase(**data[key])
-        return cls(**data)
+    text: str
+    a: str
+    b: str | None  # a row, or None for chance
+    factor: float = 1.0
+    offset: float = 0.0
+    strict: bool = False
+    every_seed: bool = False
 
 
-# ------------------------------------------------------------------------------------------ data
+CLAIMS = (
+    Claim("IE >= 2x chance", "ie", None, factor=2.0),
+    Claim("IE - Basic >= 10 points on every seed", "ie", "basic", offset=10.0, every_seed=True),
+    Claim("Basic > none", "basic", "none", strict=True),
+    Claim("zero-shot IE >= 2x chance", "zero_shot_ie", None, factor=2.0),
+    Claim("UL > CE on every seed (paired)", "ie_ul", "ie_ce", strict=True, every_seed=True),
+)
 
 
-_DECODED: dict[tuple, dict] = {}  # (path, frames, size) -> first decoded sample; shared by every run
+# ------------------------------------------------------------------------------------------ commands
 
 
-class MemoryDataset(torch.utils.data.Dataset):
-    """A `VideoDataset` decoded once (centre sampling, no crop), then served from memory.
-
-    Training samples get a random horizontal flip (the demo's actions are left/right symmetric as
-    classes); label and uncertainty always come from the current clip list, so a re-scored manifest is
-    seen without decoding again.
-    """
-
-    def __init__(self, base: VideoDataset, train: bool):
-        self.base, self.train = base, train
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    @property
-    def clips(self) -> list[Clip]:
-        return self.base.clips
-
-    @clips.setter
-    def clips(self, clips: list[Clip]) -> None:  # test_on_error=exclude drops undecodable clips
-        self.base.clips = clips
-
-    @property
-    def num_frames(self) -> int:  # read by the evaluation lists' decode check (datamodules.datasets.scan_clips)
-        return self.base.num_frames
-
-    @property
-    def num_views(self) -> int:
-        return self.base.num_views
-
-    def __getitem__(self, index: int) -> dict:
-        clip: Clip = self.base.clips[index]
-        key = (clip.path, self.base.num_frames, self.base.transform.size, self.base.num_views)
-        if key not in _DECODED:
-            _DECODED[key] = self.base[index]
-        item = dict(
-            _DECODED[key], label=clip.label, uncertainty=math.nan if clip.uncertainty is None else clip.uncertainty
-        )
-        if self.train:
-            video = item["video"][0]  # (1, T, C, H, W) -> (T, C, H, W)
-            item["video"] = video.flip(-1) if torch.rand(()) < 0.5 else video
-        return item
+def train_command(task: str, root: Path, seed: int | None = None) -> list[str]:
+    seed_args = [] if seed is None else ["--seed_everything", str(seed)]
+    return [sys.executable, "train.py", "fit", "--config", f"tasks/{task}.yaml", *seed_args, "--task.root", str(root)]
 
 
-class DemoDataModule(ActionDataModule):
-    """`ActionDataModule` with every clip decoded once per process (see `MemoryDataset`)."""
-
-    def _dataset(self, clips: list[Clip], train: bool) -> MemoryDataset:
-        transform = VideoTransform(
-            train=False, size=self.image_size, short_side=self.image_size, mean=self.input_mean, std=self.input_std
-        )
-        views = 1 if train else self.test_views
-        base = VideoDataset(clips, self.num_frames, transform, num_views=views, on_error=self.on_error)
-        return MemoryDataset(base, train)
+def score_command(root: Path) -> list[str]:
+    return [
+        *(sys.executable, "-m", "generation", "score"),
+        *("--manifest", str(DATA / "synthetic" / UNRELIABLE / "manifest.jsonl")),
+        *("--labels", str(DATA / "labels.csv")),
+        *("--arch", "demo", "--checkpoint", str(root / "demo_scorer" / "train" / "weights.pt")),
+        *("--frames", "8", "--views", "2", "--rescore", "--no-progress"),
+    ]
 
 
-def datamodule(
-    cfg: DemoConfig, *, manifest: str | None = None, web: bool = False, batch_size: int = 32, test_views: int = 1
-) -> DemoDataModule:
-    root = Path(cfg.data)
-    real = root / ("web" if web else "real")
-    return DemoDataModule(
-        label_file=str(root / "labels.csv"),
-        video_root=str(real / "videos"),
-        split_dir=str(real if web else real / "splits"),
-        test_list="val1.txt",
-        synthetic_manifest=None if manifest is None else str(root / "synthetic" / manifest / "manifest.jsonl"),
-        num_frames=cfg.num_frames,
-        image_size=cfg.image_size,
-        test_views=test_views,
-        batch_size=batch_size,
-        num_workers=0,
-        pin_memory=False,
-    )
+def run(command: list[str], log: Path, threads: int) -> float:
+    """Run one command (output to `log`); raise with the log's tail when it fails. Returns its seconds."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        code = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    if code:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise RuntimeError(f"`{' '.join(command[1:])}` failed (exit {code}); last lines of {log}:\n{tail}")
+    return time.perf_counter() - start
 
 
-def check_build(cfg: DemoConfig) -> None:
+def check_build() -> None:
     """Raise with what to run when the demo build is missing or incomplete."""
-    root = Path(cfg.data)
     need = [
-        root / "DONE.json",
-        root / "real" / "splits" / f"train1_few_shot_{cfg.shots}.txt",
-        root / "web" / "list.txt",
-        *(root / "synthetic" / s / "manifest.jsonl" for s in ("basic", "ie", UNRELIABLE)),
+        DATA / "DONE.json",
+        DATA / "real" / "splits" / "train1_few_shot_4.txt",
+        DATA / "web" / "train.txt",
+        *(DATA / "synthetic" / s / "manifest.jsonl" for s in ("basic", "ie", UNRELIABLE)),
     ]
     missing = [p for p in need if not p.is_file()]
     if missing:
         raise FileNotFoundError(
-            f"the demo build in {root} is missing {', '.join(map(str, missing[:3]))}; build it with "
-            f"`python -m generation demo --out {root} --preset demo` (or `make demo-data`)"
+            f"the demo build in {DATA} is missing {', '.join(map(str, missing[:3]))}; build it with "
+            f"`python -m generation demo --out {DATA} --preset demo` (or `make demo-data`)"
         )
 
 
-# ------------------------------------------------------------------------------------------ runs
+# ------------------------------------------------------------------------------------------ results
 
 
-def new_net(cfg: DemoConfig, seed: int) -> DemoNet:
-    L.seed_everything(seed, verbose=False)
-    return DemoNet(**cfg.net)
+def row_top1(results: dict, row: Row) -> float:
+    """Top-1 (%) of a row from its task's results.json content."""
+    tests = [t for t in results["tests"] if row.split is None or t["split"] == row.split]
+    if len(tests) != 1:
+        raise ValueError(f"{results['task']}: expected one test for row {row.name!r}, found {len(tests)}")
+    return 100.0 * tests[0]["metrics"]["test/top1"]
 
 
-def fit(
-    cfg: DemoConfig,
-    net: DemoNet,
-    dm: DemoDataModule,
-    phase: Phase,
-    seed: int,
-    *,
-    source: str = "synthetic",
-    train_list: str | None = None,
-    loss: str = "ce",
-) -> DemoNet:
-    """Train `net` for one phase on the datamodule's synthetic manifest or a real list; returns it.
-
-    The loop is VideoCLIPModule's recipe written out (AdamW with betas (0.9, 0.98), linear warm-up then
-    cosine decay per step, `lightning_modules.losses.action_loss` with the clips' uncertainty), without a
-    Lightning Trainer: the demo runs 28 short phases, and under load the Trainer's per-fit and per-epoch
-    overhead was 10x the 4-shot phases' compute (see the module docstring).
-    """
-    dm.set_phase(source, train_list)
-    dm.batch_size = phase.batch_size
-    dm.setup("fit")
-    config = LossConfig(name=loss, uncertainty_weight=cfg.uncertainty_weight)
-    if loss in UNCERTAINTY_LOSSES:
-        dm.check_uncertainty(loss)
-    L.seed_everything(seed, verbose=False)
-    loader = dm.train_dataloader()
-    tokens = net.tokenize(dm.class_names)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=phase.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
-    total = phase.epochs * len(loader)
-    warmup = round(total * cfg.warmup_epochs / max(1, phase.epochs))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine, warmup=warmup, total=total))
-    net.train()
-    for _ in range(phase.epochs):
-        for batch in loader:
-            logits = net(batch["video"], tokens)  # (B, K)
-            value, _ = action_loss(logits, batch["label"], batch["uncertainty"], config)
-            optimizer.zero_grad()
-            value.backward()
-            optimizer.step()
-            scheduler.step()
-    return net
+def read_results(root: Path, seeds: list[int]) -> dict[str, list[float]]:
+    """{row: [top-1 % per seed]} from `<root>/seed<S>/<task>/results.json`."""
+    out: dict[str, list[float]] = {r.name: [] for r in ROWS}
+    for seed in seeds:
+        for row in ROWS:
+            path = root / f"seed{seed}" / row.task / "results.json"
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path} not found: run `{' '.join(train_command(row.task, path.parents[1], seed)[1:])}`"
+                )
+            out[row.name].append(row_top1(json.loads(path.read_text()), row))
+    return out
 
 
-@torch.no_grad()
-def predict(net: DemoNet, dataset, class_names: list[str]) -> torch.Tensor:
-    """(N, K) class probabilities of every clip of a test dataset: the mean over its V temporal views."""
-    net.eval()
-    tokens = net.tokenize(class_names)
-    probs = []
-    for start in range(0, len(dataset), 64):
-        batch = range(start, min(start + 64, len(dataset)))
-        video = torch.stack([dataset[i]["video"] for i in batch])  # (B, V, T, C, H, W)
-        b, v = video.shape[:2]
-        probs.append(net(video.flatten(0, 1), tokens).softmax(dim=-1).view(b, v, -1).mean(1))  # (B, K)
-    return torch.cat(probs)
-
-
-def test(net: DemoNet, dm: DemoDataModule) -> float:
-    """Top-1 (%) on the held-out real list val1."""
-    dm.setup("test")
-    dataset = dm.datasets["test"]
-    labels = torch.tensor([clip.label for clip in dataset.clips])
-    return 100.0 * (predict(net, dataset, dm.class_names).argmax(-1) == labels).float().mean().item()
-
-
-def run_seed(cfg: DemoConfig, seed: int, log=print) -> dict[str, float]:
-    """All rows of one seed: {row name: top-1 %}."""
-    few_shot = f"train1_few_shot_{cfg.shots}.txt"
-    top1: dict[str, float] = {}
-    dm = datamodule(cfg)
-    top1["none"] = test(fit(cfg, new_net(cfg, seed), dm, cfg.finetune, seed, source="real", train_list=few_shot), dm)
-    for strategy in ("basic", "ie"):
-        dm = datamodule(cfg, manifest=strategy)
-        net = fit(cfg, new_net(cfg, seed), dm, cfg.pretrain, seed)
-        top1[f"zero_shot_{strategy}"] = test(net, dm)
-        top1[strategy] = test(fit(cfg, net, dm, cfg.finetune, seed, source="real", train_list=few_shot), dm)
-    dm = datamodule(cfg, manifest=UNRELIABLE)
-    for loss in ("ce", "ul"):
-        net = fit(cfg, new_net(cfg, seed), dm, cfg.pretrain, seed, loss=loss)
-        top1[f"ie_{loss}"] = test(fit(cfg, net, dm, cfg.finetune, seed, source="real", train_list=few_shot), dm)
-    log(f"seed {seed}: " + ", ".join(f"{k} {v:.1f}" for k, v in top1.items()))
-    return top1
-
-
-# ------------------------------------------------------------------------------------------ scorer
-
-
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve of `scores` separating `positive` (bool) from the rest (sklearn; NaN when
-    one side is empty)."""
-    if positive.all() or not positive.any():
-        return float("nan")
-    return float(roc_auc_score(positive, scores))
-
-
-def score_unreliable(cfg: DemoConfig, log=print) -> dict:
-    """Train the stand-in CLIP on the web split, score the unreliable IE set, write its uncertainties.
-
-    The manifest gets `entropy`, `uncertainty` (min-max over the set), `clip_pred`, `clip_prob`, as from
-    `python -m generation score`; score.json, uncertainty_hist.png and uncertain_clips.json go beside it.
-    """
-    from generation.score import entropy, normalise_entropy, write_reports  # the scoring path of `generation score`
-
-    web = datamodule(cfg, web=True)
-    scorer = fit(
-        cfg, new_net(cfg, cfg.scorer_seed), web, cfg.scorer, cfg.scorer_seed, source="real", train_list="list.txt"
-    )
-    folder = Path(cfg.data) / "synthetic" / UNRELIABLE
-    manifest = folder / "manifest.jsonl"
-    names = read_labels(Path(cfg.data) / "labels.csv")
-    clips = clips_from_manifest(manifest, names)
-    dataset = datamodule(cfg, test_views=cfg.scorer_views)._dataset(clips, train=False)
-    probs = predict(scorer, dataset, names)  # S = softmax(logit_scale * cos), mean over the views
-    h = entropy(probs).numpy()
-    u, constants = normalise_entropy(h, "minmax", len(names))
-    rows = read_manifest(manifest)
-    p, pred = probs.max(dim=-1)
+def summarise(top1: dict[str, list[float]], seeds: list[int], chance: float) -> dict:
     rows = [
-        r.model_copy(
-            update={"entropy": float(hi), "uncertainty": float(ui), "clip_pred": int(ci), "clip_prob": float(pi)}
-        )
-        for r, hi, ui, ci, pi in zip(rows, h, u, pred.tolist(), p.tolist())
+        {
+            "name": r.name,
+            "what": r.what,
+            "task": r.task,
+            "split": r.split,
+            "top1_mean": round(float(np.mean(top1[r.name])), 2),
+            "top1_std": round(float(np.std(top1[r.name])), 2),
+            "top1_per_seed": [round(v, 2) for v in top1[r.name]],
+        }
+        for r in ROWS
     ]
-    write_jsonl(manifest, rows)
-    write_text_atomic(
-        folder / "score.json",
-        json.dumps(
-            {**constants, "scorer": "DemoNet trained on web/list.txt", "num_classes": len(names), "rows": len(rows)},
-            indent=2,
-        )
-        + "\n",
-    )
-    write_reports(folder, rows, names)
-    failed = set(json.loads((folder / "unreliable.json").read_text(encoding="utf-8"))["rows"])
-    bad = np.array([r.row_id in failed for r in rows])
-    labels = np.array([r.class_id for r in rows])
-    stats = {
-        "unreliable_clips": int(bad.sum()),
-        "clips": len(rows),
-        "u_mean_unreliable": float(u[bad].mean()),
-        "u_mean_reliable": float(u[~bad].mean()),
-        "auroc": auroc(u, bad),
-        "scorer_top1_reliable": float(100 * (pred.numpy()[~bad] == labels[~bad]).mean()),
-    }
-    log(
-        f"stand-in CLIP (DemoNet on web/list.txt): {stats['scorer_top1_reliable']:.1f}% top-1 on the reliable clips; "
-        f"uncertainty u: failed clips {stats['u_mean_unreliable']:.2f} vs reliable {stats['u_mean_reliable']:.2f} "
-        f"(AUROC {stats['auroc']:.2f}, {stats['unreliable_clips']}/{stats['clips']} failed)"
-    )
-    return stats
+    return {"chance": round(chance, 2), "seeds": list(seeds), "rows": rows}
 
 
-# ------------------------------------------------------------------------------------------ report
-
-
-def summarise(per_seed: list[dict[str, float]], seeds: list[int], chance: float) -> dict:
-    rows = []
-    for name, what in ROWS:
-        values = [run[name] for run in per_seed]
-        rows.append(
+def check_claims(summary: dict) -> list[dict]:
+    """Each claim's per-seed margins and whether it holds (see `Claim`)."""
+    values = {r["name"]: np.array(r["top1_per_seed"]) for r in summary["rows"]}
+    out = []
+    for c in CLAIMS:
+        b = summary["chance"] if c.b is None else values[c.b]
+        margins = values[c.a] - c.factor * b - c.offset  # (seeds,)
+        judged = margins if c.every_seed else np.array([margins.mean()])
+        holds = bool((judged > 0).all() if c.strict else (judged >= 0).all())
+        out.append(
             {
-                "name": name,
-                "what": what,
-                "top1_mean": round(float(np.mean(values)), 2),
-                "top1_std": round(float(np.std(values)), 2),
-                "top1_per_seed": [round(v, 2) for v in values],
+                "claim": c.text,
+                "rule": "every seed" if c.every_seed else "mean over seeds",
+                "margins_per_seed": [round(float(m), 2) for m in margins],
+                "mean_margin": round(float(margins.mean()), 2),
+                "holds": holds,
             }
         )
-    return {"chance": round(chance, 2), "seeds": seeds, "rows": rows}
+    return out
 
 
 def table(summary: dict) -> str:
@@ -422,6 +197,37 @@ def table(summary: dict) -> str:
         lines.append(f"| {r['name']} | {r['what']} | {r['top1_mean']:.1f} ± {r['top1_std']:.1f} | {seeds} |")
     lines.append(f"| chance | 1 / {round(100 / summary['chance'])} classes | {summary['chance']:.1f} | |")
     return "\n".join(lines)
+
+
+def claims_text(claims: list[dict]) -> str:
+    lines = []
+    for c in claims:
+        margins = ", ".join(f"{m:+.1f}" for m in c["margins_per_seed"])
+        verdict = "holds" if c["holds"] else "FAILS"
+        lines.append(
+            f"{verdict:5s}  {c['claim']} ({c['rule']}): margins per seed {margins}; mean {c['mean_margin']:+.1f}"
+        )
+    return "\n".join(lines)
+
+
+def scorer_stats(data: Path = DATA) -> dict:
+    """How well the stand-in CLIP's uncertainty flags the failed generations, read from the scored manifest."""
+    from sklearn.metrics import roc_auc_score
+
+    folder = data / "synthetic" / UNRELIABLE
+    rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    failed = set(json.loads((folder / "unreliable.json").read_text())["rows"])
+    bad = np.array([r["row_id"] in failed for r in rows])
+    u = np.array([r["uncertainty"] for r in rows], dtype=float)
+    correct = np.array([r["clip_pred"] == r["class_id"] for r in rows])
+    return {
+        "unreliable_clips": int(bad.sum()),
+        "clips": len(rows),
+        "u_mean_unreliable": round(float(u[bad].mean()), 3),
+        "u_mean_reliable": round(float(u[~bad].mean()), 3),
+        "auroc": round(float(roc_auc_score(bad, u)), 3) if 0 < bad.sum() < len(rows) else None,
+        "scorer_top1_reliable": round(float(100 * correct[~bad].mean()), 2),
+    }
 
 
 def bar_chart(summary: dict, path: Path) -> None:
@@ -453,46 +259,87 @@ def bar_chart(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def run(cfg: DemoConfig, log=print) -> dict:
-    """The whole demo: score, all seeds, summary files. Returns the summary."""
-    check_build(cfg)
-    torch.set_num_threads(cfg.threads)
-    start = time.perf_counter()
-    scorer = score_unreliable(cfg, log)
-    per_seed = [run_seed(cfg, seed, log) for seed in cfg.seeds]
-    chance = 100.0 / len(read_labels(Path(cfg.data) / "labels.csv"))
-    summary = summarise(per_seed, list(cfg.seeds), chance)
-    summary.update(
-        scorer=scorer,
-        seconds=round(time.perf_counter() - start, 1),
-        config={**asdict(cfg), "torch_threads": torch.get_num_threads()},
-    )
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    bar_chart(summary, out / "summary.png")
+def write_summary(root: Path, seeds: list[int], extra: dict | None = None) -> dict:
+    """Build the summary from the runs' results.json; write summary.json and summary.png. Returns it."""
+    from datamodules.annotations import read_labels
+
+    chance = 100.0 / len(read_labels(DATA / "labels.csv"))
+    summary = summarise(read_results(root, seeds), seeds, chance)
+    summary["claims"] = check_claims(summary)
+    summary.update(extra or {})
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    bar_chart(summary, root / "summary.png")
     return summary
+
+
+# ------------------------------------------------------------------------------------------ driver
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="configs/demo.yaml", help="demo config (default configs/demo.yaml)")
-    parser.add_argument("--data", help="demo build folder (overrides the config's `data`)")
-    parser.add_argument("--out", help="output folder (overrides the config's `out`)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="seeds (override the config's `seeds`)")
+    parser.add_argument("--root", default="runs/demo", help="run folder (default runs/demo)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of every run (default 2)")
+    parser.add_argument(
+        "--fresh", action="store_true", help="delete the run folder first (else finished runs are kept)"
+    )
     args = parser.parse_args(argv)
     try:
-        cfg = DemoConfig.from_yaml(args.config, data=args.data, out=args.out, seeds=args.seeds)
-        check_build(cfg)
-    except (FileNotFoundError, ValueError, TypeError) as e:
+        check_build()
+    except FileNotFoundError as e:
         parser.error(str(e))
-    summary = run(cfg, log=lambda line: print(line, flush=True))
-    print(table(summary))
-    print(
-        f"wall time {summary['seconds']:.0f} s on {cfg.threads} torch threads; "
-        f"{Path(cfg.out) / 'summary.json'}, {Path(cfg.out) / 'summary.png'}"
+    root = Path(args.root)
+    if args.fresh and root.exists():
+        shutil.rmtree(root)
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def step(name: str, command: list[str], log: Path) -> float:
+        print(f"[{time.perf_counter() - start:6.0f} s] {name}: {' '.join(command[1:])}", flush=True)
+        seconds = run(command, log, args.threads)
+        timings[name] = round(seconds, 1)
+        return seconds
+
+    try:
+        seconds = step("stand-in CLIP", train_command("demo_scorer", root), root / "logs" / "demo_scorer.log")
+        seconds += step("score", score_command(root), root / "logs" / "score.log")
+        scorer = scorer_stats()
+        print(
+            f"         stand-in CLIP: {scorer['scorer_top1_reliable']:.1f}% top-1 on the reliable clips; uncertainty "
+            f"u of failed clips {scorer['u_mean_unreliable']:.2f} vs reliable {scorer['u_mean_reliable']:.2f} "
+            f"(AUROC {scorer['auroc']:.2f}, {scorer['unreliable_clips']}/{scorer['clips']} failed) ({seconds:.0f} s)",
+            flush=True,
+        )
+        for seed in args.seeds:
+            for task in TASKS:
+                rows = [r for r in ROWS if r.task == task]
+                names = ", ".join(r.name for r in rows)
+                seed_root = root / f"seed{seed}"
+                seconds = step(
+                    f"seed {seed} {names}",
+                    train_command(task, seed_root, seed),
+                    root / "logs" / f"seed{seed}_{task}.log",
+                )
+                results = json.loads((seed_root / task / "results.json").read_text())
+                top1 = ", ".join(f"{r.name} {row_top1(results, r):.1f}" for r in rows)
+                print(f"         seed {seed}: {top1} top-1 % ({seconds:.0f} s)", flush=True)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    total = round(time.perf_counter() - start, 1)
+    summary = write_summary(
+        root, args.seeds, {"scorer": scorer, "seconds": total, "step_seconds": timings, "threads": args.threads}
     )
-    return 0
+    print()
+    print(table(summary))
+    print()
+    print(claims_text(summary["claims"]))
+    print(
+        f"\nwall time {total:.0f} s ({args.threads} threads); {root / 'summary.json'}, {root / 'summary.png'}; "
+        f"per-run tables: python -m tasks report {root}"
+    )
+    return 0 if all(c["holds"] for c in summary["claims"]) else 3
 
 
 if __name__ == "__main__":

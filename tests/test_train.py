@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ACTION_TASKS = [
     t
     for t in list_tasks()
-    if get_task(t).protocol != "anomaly"  # anomaly: tests/tasks/test_anomaly.py
+    if get_task(t).protocol
+    not in ("anomaly", "demo")  # anomaly: tests/tasks/test_anomaly.py; demo: test_demo_driver.py
     and all(p.source != "mixed" for p in get_task(t).phases)
 ]  # mixed: tests/tasks/test_long_tail_mixed.py
 # Default run: every protocol shape once, one loss fragment and one prompt fragment; the rest repeat a shape.

@@ -8,6 +8,8 @@ resolution (the demo figure's limbs are 1-2 px wide at 32 px; strided stems lose
 Class names are tokenised by a stable hash of their words into `vocab_size` buckets, so the net needs no
 tokenizer files; a class name is a word or two, so the text tower is in effect a learned class embedding
 (which is all the demo's protocols need: every test class has training clips, synthetic or real).
+In training it is the `net` of `VideoCLIPModule` (configs/models/demo_net.yaml); `DemoNet.from_checkpoint`
+loads the weights a `train.py fit` phase wrote (the demo's stand-in CLIP scores clips with them).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
+from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
 PAD = 0  # token id of padding; words hash into 1 .. vocab_size - 1
@@ -39,6 +44,8 @@ class DemoNet(nn.Module):
         prompt: text template filled with each class name.
         logit_scale: initial scale of the cosine logits (learned, as CLIP's; capped at 100).
     """
+
+    input_mean, input_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD  # trained from scratch on the data's default
 
     def __init__(
         self,
@@ -71,6 +78,34 @@ class DemoNet(nn.Module):
         self.token_embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.text_proj = nn.Linear(embed_dim, embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(logit_scale)))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> DemoNet:
+        """The net of a `train.py fit` phase: `path` is its `weights.pt` (VideoCLIPModule state dict, keys
+        `net.*`) or a Lightning `.ckpt`; the net's arguments come from the phase's `config.yaml` beside it
+        (`model.init_args.net.init_args`), else the defaults. Returned in eval mode."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"DemoNet checkpoint {path} not found; give a phase's weights.pt (train.py fit)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+        net_state = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")} or state
+        config = path.parent / "config.yaml"
+        if path.suffix == ".ckpt" and not config.is_file():  # <phase>/checkpoints/last.ckpt
+            config = path.parent.parent / "config.yaml"
+        kwargs = {}
+        if config.is_file():
+            cfg = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+            kwargs = ((cfg.get("model") or {}).get("init_args", {}).get("net") or {}).get("init_args") or {}
+        net = cls(**kwargs)
+        try:
+            net.load_state_dict(net_state)
+        except RuntimeError as error:
+            raise ValueError(
+                f"{path} does not hold DemoNet weights matching {config if config.is_file() else 'the defaults'}: "
+                f"{str(error).splitlines()[0]}"
+            ) from None
+        return net.eval()
 
     def tokenize(self, class_names: list[str]) -> torch.Tensor:
         """Class names -> (K, context_length) word-hash ids, PAD-filled."""

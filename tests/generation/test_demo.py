@@ -223,3 +223,6 @@ def test_unreliable_set_and_web_split(tmp_path, monkeypatch):
         assert r.prompt == clean[r.row_id].prompt
     web = [line.split() for line in (out / "web" / "list.txt").read_text().splitlines()]
     assert len(web) == 2 * len(vocab.ACTIONS) and all((out / "web" / "videos" / f).is_file() for f, _ in web)
+    train, val = ((out / "web" / name).read_text().splitlines() for name in ("train.txt", "val.txt"))
+    assert sorted(train + val) == sorted(" ".join(w) for w in web) and not set(train) & set(val)
+    assert sorted(int(line.split()[1]) for line in val) == list(range(len(vocab.ACTIONS)))  # one held out a class

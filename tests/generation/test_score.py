@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,49 @@ def test_missing_weights_fail_in_seconds_saying_how_to_give_local_ones(demo, tmp
     err = capsys.readouterr().err
     assert code == 2 and "'ViT-B-16' / 'openai' are not in the local cache" in err and "HF_HUB_OFFLINE" in err
     assert "--pretrained /path/to/weights.bin" in err and "HF_HOME" in err
+
+
+def _demo_scorer(folder: Path) -> Path:
+    """A DemoNet scorer as `train.py fit` leaves it: <phase>/weights.pt (VideoCLIPModule keys) + config.yaml."""
+    from lightning_modules.models.demo_net import DemoNet
+
+    torch.manual_seed(0)
+    net = DemoNet(width=2, embed_dim=8, logit_scale=100.0)  # peaked: the mean of softmaxes != softmax of a mean
+    folder.mkdir(parents=True)
+    torch.save({f"net.{k}": v for k, v in net.state_dict().items()}, folder / "weights.pt")
+    config = {"model": {"init_args": {"net": {"init_args": {"width": 2, "embed_dim": 8}}}}}
+    (folder / "config.yaml").write_text(json.dumps({**config, "data": {"init_args": {"image_size": 32}}}))
+    return folder / "weights.pt"
+
+
+def test_the_demo_stand_in_scores_with_the_mean_of_its_views_softmax(demo, tmp_path):
+    """`--arch demo --checkpoint weights.pt`: S of a clip is the mean over its temporal views of each view's
+    softmax (multi-view testing), not the softmax of the mean feature; `--rescore` encodes every row again."""
+    from lightning_modules.models.demo_net import DemoNet
+
+    folder = tmp_path / "ie"
+    shutil.copytree(demo / "synthetic/ie", folder)
+    manifest, labels = folder / "manifest.jsonl", demo / "labels.csv"
+    weights = _demo_scorer(tmp_path / "scorer/train")
+    with pytest.raises(ValueError, match="--arch demo needs --checkpoint"):
+        score_manifest(manifest, labels, arch="demo", num_frames=4, progress=False)
+    score_manifest(manifest, labels, arch="demo", checkpoint=weights, num_frames=4, views=2, progress=False)
+    rows = read_manifest(manifest)
+    net = DemoNet.from_checkpoint(weights)
+    transform = VideoTransform(train=False, size=32)
+    names = [line.split(",", 1)[1] for line in labels.read_text().splitlines()[1:]]
+    with torch.no_grad():
+        tokens = net.tokenize(names)
+        for row in rows[:4]:
+            views = read_clip(folder / row.video, 4, train=False, num_views=2, short_side=transform.short_side)
+            probs = [net(transform(torch.from_numpy(v))[None], tokens).softmax(-1)[0] for v in views]  # each (K,)
+            s = (probs[0] + probs[1]) / 2
+            assert row.entropy == pytest.approx(float(entropy(s[None])[0]), abs=1e-5)
+            assert row.clip_pred == int(s.argmax())
+            assert not torch.allclose(probs[0], probs[1], atol=1e-3)  # the views differ: the mean matters
+    info = json.loads((folder / "score.json").read_text())
+    assert (info["arch"], info["checkpoint"], info["views"]) == ("demo", str(weights), 2)
+    again = score_manifest(
+        manifest, labels, arch="demo", checkpoint=weights, num_frames=4, rescore=True, progress=False
+    )
+    assert again.scored == len(rows) and [r.entropy for r in read_manifest(manifest)] == [r.entropy for r in rows]

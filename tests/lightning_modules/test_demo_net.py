@@ -44,3 +44,31 @@ def test_learns_a_motion_only_task():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="vocab_size >= 2"):
         DemoNet(vocab_size=1)
+
+
+def test_from_checkpoint_reads_a_phase_weights_and_config(tmp_path):
+    """`DemoNet.from_checkpoint`: a phase's weights.pt (VideoCLIPModule keys `net.*`) with its config.yaml beside
+    it gives the same net; a Lightning .ckpt under checkpoints/ reads the phase's config.yaml; weights of
+    another shape are an error naming the file."""
+    import yaml
+
+    from lightning_modules.video_clip import VideoCLIPModule
+
+    torch.manual_seed(0)
+    module = VideoCLIPModule(net=DemoNet(width=2, embed_dim=8, prompt="someone {}"))
+    phase = tmp_path / "train"
+    (phase / "checkpoints").mkdir(parents=True)
+    torch.save(module.state_dict(), phase / "weights.pt")
+    torch.save({"state_dict": module.state_dict()}, phase / "checkpoints/last.ckpt")
+    config = {"model": {"init_args": {"net": {"init_args": {"width": 2, "embed_dim": 8, "prompt": "someone {}"}}}}}
+    (phase / "config.yaml").write_text(yaml.safe_dump(config))
+    video = torch.randn(2, 4, 3, 16, 16)
+    with torch.no_grad():
+        expected = module.net.eval()(video, module.net.tokenize(["waving"]))
+        for path in (phase / "weights.pt", phase / "checkpoints/last.ckpt"):
+            net = DemoNet.from_checkpoint(path)
+            assert not net.training and net.prompt == "someone {}"
+            torch.testing.assert_close(net(video, net.tokenize(["waving"])), expected)
+    (phase / "config.yaml").write_text(yaml.safe_dump({"model": {"init_args": {"net": {"init_args": {"width": 4}}}}}))
+    with pytest.raises(ValueError, match="does not hold DemoNet weights matching"):
+        DemoNet.from_checkpoint(phase / "weights.pt")

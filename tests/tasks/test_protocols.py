@@ -27,7 +27,7 @@ REAL = {
     "k600": ("splits", "kinetics_600_labels.csv", {f"zs{i}": f"ZS_split{i}_K600.csv" for i in (1, 2, 3)}),
     "k400": ("splits", "kinetics_400_labels.csv", {}),
 }
-ACTION_TASKS = [t for t in list_tasks() if get_task(t).protocol != "anomaly"]
+ACTION_TASKS = [t for t in list_tasks() if get_task(t).protocol not in ("anomaly", "demo")]  # demo: test_demo_driver.py
 
 
 def task_lists(name: str) -> list[tuple[str, str | None]]:
