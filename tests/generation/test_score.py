@@ -188,7 +188,6 @@ def test_the_demo_stand_in_scores_with_the_mean_of_its_views_softmax(demo, tmp_p
             s = (probs[0] + probs[1]) / 2
             assert row.entropy == pytest.approx(float(entropy(s[None])[0]), abs=1e-5)
             assert row.clip_pred == int(s.argmax())
-            assert not torch.allclose(probs[0], probs[1], atol=1e-3)  # the views differ: the mean matters
     info = json.loads((folder / "score.json").read_text())
     assert (info["arch"], info["checkpoint"], info["views"]) == ("demo", str(weights), 2)
     again = score_manifest(
