@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
 
 from datamodules.transforms import VideoTransform
 from datamodules.video import read_clip
@@ -26,8 +25,8 @@ class StandInEncoder:
     as the mean of the views' softmax, so a clip whose views disagree (incoherent motion) gets a spread S.
 
     Args:
-        checkpoint: the scorer phase's `weights.pt` (its `config.yaml` beside it gives the net's arguments and
-            the frame size it was trained at).
+        checkpoint: the scorer phase's `weights.pt` (its `config.yaml` beside it gives the net's arguments,
+            its input spec among them: frame side and normalisation).
         num_frames: frames per view.
         views: temporal views per clip.
         device: torch device; default CPU.
@@ -36,13 +35,9 @@ class StandInEncoder:
     def __init__(self, checkpoint: str | Path, num_frames: int = 8, views: int = 2, device: str | None = None):
         self.device = torch.device(device or "cpu")
         self.net = DemoNet.from_checkpoint(checkpoint).to(self.device)
-        config = Path(checkpoint).parent / "config.yaml"
-        data = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("data", {}) if config.is_file() else {}
-        self.image_size = int((data.get("init_args") or {}).get("image_size", 32))
+        spec = self.net.input_spec
         self.num_frames, self.views = num_frames, views
-        self.transform = VideoTransform(
-            train=False, size=self.image_size, mean=self.net.input_mean, std=self.net.input_std
-        )  # the datamodule's evaluation transform
+        self.transform = VideoTransform(train=False, size=spec.image_size, mean=spec.mean, std=spec.std)  # as in test
 
     @property
     def logit_scale(self) -> float:

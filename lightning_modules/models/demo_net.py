@@ -25,6 +25,8 @@ import yaml
 from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
+from lightning_modules.models.spec import InputSpec
+
 PAD = 0  # token id of padding; words hash into 1 .. vocab_size - 1
 
 
@@ -43,6 +45,9 @@ class DemoNet(nn.Module):
         context_length: tokens per class prompt (longer prompts are cut).
         prompt: text template filled with each class name.
         logit_scale: initial scale of the cosine logits (learned, as CLIP's; capped at 100).
+        num_frames: frames per clip it is trained and tested on (the datamodule takes it; the demo renders 16).
+        image_size: frame side in pixels (the datamodule takes it; the demo's 64 px frames are resized: the
+            figure stays visible and a 3D CNN learns in seconds).
     """
 
     input_mean, input_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD  # trained from scratch on the data's default
@@ -55,6 +60,8 @@ class DemoNet(nn.Module):
         context_length: int = 8,
         prompt: str = "a person {}",
         logit_scale: float = 10.0,
+        num_frames: int = 8,
+        image_size: int = 32,
     ):
         super().__init__()
         if width < 1 or embed_dim < 1 or vocab_size < 2 or context_length < 1:
@@ -63,6 +70,7 @@ class DemoNet(nn.Module):
                 f"embed_dim={embed_dim}, vocab_size={vocab_size}, context_length={context_length}"
             )
         self.vocab_size, self.context_length, self.prompt = vocab_size, context_length, prompt
+        self.num_frames, self.image_size = num_frames, image_size
         w = width
         self.video = nn.Sequential(  # (B, 3, T, H, W) -> (B, 8w, 1, 1, 1)
             *_block(3, w, (1, 3, 3)),
@@ -78,6 +86,17 @@ class DemoNet(nn.Module):
         self.token_embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.text_proj = nn.Linear(embed_dim, embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(logit_scale)))
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Frames, frame side, normalisation and text length this net takes (linked to the datamodule)."""
+        return InputSpec(
+            num_frames=self.num_frames,
+            image_size=self.image_size,
+            mean=tuple(self.input_mean),
+            std=tuple(self.input_std),
+            context_length=self.context_length,
+        )
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> DemoNet:
