@@ -80,7 +80,13 @@ class ManifestRow(BaseModel):
     fps: float = Field(gt=0)
     width: int = Field(gt=0)
     height: int = Field(gt=0)
-    backend: str = Field(description="renderer that made the clip: procedural | cogvideox")
+    backend: str = Field(description="renderer family that made the clip: procedural | cogvideox | wan | ltx | hunyuan")
+    generator: str | None = Field(
+        default=None, description="named generator, e.g. 'cogvideox-2b', 'wan2.1-1.3b' (None: rendered before it was recorded)"
+    )
+    generation: dict | None = Field(
+        default=None, description="the generator's settings that made the clip (checkpoint, steps, guidance, cache, ...)"
+    )
     # Filled in by `python -m generation score` (CLIP uncertainty); None until scored.
     entropy: float | None = None
     uncertainty: float | None = Field(default=None, ge=0.0, le=1.0)
