@@ -326,7 +326,7 @@ def _plan_step() -> Step:
     from generation.plan import plan_cost, print_plan
 
     return function_step(
-        plan_cost, "clips, GPU-hours and wall-clock of rendering a label list with a generator", report=print_plan
+        plan_cost, "clips, GPU-hours and wall-clock of rendering a label list with each generator", print_plan, "plan"
     )
 
 

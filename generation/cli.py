@@ -11,7 +11,9 @@ renamed options (`Step.aliases`, e.g. `--frames` -> `--num_frames`).
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +33,9 @@ class Step:
     description: str | None = None
 
 
-def function_step(fn: Callable, help: str, report: Callable | None = None, **kwargs) -> Step:
-    """A step whose options are `fn`'s parameters; runs `fn(**options)` and prints its result (or `report(result)`)."""
+def function_step(fn: Callable, help: str, report: Callable | None = None, name: str | None = None, **kwargs) -> Step:
+    """A step whose options are `fn`'s parameters; runs `fn(**options)` and prints its result (or `report(result)`).
+    The subcommand is `name`, default fn's name with dashes (`rephrase_labels` -> rephrase-labels)."""
 
     def run(cfg: dict) -> int | None:
         result = fn(**cfg)
@@ -42,20 +45,21 @@ def function_step(fn: Callable, help: str, report: Callable | None = None, **kwa
             print(result if isinstance(result, str) else json.dumps(result, indent=2, default=str))
         return None
 
-    return Step(
-        fn.__name__.replace("_", "-"), help, lambda p: p.add_function_arguments(fn, as_group=False), run, **kwargs
-    )
+    name = name or fn.__name__.replace("_", "-")
+    return Step(name, help, lambda p: p.add_function_arguments(fn, as_group=False), run, **kwargs)
 
 
 def step_parser(step: Step, prog: str) -> ArgumentParser:
-    parser = ArgumentParser(prog=f"{prog} {step.name}", description=step.description or step.help)
+    parser = ArgumentParser(
+        prog=f"{prog} {step.name}", description=step.description or step.help, exit_on_error=False
+    )
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of this step's options")
     step.build(parser)
     return parser
 
 
 def build_parser(steps: list[Step], prog: str, description: str) -> ArgumentParser:
-    parser = ArgumentParser(prog=prog, description=description)
+    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False)
     sub = parser.add_subcommands(dest="command", required=True)
     for step in steps:
         sub.add_subcommand(step.name, step_parser(step, prog), help=step.help)
@@ -112,6 +116,26 @@ def legacy_argv(step: Step, parser: ArgumentParser, argv: list[str]) -> list[str
     return out
 
 
+def one_line(error: argparse.ArgumentError) -> str:
+    """jsonargparse's multi-line validation message as one line: `--key value: expected ...`."""
+    text = str(error)
+    key = re.search(r'Parser key "([^"]+)"', text)
+    if not key:
+        return " ".join(text.split())
+    value = re.search(r"Given value: (.*)|Got value: (.*)", text)
+    given = next((g for g in value.groups() if g is not None), "") if value else ""
+    choices = re.search(r"Literal\[(.*?)\]", text)
+    typed = re.search(r"Expected a <class '(\w+)'>", text)
+    wanted = (
+        f"choose one of {choices.group(1)}"
+        if choices
+        else f"expected {typed.group(1)}"
+        if typed
+        else " ".join(text.split("\n")[1].split())
+    )
+    return f"--{key.group(1)} {given}: {wanted}".replace(" :", ":")
+
+
 def run_cli(steps: list[Step], argv: list[str], prog: str, description: str) -> int:
     """Parse `argv` (`<step> [options]`) and run the step; --help / --print_config exit 0 as jsonargparse does."""
     parser = build_parser(steps, prog, description)
@@ -119,7 +143,10 @@ def run_cli(steps: list[Step], argv: list[str], prog: str, description: str) -> 
     if argv and argv[0] in by_name:
         step = by_name[argv[0]]
         argv = [argv[0], *legacy_argv(step, step_parser(step, prog), argv[1:])]
-    cfg = parser.parse_args(argv)
+    try:
+        cfg = parser.parse_args(argv)
+    except argparse.ArgumentError as e:
+        raise ValueError(one_line(e)) from None
     step = by_name[cfg.command]
     options = cfg[cfg.command].as_dict()
     options.pop("config", None)

@@ -447,6 +447,7 @@ def load_pipeline(settings: T2VSettings):
     s = settings.resolved()
     s.check()
     fam = s.family
+    check_weights(s)
     # Without accelerate, low-memory loading is unavailable: say so once here instead of a warning per load.
     low_mem = importlib.util.find_spec("accelerate") is not None
     try:
@@ -462,6 +463,24 @@ def load_pipeline(settings: T2VSettings):
         ) from None
     set_scheduler(pipe, s)
     return configure_pipeline(pipe, s)
+
+
+def check_weights(settings: T2VSettings) -> None:
+    """Stop at once, naming what to download, when the weights are neither a local folder nor in the hub cache
+    and the hub is off (HF_HUB_OFFLINE=1): diffusers would otherwise retry and warn before failing."""
+    import os
+
+    model = settings.model
+    if Path(model).is_dir() or os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("1", "true", "yes", "on"):
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(model, "model_index.json"), str):
+        raise ValueError(
+            f"--generator {settings.generator}: no weights for --model {model!r} here (not a local folder, not in "
+            f"the hub cache, HF_HUB_OFFLINE set). Download them (huggingface-cli download {settings.spec.model}) "
+            "or pass --model /path/to/a/save_pretrained/folder"
+        )
 
 
 def set_scheduler(pipe, settings: T2VSettings) -> None:
@@ -572,6 +591,8 @@ def cache_kwargs(settings: T2VSettings) -> dict:
                 value = _parse_value(key, value, known[key])
             except ValueError as e:
                 raise ValueError(f"--cache_args {key}={value}: {e}") from None
+        elif isinstance(value, list) and isinstance(known[key], tuple):  # a YAML list for a (low, high) range
+            value = tuple(value)
         kwargs[key] = value
     return kwargs
 
