@@ -50,9 +50,7 @@ def function_step(fn: Callable, help: str, report: Callable | None = None, name:
 
 
 def step_parser(step: Step, prog: str) -> ArgumentParser:
-    parser = ArgumentParser(
-        prog=f"{prog} {step.name}", description=step.description or step.help, exit_on_error=False
-    )
+    parser = ArgumentParser(prog=f"{prog} {step.name}", description=step.description or step.help, exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of this step's options")
     step.build(parser)
     return parser

@@ -475,7 +475,11 @@ def check_weights(settings: T2VSettings) -> None:
         return
     from huggingface_hub import try_to_load_from_cache
 
-    if not isinstance(try_to_load_from_cache(model, "model_index.json"), str):
+    try:
+        cached = try_to_load_from_cache(model, "model_index.json")
+    except ValueError:  # not a valid repo id either (e.g. a path that does not exist)
+        cached = None
+    if not isinstance(cached, str):
         raise ValueError(
             f"--generator {settings.generator}: no weights for --model {model!r} here (not a local folder, not in "
             f"the hub cache, HF_HUB_OFFLINE set). Download them (huggingface-cli download {settings.spec.model}) "
@@ -622,21 +626,19 @@ def cache_config(pipe, settings: T2VSettings):
 
 
 def calibrate_mag_ratios(pipe, settings: T2VSettings, prompt: str = CALIBRATION_PROMPT) -> list[float]:
-    """MagCache's magnitude ratios for this checkpoint and step count, from one uncached render: per transformer
-    call, mean over tokens of |r_t| / |r_(t-1)|, r = (last block's hidden-state output) - (first block's input),
-    as diffusers' calibration mode computes them (1.0 at the first call)."""
+    """MagCache's magnitude ratios for this checkpoint and step count, from one uncached render: at step t, mean
+    over tokens of |r_t| / |r_(t-1)|, r = (last block's hidden-state output) - (first block's input), as diffusers'
+    calibration mode computes them (1.0 at the first step). Families that run the transformer once per guidance
+    branch (Wan: cond, then uncond) keep one MagCache state per branch: the cond branch's ratios are used."""
     blocks = [b for attr in settings.family.blocks for b in getattr(pipe.transformer, attr)]
-    inputs, ratios, previous = [], [], []
+    inputs, norms = [], []
 
     def before(_module, args, kwargs):
         inputs.append(kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
 
     def after(_module, _args, output):
         out = output[0] if isinstance(output, tuple) else output
-        residual = (out - inputs.pop()).float()  # (B, N, D) video tokens
-        norm = torch.linalg.norm(residual, dim=-1)
-        ratios.append(1.0 if not previous else (norm / (previous[0] + 1e-8)).mean().item())
-        previous[:] = [norm]
+        norms.append(torch.linalg.norm((out - inputs.pop()).float(), dim=-1))  # (B, N): per video token
 
     handles = [blocks[0].register_forward_pre_hook(before, with_kwargs=True), blocks[-1].register_forward_hook(after)]
     try:
@@ -645,7 +647,10 @@ def calibrate_mag_ratios(pipe, settings: T2VSettings, prompt: str = CALIBRATION_
     finally:
         for h in handles:
             h.remove()
-    return ratios
+    steps = settings.resolved().steps
+    per_step = max(1, len(norms) // steps)  # transformer calls per denoising step
+    cond = norms[::per_step][:steps]
+    return [1.0] + [(b / (a + 1e-8)).mean().item() for a, b in zip(cond, cond[1:])]
 
 
 def check_fp8(device: str) -> None:
