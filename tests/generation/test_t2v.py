@@ -20,7 +20,6 @@ from generation.__main__ import main
 from generation.prompts import Label, fit_tokens, make_prompts, write_prompts
 from generation.render import render_prompts
 from generation.t2v import (
-    CACHES,
     FAMILIES,
     GENERATORS,
     T2VRenderer,
