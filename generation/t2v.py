@@ -168,6 +168,7 @@ class Generator:
     dynamic_cfg: bool = False
     seconds_per_clip: float | None = None  # at these settings, bare; None: not measured, none documented
     seconds_source: str = "not measured"  # what measured/documented it: device, date, who
+    label: str = ""  # display name in reports, e.g. "Wan2.1-1.3B" (default: name)
 
 
 WAN_NEGATIVE = (  # the Wan2.1 model card's negative prompt (Chinese, as published)
@@ -192,6 +193,7 @@ GENERATORS: dict[str, Generator] = {
             6.0,
             "fp16",
             "CogVideoXDDIMScheduler",
+            label="CogVideoX-2B",
             source="paper (Li et al.) and huggingface.co/THUDM/CogVideoX-2b: fp16, DDIM trailing, 49 frames 720x480 8 fps",
             scheduler_args={"timestep_spacing": "trailing"},
             seconds_per_clip=38.6,
@@ -209,6 +211,7 @@ GENERATORS: dict[str, Generator] = {
             6.0,
             "bf16",
             "CogVideoXDPMScheduler",
+            label="CogVideoX-5B",
             source="huggingface.co/THUDM/CogVideoX-5b: bf16, 49 frames 720x480 8 fps, 50 steps, guidance 6; "
             "DPM + dynamic CFG per diffusers' CogVideoX docs",
             scheduler_args={"timestep_spacing": "trailing"},
@@ -228,6 +231,7 @@ GENERATORS: dict[str, Generator] = {
             6.0,
             "bf16",
             "CogVideoXDPMScheduler",
+            label="CogVideoX1.5-5B",
             source="huggingface.co/THUDM/CogVideoX1.5-5B: 1360x768, 16N+1 frames (default 81), 16 fps, bf16, "
             "224-token prompts",
             scheduler_args={"timestep_spacing": "trailing"},
@@ -248,6 +252,7 @@ GENERATORS: dict[str, Generator] = {
             5.0,
             "bf16",
             "UniPCMultistepScheduler",
+            label="Wan2.1-1.3B",
             source="huggingface.co/Wan-AI/Wan2.1-T2V-1.3B-Diffusers and diffusers' Wan docs: 480P 832x480, 81 frames "
             "16 fps, guidance 5, UniPC flow_shift 3.0 (480P), fp32 VAE, the card's negative prompt",
             scheduler_args={**_WAN_UNIPC, "flow_shift": 3.0},
@@ -268,6 +273,7 @@ GENERATORS: dict[str, Generator] = {
             5.0,
             "bf16",
             "UniPCMultistepScheduler",
+            label="Wan2.1-14B",
             source="huggingface.co/Wan-AI/Wan2.1-T2V-14B-Diffusers and diffusers' Wan docs: 720P 1280x720, 81 frames "
             "16 fps, guidance 5, UniPC flow_shift 5.0 (720P), fp32 VAE, the card's negative prompt",
             scheduler_args={**_WAN_UNIPC, "flow_shift": 5.0},
@@ -286,6 +292,7 @@ GENERATORS: dict[str, Generator] = {
             3.0,
             "bf16",
             "FlowMatchEulerDiscreteScheduler",
+            label="LTX-Video",
             source="huggingface.co/Lightricks/LTX-Video and diffusers' LTX docs: 704x480, 161 frames (8k+1) 24 fps, "
             "50 steps, guidance 3, sizes divisible by 32, negative prompt of the docs' example",
             negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
@@ -303,6 +310,7 @@ GENERATORS: dict[str, Generator] = {
             6.0,
             "bf16",
             "FlowMatchEulerDiscreteScheduler",
+            label="HunyuanVideo",
             source="github.com/Tencent/HunyuanVideo: 720p 1280x720, 129 frames 24 fps, 50 steps, embedded guidance 6, "
             "flow shift 7 (the checkpoint's scheduler config), bf16; diffusers' HunyuanVideoPipeline",
             max_sequence_length=256,
@@ -399,7 +407,7 @@ class T2VSettings:
         """What the manifest keeps per clip: generator, checkpoint and every setting that changes the pixels."""
         s = self.resolved()
         keys = ("model", "dtype", "steps", "guidance", "scheduler", "negative_prompt", "max_sequence_length")
-        out = {"generator": s.generator, **{k: getattr(s, k) for k in keys}}
+        out = {"generator": s.generator, "label": s.spec.label or s.generator, **{k: getattr(s, k) for k in keys}}
         out |= {"cache": s.cache, "cache_args": dict(s.cache_args), "fp8": s.fp8, "compile": s.compile}
         return out | ({"call_args": dict(s.call_args)} if s.call_args else {})
 
