@@ -433,3 +433,23 @@ def test_plan_prints_clips_gpu_hours_and_wall_clock(tmp_path, capsys):
     assert re.search(r"ltx-video .* not measured", out)
     assert main(["plan", "--generator", "cogvideox-2b"]) == 2
     assert "give --labels FILE or --classes N" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ray_actors_render_a_generator_like_the_single_process(model_dirs, tmp_path):
+    ray = pytest.importorskip("ray")
+    settings = tiny_settings("wan", model=str(model_dirs["wan"]))
+    prompts = _prompts(tmp_path)
+    render_prompts(prompts, tmp_path / "single", backend="diffusers", t2v=settings, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        s = render_prompts(
+            prompts, tmp_path / "ray", backend="ray", ray_backend="diffusers", t2v=settings, progress=False
+        )
+    finally:
+        ray.shutdown()
+    assert s.rendered == 2
+    single = {m.row_id: m for m in read_manifest(tmp_path / "single" / "manifest.jsonl")}
+    for m in read_manifest(tmp_path / "ray" / "manifest.jsonl"):
+        assert (m.backend, m.generator, m.generation) == ("wan", "wan2.1-1.3b", single[m.row_id].generation)
+        assert np.array_equal(read_video(tmp_path / "ray" / m.video), read_video(tmp_path / "single" / m.video))
