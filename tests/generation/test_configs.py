@@ -1,6 +1,6 @@
 """Every configs/generation/*.yaml is a valid `--config` of its step (each key reaches the step's options),
 explicit options override it, `--print_config` output reruns to the same configuration, and each
-render_<generator>.yaml carries exactly its generator's model-card settings (generation/t2v.py GENERATORS)."""
+render_<generator>.yaml carries exactly its generator's model-card settings (generation/generators.py GENERATORS)."""
 
 from __future__ import annotations
 
