@@ -19,6 +19,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -35,6 +36,8 @@ from generation.generators import (  # noqa: F401 (re-exported: the renderer's r
 from generation.prompts import PromptRow
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+DType = Literal["fp16", "bf16", "fp32"]
+Cache = Literal["none", "pab", "fastercache", "firstblock", "taylorseer", "magcache"]  # = CACHES
 CALIBRATION_PROMPT = "a person is waving in the park"
 
 
@@ -74,7 +77,7 @@ class T2VSettings:
 
     generator: str = DEFAULT_GENERATOR
     model: str | None = None
-    dtype: str | None = None
+    dtype: DType | None = None
     device: str | None = None
     steps: int | None = None
     guidance: float | None = None
@@ -91,7 +94,7 @@ class T2VSettings:
     vae_tiling: bool = False
     vae_slicing: bool = False
     compile: bool = False
-    cache: str = "none"
+    cache: Cache = "none"
     cache_args: dict = field(default_factory=dict)
     fp8: bool = False
     compare_to_uncached: int = 0
