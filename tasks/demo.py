@@ -4,7 +4,7 @@ The driver only runs commands a user could type, in order, and reads what they w
 
     python train.py fit --config tasks/demo_scorer.yaml --task.root runs/demo            # the stand-in CLIP
     python -m generation score --manifest data/demo/synthetic/ie_unreliable/manifest.jsonl \\
-        --labels data/demo/labels.csv --arch demo --checkpoint runs/demo/demo_scorer/train/weights.pt --rescore
+        --labels data/demo/labels.csv --arch demo --checkpoint runs/demo/demo_scorer/train/weights.pt --rescore true
     python train.py fit --config tasks/demo_<task>.yaml --seed_everything S --task.root runs/demo/seed<S>
                                                      # for every seed S and task none, basic, ie, ie_ce, ie_ul
 
@@ -95,7 +95,7 @@ def score_command(root: Path) -> list[str]:
         *("--manifest", str(DATA / "synthetic" / UNRELIABLE / "manifest.jsonl")),
         *("--labels", str(DATA / "labels.csv")),
         *("--arch", "demo", "--checkpoint", str(root / "demo_scorer" / "train" / "weights.pt")),
-        *("--frames", "8", "--views", "2", "--rescore", "--no-progress"),
+        *("--num_frames", "8", "--views", "2", "--rescore", "true", "--progress", "false"),
     ]
 
 
