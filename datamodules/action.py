@@ -44,7 +44,8 @@ from datamodules.datasets import (
     scan_clips,
 )
 from datamodules.manifest import read_manifest
-from datamodules.mixing import MIX_RULES, MixedDataLoader, MixedDataset, MixedSampler, MixRule, global_seed
+from datamodules.mixing import MIX_RULES, MixedDataset, MixedSampler, MixRule, global_seed
+from datamodules.resume import EpochSampler, ResumableLoader
 from datamodules.splits import topup, topup_target
 from datamodules.transforms import CLIP_MEAN, CLIP_STD, VideoTransform
 from datamodules.video import VideoDecodeError
@@ -457,11 +458,23 @@ class ActionDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        if not isinstance(self.datasets["train"], MixedDataset):
-            return self._loader("train", shuffle=True)
-        return MixedDataLoader(
-            self.datasets["train"],
-            self.mixed_sampler(),
+        """Resumable mid-epoch (`datamodules.resume`): a killed run resumes on the same batches and draws."""
+        dataset = self.datasets["train"]
+        if isinstance(dataset, MixedDataset):
+            sampler = self.mixed_sampler()
+        else:
+            trainer = getattr(self, "trainer", None)
+            shard = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+            sampler = EpochSampler(
+                len(dataset),
+                self.batch_size,
+                num_replicas=shard.get("num_replicas", 1),
+                rank=shard.get("rank", 0),
+                seed=global_seed(),
+            )
+        return ResumableLoader(
+            dataset,
+            sampler,
             tally=self.skip_tally("train"),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),

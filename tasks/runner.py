@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import torch
 from jsonargparse import Namespace
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states, seed_everything
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -49,6 +49,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from torch.utils.data import DataLoader
 
 from datamodules.manifest import prompt_provenance, write_text_atomic
+from datamodules.resume import LoaderStateOnResume
 from datamodules.skips import SkipLogger, record_excluded, with_data_section  # data accounting (issue 16)
 from tasks.metrics import class_mean, per_class_accuracy
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
@@ -271,6 +272,7 @@ class TaskRunner:
             **({"purge_step": purge_step} if purge_step else {}),
         )
         callbacks = user + (callbacks or []) + [SkipLogger()]  # data accounting (issue 16): failed reads, over ranks
+        callbacks.append(LoaderStateOnResume())  # exact mid-epoch resume of every training loader (issue 27)
         return Trainer(**{**kwargs, "logger": logger, "callbacks": callbacks})
 
     def config_hash(self) -> str:
@@ -423,6 +425,8 @@ class TaskRunner:
                 )
             rank_zero_info(f"[{self.spec.name}] phase {where!r} already finished ({done}); skipping it")
             return self._load_phase(phase_dir)
+        seed = cfg.get("seed_everything")
+        seed_everything(0 if seed in (None, True, False) else int(seed), verbose=False)  # a phase = f(config, start)
         model, datamodule, init = self._build(cfg)
         model.load_state_dict(state)
         _use_labels(datamodule, phase_labels(phase, self.config))
@@ -437,6 +441,7 @@ class TaskRunner:
                 mode="max",
                 save_top_k=1 if validate else 0,
                 save_last=True,
+                enable_version_counter=False,  # one last.ckpt per folder (a resumed run overwrites it)
             )
         ]
         if self.config.checkpoint_every_n_steps:  # a second writer of last.ckpt, mid-epoch
@@ -445,6 +450,7 @@ class TaskRunner:
                     dirpath=phase_dir / "checkpoints",
                     save_top_k=0,
                     save_last=True,
+                    enable_version_counter=False,
                     every_n_train_steps=self.config.checkpoint_every_n_steps,
                 )
             )
