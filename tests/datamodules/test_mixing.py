@@ -17,8 +17,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from datamodules.action import ActionDataModule
-from datamodules.resume import ResumableLoader
 from datamodules.mixing import MixedDataLoader, MixedDataset, MixedSampler, _draw, realised_fraction
+from datamodules.resume import ResumableLoader
 from datamodules.splits import topup, topup_target
 from lightning_modules.losses import LossConfig, action_loss
 
