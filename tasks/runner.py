@@ -51,6 +51,7 @@ from torch.utils.data import DataLoader
 from datamodules.manifest import prompt_provenance, write_text_atomic
 from datamodules.resume import LoaderStateOnResume
 from datamodules.skips import SkipLogger, record_excluded, with_data_section  # data accounting (issue 16)
+from tasks import phase_config
 from tasks.metrics import class_mean, per_class_accuracy
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
 from tasks.report import Results, TestResult, summarise, task_table
@@ -81,6 +82,8 @@ class TaskConfig:
             crash mid-epoch resumes from there (a synthetic epoch of 600 classes x 128 clips is 300 steps of
             256); None: at epoch ends only.
         print_phase: print the effective config of this phase (or `test`) and exit.
+        overwrite: retrain a phase whose folder holds work of another configuration (and so every phase
+            after it); False: stop with the keys that differ (`tasks.phase_config`).
     """
 
     name: str | None = None
@@ -91,6 +94,7 @@ class TaskConfig:
     from_clip: bool = False
     checkpoint_every_n_steps: int | None = 50
     print_phase: str | None = None
+    overwrite: bool = False
 
 
 def phase_labels(phase: Phase, config: TaskConfig) -> str | None:
@@ -414,7 +418,11 @@ class TaskRunner:
         where = phase_dir.relative_to(self.run_dir).as_posix()
         cfg = self.phase_config(phase.name)
         done = phase_dir / "phase.json"
-        if done.is_file():
+        manifest = (cfg.data.get("init_args") or {}).get("synthetic_manifest") if phase.source in GENERATED else None
+        ident = phase_config.identity(cfg, state, manifest)  # issue 27: reuse only the same configuration
+        zero = rank_zero_only.rank == 0
+        reuse = phase_config.check(phase_dir, ident, where, self.config.overwrite, delete=zero)
+        if reuse and done.is_file():
             record = json.loads(done.read_text())
             _, datamodule, _ = self._build_data_only(cfg)
             _use_labels(datamodule, phase_labels(phase, self.config))
@@ -425,6 +433,8 @@ class TaskRunner:
                 )
             rank_zero_info(f"[{self.spec.name}] phase {where!r} already finished ({done}); skipping it")
             return self._load_phase(phase_dir)
+        if zero and not reuse:
+            phase_config.record(phase_dir, ident)
         seed = cfg.get("seed_everything")
         seed_everything(0 if seed in (None, True, False) else int(seed), verbose=False)  # a phase = f(config, start)
         model, datamodule, init = self._build(cfg)
@@ -455,8 +465,8 @@ class TaskRunner:
                 )
             )
         last = phase_dir / "checkpoints" / "last.ckpt"
-        resume_step = _readable_checkpoint(last) if last.is_file() else None
-        if last.is_file() and resume_step is None:
+        resume_step = _readable_checkpoint(last) if reuse and last.is_file() else None
+        if reuse and last.is_file() and resume_step is None:
             last.replace(last.with_suffix(".ckpt.unreadable"))
             rank_zero_warn(
                 f"[{self.spec.name}] {last} is unreadable (killed while it was written?); kept as "
@@ -493,6 +503,7 @@ class TaskRunner:
                 "seconds": round(time.time() - started, 1),
                 "weights": "weights.pt",
                 "config": "config.yaml",
+                "config_hash": ident["hash"],
                 "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
                 "data": datamodule.skip_report() if hasattr(datamodule, "skip_report") else None,  # issue 16
             }
@@ -566,7 +577,9 @@ class TaskRunner:
         """Evaluate `state` on one list of a split, from the evaluation config (`recipe.test`)."""
         test_dir = self.run_dir / split.name / ("test" if stage == "test" else stage) / test.name
         done = test_dir / "test.json"
-        if stage == "test" and done.is_file() and not rerun:
+        ident = phase_config.identity(self.phase_config(None), state) if stage == "test" else None
+        current = ident is not None and (phase_config.recorded(test_dir) or {}).get("hash") == ident["hash"]
+        if stage == "test" and done.is_file() and not rerun and current:  # same weights and evaluation config
             rank_zero_info(f"[{self.spec.name}] test {test_dir.relative_to(self.run_dir)} already done; skipping it")
             return TestResult(**json.loads(done.read_text()))
         model, datamodule, init = self._evaluation_parts()
@@ -605,6 +618,7 @@ class TaskRunner:
             test_dir.mkdir(parents=True, exist_ok=True)
             record_excluded(test_dir, datamodule, test.test_list)  # data accounting (issue 16)
             write_text_atomic(done, json.dumps(result.__dict__, indent=1) + "\n")
+            phase_config.record(test_dir, ident)
         return result
 
     def _predict(self, trainer: Trainer, model: LightningModule, datamodule, out_dir: Path) -> Path:
@@ -717,7 +731,12 @@ class TaskRunner:
         )
         results.metrics = {k: v["mean"] for k, v in results.summary.items()}
         if rank_zero_only.rank == 0:
-            record = {**dataclasses.asdict(results), **variant, "ckpt_path": ckpt_path}
+            hashes = {}  # issue 27: the configuration each tested phase's weights came from
+            for split in plan if not ckpt_path else ():
+                for phase in self._phases(split):
+                    where = Path(split.name if phase in split.phases else "") / phase.name
+                    hashes[where.as_posix()] = (phase_config.recorded(self.run_dir / where) or {}).get("hash")
+            record = {**dataclasses.asdict(results), **variant, "ckpt_path": ckpt_path, "phase_config_hashes": hashes}
             text, data_lines = with_data_section(json.dumps(record, indent=1) + "\n", self.run_dir)  # issue 16
             write_text_atomic(self.run_dir / "results.json", text)
             table = task_table([results]) + (f"\n\n{data_lines}" if data_lines else "")

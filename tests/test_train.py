@@ -185,7 +185,7 @@ def test_multi_split_rerun_skips_finished_work_and_resumes_a_seed(task_run, smok
 def test_synthetic_classes_all_refuses_a_run_pretrained_on_the_base_half(task_run, smoke_data, tmp_path):
     shutil.copytree(task_run("base2novel_hmdb51"), tmp_path / "base2novel_hmdb51")
     args = smoke_args(ROOT / "tasks/base2novel_hmdb51.yaml", smoke_data, tmp_path, "--task.synthetic_classes", "all")
-    with pytest.raises(ValueError, match=r"trained on the classes of .*labels_base.csv.*Use another --task.root"):
+    with pytest.raises(ValueError, match=r"task.synthetic_classes \"protocol\" -> \"all\".*Use a new --task.root"):
         main(args)
 
 
