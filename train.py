@@ -27,7 +27,7 @@ import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from lightning_modules.models.spec import net_input_spec
-from tasks.cli_args import Fragment, Recipe, misplaced_fragment, nested_nulls, split_task_args
+from tasks.cli_args import Fragment, Recipe, misplaced_fragment, nested_nulls, split_task_args, where_flags_last
 from tasks.runner import TaskConfig, TaskRunner
 
 
@@ -46,7 +46,7 @@ class SynthactCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         args = list(sys.argv[1:] if args is None else args)
         misplaced_fragment(args)
-        self.raw_args = nested_nulls(args)
+        self.raw_args = where_flags_last(nested_nulls(args))
         self.config = parser.parse_args(self.raw_args)
 
     def _task(self) -> TaskConfig:

@@ -115,3 +115,22 @@ def misplaced_fragment(args: list[str]) -> None:
                 f"{path} is a `{key}` fragment: give it as --{key} {path} (a --config file holds whole "
                 "sections: task, model, data, trainer, recipe, ...)"
             )
+
+
+WHERE_KEYS = ("--task.root",)  # where a run lives: the user's flag wins over every --config file
+
+
+def where_flags_last(args: list[str]) -> list[str]:
+    """Move `--task.root X` (or `--task.root=X`) to the end, so the folder the user typed wins over a later
+    `--config` that sets one too (configs/smoke.yaml's `runs/smoke`); everything else keeps its order."""
+    moved, rest, i = [], [], 0
+    while i < len(args):
+        key = args[i].split("=", 1)[0]
+        if key in WHERE_KEYS:
+            step = 1 if "=" in args[i] else 2
+            moved += args[i : i + step]
+            i += step
+            continue
+        rest.append(args[i])
+        i += 1
+    return rest + moved
