@@ -272,7 +272,7 @@ class TaskRunner:
     def _save_config(self, cfg: Namespace, folder: Path) -> None:
         if rank_zero_only.rank == 0:
             folder.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(folder / "config.yaml", self.parser.dump(cfg, skip_none=False))
+            write_text_atomic(folder / "config.yaml", self.parser.dump(cfg, skip_unset=False))
 
     def _trainer(
         self, init: Namespace, version: str, callbacks: list | None = None, purge_step: int | None = None, **overrides
@@ -319,7 +319,7 @@ class TaskRunner:
                     f"--task.print_phase {self.config.print_phase!r}: {self.spec.name} has phases {', '.join(names)}"
                 )
             phase = None if self.config.print_phase == "test" else self.config.print_phase
-            print(self.parser.dump(self.phase_config(phase), skip_none=False))
+            print(self.parser.dump(self.phase_config(phase), skip_unset=False))
             raise SystemExit(0)
         # A recipe shared by several protocols (e.g. configs/demo.yaml's) may name phases of other tasks; a name
         # no registered task has is a typo.
