@@ -414,31 +414,6 @@ def validate(
     )
 
 
-def add_parser(subparsers) -> None:
-    """Register `validate` on the `python -m datamodules` command line."""
-    p = subparsers.add_parser(
-        "validate",
-        help="check an annotation list against its label file and videos",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("--list", required=True, help="annotation list (video `path label`, frames or csv format)")
-    p.add_argument("--labels", required=True, help="label CSV `id,name`")
-    p.add_argument("--root", help="folder the listed paths are relative to; omit to check the list only")
-    p.add_argument("--frames", type=int, default=8, help="frames a sample needs (default 8)")
-    p.add_argument("--format", default="auto", help="list format: auto, video, frames, csv (default auto)")
-    p.add_argument("--naming", default="auto", choices=["auto", "ucf101", "hmdb51", "none"])
-    p.add_argument(
-        "--root-layout",
-        default="as-listed",
-        choices=["as-listed", "by-name"],
-        help="as-listed: root/<listed path> (default); by-name: find each clip by file name anywhere "
-        "under root (class sub-folders with flat lists)",
-    )
-    p.add_argument("--skip-decode", action="store_true", help="with --root: check existence only")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=run)
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         report = validate(

@@ -56,7 +56,7 @@ def evaluate_anomaly(annotation: str, scores: str, protocol: str = "umil", frame
 COMMANDS = {"report": report, "list": list_tasks, "evaluate-anomaly": evaluate_anomaly}
 
 
-def _normalise(argv: list[str]) -> list[str]:
+def normalise(argv: list[str]) -> list[str]:
     """The documented spellings: `report DIR...` (positional folders) and `--frame-counts`."""
     argv = ["--frame_counts" if a == "--frame-counts" else a for a in argv]
     if argv[:1] == ["report"]:
@@ -75,7 +75,7 @@ def _is_value(argv: list[str], arg: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     from jsonargparse import CLI
 
-    argv = _normalise(list(sys.argv[1:] if argv is None else argv))
+    argv = normalise(list(sys.argv[1:] if argv is None else argv))
     if not argv:
         argv = ["--help"]
     try:
