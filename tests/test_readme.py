@@ -219,7 +219,9 @@ def jsonargparse_options(module, tokens: list[str]) -> tuple[set[str], list[str]
     """The options of the command the tokens name (from its function's signature), and the tokens after it."""
     node, rest = module.COMMANDS, module.normalise(tokens)
     while isinstance(node, dict):
-        assert rest and rest[0] in node, f"no subcommand {rest[:1]}; have {sorted(node)}"
+        if not rest:  # the program (or a group) named alone, e.g. `python -m datamodules`
+            return {"--config", "--print_config", "--help"}, []
+        assert rest[0] in node, f"no subcommand {rest[:1]}; have {sorted(node)}"
         node, rest = node[rest[0]], rest[1:]
     return {f"--{p}" for p in inspect.signature(node).parameters} | {"--config", "--print_config", "--help"}, rest
 
