@@ -48,6 +48,13 @@ def test_a_changed_configuration_never_reuses_a_finished_phase(task_run, smoke_d
         main([*args, "--task.synthetic", "false"])
     assert json.loads((run / "results.json").read_text()) == first  # nothing rewritten
 
+
+@pytest.mark.slow
+def test_overwrite_retrains_and_the_row_names_the_weights_it_came_from(task_run, smoke_data, tmp_path):
+    run = tmp_path / "few_shot_k2"
+    shutil.copytree(task_run("few_shot_k2"), run)
+    first = json.loads((run / "results.json").read_text())
+    args = smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path)
     main([*args, "--task.synthetic", "false", "--task.overwrite", "true"])
     again = json.loads((run / "results.json").read_text())
     assert again["variant"] == "baseline" and set(again["phase_config_hashes"]) == {"finetune"}
