@@ -36,11 +36,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from lightning_modules.models.clip import TextFeatureCache, clear_text_cache, create_clip, text_tower_parameters
+from lightning_modules.models.normalisation import CLIP_MEAN, CLIP_STD
 from lightning_modules.models.vifi_clip import split_camel_case
 
 SPOTTING_TEMPERATURE = 0.01  # the reference's softmax temperature over frames in Video Concept Spotting
@@ -228,7 +228,8 @@ class BIKE(nn.Module):
         grad_checkpointing: recompute transformer blocks in the backward pass (less memory).
     """
 
-    input_mean, input_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+    # OpenAI CLIP's statistics, as BIKE trains and tests (whwu95/BIKE test_zeroshot.py `input_mean`/`input_std`)
+    input_mean, input_std = CLIP_MEAN, CLIP_STD
 
     def __init__(
         self,

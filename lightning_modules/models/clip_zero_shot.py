@@ -8,6 +8,7 @@ finds no trainable parameter). The class-name features are computed once per cla
 
 from __future__ import annotations
 
+from lightning_modules.models.normalisation import CLIP_MEAN, CLIP_STD
 from lightning_modules.models.vifi_clip import ViFiCLIP
 
 
@@ -20,6 +21,8 @@ class CLIPZeroShot(ViFiCLIP):
             (only meaningful in tests).
         prompt: text template filled with each class name.
     """
+
+    input_mean, input_std = CLIP_MEAN, CLIP_STD  # OpenAI CLIP's own preprocessing (not ViFi-CLIP's ImageNet's)
 
     def __init__(self, arch: str = "ViT-B-16", pretrained: str | None = "openai", prompt: str = "a photo of a {}."):
         super().__init__(arch, pretrained, prompt, grad_checkpointing=False, freeze_text=True)

@@ -13,10 +13,10 @@ import re
 
 import torch
 import torch.nn.functional as F
-from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
 from lightning_modules.models.clip import TextFeatureCache, clear_text_cache, create_clip, text_tower_parameters
+from lightning_modules.models.normalisation import IMAGENET_MEAN, IMAGENET_STD
 
 
 def split_camel_case(name: str) -> str:
@@ -37,7 +37,8 @@ class ViFiCLIP(nn.Module):
             features, computed once per class list under `no_grad`.
     """
 
-    input_mean, input_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD  # the frame normalisation CLIP was trained on
+    # ImageNet statistics, as ViFi-CLIP trained (muzairkhattak/ViFi-CLIP datasets/build.py `img_norm_cfg`)
+    input_mean, input_std = IMAGENET_MEAN, IMAGENET_STD
 
     def __init__(
         self,
