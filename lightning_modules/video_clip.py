@@ -35,6 +35,7 @@ from lightning_modules.losses import (
     REFERENCE_REAL_LOSS,
     UNCERTAINTY_LOSSES,
     LossConfig,
+    nce_loss,
     soft_cross_entropy,
     soft_targets,
 )
@@ -84,6 +85,10 @@ class VideoCLIPModule(L.LightningModule):
         self.loss_config = loss or REFERENCE_REAL_LOSS
         self.synthetic_loss = synthetic_loss or PAPER_SYNTHETIC_LOSS
         self.mixup = mixup
+        if "nce" in (self.loss_config.name, self.synthetic_loss.name) and mixup is not None:
+            raise ValueError(
+                "loss `nce` (BIKE's in-batch loss) trains without mixup: set `--model.init_args.mixup null`"
+            )
         self.class_names: list[str] = []
         self._texts: list[str] = []  # what the text encoder reads per class (the names unless label_text)
         self._tokens: torch.Tensor | None = None  # (K, L) class-prompt tokens, built in setup
@@ -163,6 +168,11 @@ class VideoCLIPModule(L.LightningModule):
         tokens = self._tokens
         k = len(tokens["input_ids"] if isinstance(tokens, Mapping) else tokens)  # K classes
         targets, weights, eps = self.targets(batch, k)
+        if self._nce(batch):  # BIKE's batch-level loss (lightning_modules.losses.nce_loss)
+            preds = self(video)
+            loss = nce_loss(preds, labels)
+            self.log("train/loss", loss, prog_bar=True, batch_size=n)
+            return preds, loss
         if self.mixup is not None:
             video, targets, weights, _ = mix_batch(video, targets, weights, self.mixup)
         preds = self(video)
@@ -179,6 +189,15 @@ class VideoCLIPModule(L.LightningModule):
                 self.log(f"train/{source}/loss", per_clip[mask].mean(), batch_size=m)
                 self.log(f"train/{source}/top1", correct[mask].mean(), batch_size=m)
         return preds, loss
+
+    def _nce(self, batch: dict) -> bool:
+        """Whether the batch trains with `nce`: every clip's loss is it (a batch mixing it with another is an error)."""
+        synthetic = batch.get("synthetic")
+        sources = {"synthetic" if s else "real" for s in (synthetic.tolist() if synthetic is not None else [False])}
+        names = {(self.synthetic_loss if s == "synthetic" else self.loss_config).name for s in sources}
+        if "nce" in names and len(names) > 1:
+            raise ValueError("a batch mixes `nce` with another loss; give `loss` and `synthetic_loss` both `nce`")
+        return names == {"nce"}
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor | None:
         video, labels = batch["video"], batch["label"]
