@@ -97,6 +97,10 @@ class ActionDataModule(L.LightningDataModule):
             is TC-CLIP's LLM-rephrased labels (`{"0": "Brush hair: A person is ...", ...}`, ids of that
             set's CSV) or `{name: text}`; a set without its own file uses any listed file's text for its
             names. Pair it with a 77-token text context for TC-CLIP (`context_length: 77`).
+        label_text_required: False: `label_text` files that are absent are left out, and a label set none of
+            whose files is present reads its class names (`class_text_source` says which; results.json
+            records it). The dataset fragments name FROSTER's files this way, so the paper's names are used
+            whenever they are present. True: an absent file is an error.
         test_views: temporal views per test clip; softmax scores are summed over views.
         batch_size: clips per batch per device.
         num_workers: DataLoader worker processes.
@@ -135,6 +139,7 @@ class ActionDataModule(L.LightningDataModule):
         grayscale: float = 0.2,
         flip: bool = True,
         label_text: dict[str, str] | None = None,
+        label_text_required: bool = True,
         test_views: int = 2,
         batch_size: int = 8,
         num_workers: int = 4,
@@ -176,6 +181,7 @@ class ActionDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.color_jitter, self.grayscale, self.flip = color_jitter, grayscale, flip
         self.label_text = dict(label_text or {})
+        self.label_text_required = label_text_required
         self.test_views = test_views
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -196,19 +202,33 @@ class ActionDataModule(L.LightningDataModule):
             self._class_names = read_labels(self.label_file)
         return self._class_names
 
+    def _label_text_files(self) -> dict[str, Path]:
+        """label_text's files by label set key, without the absent ones unless they are required."""
+        from datamodules.label_text import present_label_text
+
+        folder = Path(self.labels_dir) if self.labels_dir else Path(self.main_label_file).parent
+        return present_label_text(self.label_text, folder, self.label_text_required)
+
+    @property
+    def class_text_source(self) -> str:
+        """Which class names the networks read: `csv` or `llm: <files>` (`datamodules.label_text.describe`)."""
+        from datamodules.label_text import describe_class_text
+
+        return describe_class_text(self._label_text_files())
+
     @property
     def class_texts(self) -> list[str]:
         """What the networks read for each class of the current label space: `label_text`'s text, else the name."""
-        if not self.label_text:
+        files = self._label_text_files()
+        if not files:
             return self.class_names
         from datamodules.label_text import read_label_text
 
         texts: dict[str, str] = {}
-        own = next((k for k in self.label_text if self.label_path(None if k == "main" else k) == self.label_file), None)
-        for key in sorted(self.label_text, key=lambda k: k != own):  # the current set's own file wins
-            folder = Path(self.labels_dir) if self.labels_dir else Path(self.main_label_file).parent
+        own = next((k for k in files if self.label_path(None if k == "main" else k) == self.label_file), None)
+        for key in sorted(files, key=lambda k: k != own):  # the current set's own file wins
             csv_path = self.label_path(None if key == "main" else key)
-            texts = {**read_label_text(folder / self.label_text[key], csv_path), **texts}
+            texts = {**read_label_text(files[key], csv_path), **texts}
         missing = [n for n in self.class_names if n not in texts]
         if missing:
             raise ValueError(

@@ -27,7 +27,13 @@ TINY_OVERRIDES = {  # net class name -> init_args replacing the full-size weight
     "ViFiCLIP": {"arch": "synthact-tiny", "pretrained": None},
     "CLIPZeroShot": {"arch": "synthact-tiny", "pretrained": None},
     "XCLIP": {"pretrained": False, "config": TINY_XCLIP},
-    "TCCLIP": {"arch": "synthact-tiny", "pretrained": None, "num_context_tokens": 5, "merges_per_step": 2},
+    "TCCLIP": {
+        "arch": "synthact-tiny",
+        "pretrained": None,
+        "num_context_tokens": 5,
+        "merges_per_step": 2,
+        "context_length": 30,  # the tiny CLIP has 32 text positions; the paper config has 77
+    },
     "BIKE": {"arch": "synthact-tiny", "pretrained": None, "temporal_layers": 2},
 }
 
