@@ -698,6 +698,7 @@ class TaskRunner:
             "XCLIP": "X-CLIP",
             "CLIPZeroShot": "CLIP",
             "MILAnomalyModule": "MIL",
+            "XCLIPMIL": "MIL",
         }.get(net, net)
         ours = trained_synthetic
         model_args = (cfg.model or {}).get("init_args", {})
