@@ -707,7 +707,7 @@ class TaskRunner:
             "model": net_path,  # Results.model: the net's class path (the report's row name)
             "method": f"{net_name}+Ours" if ours else net_name,
             "variant": "ours" if ours else "baseline",
-            "start": "clip" if self.config.from_clip else self._start(),
+            "start": self._start(),  # a net checkpoint (release) is loaded even with --task.from_clip
             "loss": {key: _plain(model_args.get(key)) for key in ("loss", "synthetic_loss") if key in model_args},
             "loss_variant": cfg.loss.name,
             "prompts_variant": cfg.prompts.name,

@@ -1,6 +1,8 @@
 """Each net declares the frame statistics of its reference's own data pipeline, and an official-layout TC-CLIP
 release run through `train.py test` receives ImageNet-normalised frames (checked on the tensors reaching it)."""
 
+import json
+
 import pytest
 import torch
 from conftest import ROOT, smoke_args
@@ -9,6 +11,7 @@ from datamodules.action import ActionDataModule
 from lightning_modules.models import BIKE, TCCLIP, XCLIP, CLIPZeroShot, ViFiCLIP
 from lightning_modules.models.tc_clip_checkpoint import to_official
 from lightning_modules.models.xclip_mil import XCLIPMIL
+from tasks.report import main as report
 
 # mmaction's img_norm_cfg on 0-255 (tc-clip / ViFi-CLIP / X-CLIP / UMIL datasets/build.py), divided by 255
 IMAGENET = ((123.675 / 255, 116.28 / 255, 103.53 / 255), (58.395 / 255, 57.12 / 255, 57.375 / 255))
@@ -34,8 +37,9 @@ def test_each_net_declares_its_references_frame_statistics(net, stats):
 
 
 def test_an_official_tc_clip_release_gets_imagenet_normalised_frames_through_train_test(
-    smoke_data, tmp_path, monkeypatch
+    smoke_data, tmp_path, monkeypatch, capsys
 ):
+    """Also: the run reads LLM-rephrased names when given, and results.json and the report say so."""
     torch.manual_seed(0)
     release = TCCLIP(arch="synthact-tiny", pretrained=None, num_context_tokens=5, merges_per_step=2)
     path = tmp_path / "zero_shot_k400_tc_clip.pth"
@@ -51,9 +55,18 @@ def test_an_official_tc_clip_release_gets_imagenet_normalised_frames_through_tra
     monkeypatch.setattr(TCCLIP, "forward", spy)
     from train import main
 
+    names = [line.split(",", 1)[1] for line in (smoke_data / "labels.csv").read_text().split()[1:]]
+    llm = tmp_path / "smoke_llm_labels.json"
+    llm.write_text(json.dumps({str(i): f"{n}: a person moves" for i, n in enumerate(names)}))
     args = smoke_args(ROOT / "tasks/zero_shot_hmdb51.yaml", smoke_data, tmp_path, "--task.synthetic", "false")
+    args += ["--data.label_text", json.dumps({"main": str(llm)}), "--trainer.limit_test_batches", "1"]  # 1 batch
     main(["test", *args[1:], "--model.init_args.net.init_args.checkpoint", str(path)])
     assert seen, "the net never ran"
+    results = json.loads((tmp_path / "zero_shot_hmdb51/results.json").read_text())
+    assert results["class_names"] == "llm: smoke_llm_labels.json" and results["start"] == str(path)
+    capsys.readouterr()
+    assert report([str(tmp_path / "zero_shot_hmdb51")]) == 0
+    assert "| TC-CLIP (LLM) |" in capsys.readouterr().out
 
     # The first test batch's first clip, decoded by the datamodule and brought back to [0, 1] pixels with the
     # datamodule's own statistics (whatever they are), then normalised with ImageNet's.
