@@ -67,7 +67,7 @@ def test_zero_shot_k400_keeps_its_best_epoch_and_zero_shot_tasks_start_from_it(s
 
 
 def test_zero_shot_runs_test_the_wise_ft_ensemble_and_the_report_has_its_row(task_run, capsys):
-    run = task_run("zero_shot_ucf101")
+    run = task_run("zero_shot_hmdb51")
     results = json.loads((run / "results.json").read_text())
     assert [t["group"] for t in results["tests"]] == ["test"] * 3 + ["wise_ft"] * 3
     assert [t["test"] for t in results["tests"]] == ["val1", "val2", "val3"] * 2
@@ -88,7 +88,7 @@ def test_zero_shot_tasks_print_the_k400_start(capsys):
 
 
 def test_few_shot_reports_the_best_val_epoch_and_the_last_one(task_run, capsys):
-    run = task_run("few_shot_k2")
+    run = task_run("few_shot_k4")
     record = json.loads((run / "finetune/phase.json").read_text())
     results = json.loads((run / "results.json").read_text())
     best, last = results["tests"]
@@ -97,7 +97,7 @@ def test_few_shot_reports_the_best_val_epoch_and_the_last_one(task_run, capsys):
     capsys.readouterr()
     assert report([str(run)]) == 0
     out = capsys.readouterr().out
-    assert "| K=2 | K=2 last |" in out and "best val/top1 of phase finetune on val1.txt" in out
+    assert "| K=4 | K=4 last |" in out and "best val/top1 of phase finetune on val1.txt" in out
 
 
 def test_base_to_novel_tests_the_best_base_val_epoch(task_run):
