@@ -146,16 +146,9 @@ def action_loss(
     return (weights * soft_cross_entropy(logits, targets)).mean(), eps.mean()
 
 
-NCE_TARGET_SCALE = 10.0  # BIKE's softmax(label * 10) over the in-batch ground-truth matrix
-
-
 def nce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """BIKE's in-batch NCE loss (module docstring) from (B, K) class logits and (B,) labels; float32 scalar."""
-    sim = logits.float()[:, labels.long()]  # (B, B): clip i against the class text of clip j
-    same = (labels[:, None] == labels[None, :]).float()  # (B, B) ground truth, symmetric
-    target = (NCE_TARGET_SCALE * same).softmax(dim=1)  # (B, B) rows sum to 1
+    """BIKE's in-batch NCE loss (module docstring) from (B, K) class logits and (B,) labels, in float32; the one
+    implementation is `lightning_modules.models.bike.bike_nce_loss`."""
+    from lightning_modules.models.bike import bike_nce_loss
 
-    def kl(scores: torch.Tensor) -> torch.Tensor:
-        return (target * (target.log() - scores.log_softmax(dim=1))).sum(dim=1).mean()
-
-    return (kl(sim) + kl(sim.T)) / 2
+    return bike_nce_loss(logits.float(), labels)

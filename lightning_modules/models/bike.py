@@ -25,8 +25,8 @@ What the reference's zero-shot setting does, and this default follows: the K400-
 (Transf + VCS; `tm` / `joint_st` off; the attribute branch belongs to the separate "V+A" K400 ViT-B/32 model),
 the text tower frozen (`fix_text: True`; class features are then computed once per class list), CLIP's
 parameters at 1/10 of the temporal module's learning rate (`clip_ratio: 0.1`). Its loss over a batch is
-`bike_nce_loss` (`lightning_modules.losses.nce_loss`, selectable as `loss: {name: nce}`); the paper this project implements trains on synthetic clips with its own losses, which
-`VideoCLIPModule` applies to these logits. Official checkpoints load through `bike_checkpoint.py`.
+`bike_nce_loss` (below; `loss: {name: nce}` selects it, `lightning_modules.losses`); the paper this project
+implements trains on synthetic clips with its own losses, which `VideoCLIPModule` applies to these logits. Official checkpoints load through `bike_checkpoint.py`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
-from lightning_modules.losses import nce_loss as bike_nce_loss  # noqa: F401 - BIKE's NCELoss, `loss: {name: nce}`
 from lightning_modules.models.clip import TextFeatureCache, clear_text_cache, create_clip, text_tower_parameters
 from lightning_modules.models.normalisation import CLIP_MEAN, CLIP_STD
 from lightning_modules.models.spec import InputSpec, image_side
@@ -166,6 +165,26 @@ def fuse_branches(video_logits: torch.Tensor, attribute_logits: torch.Tensor, we
     """log((1 - w) softmax(video) + w softmax(attributes)), (B, K): its softmax is the reference's fused score."""
     probs = (1 - weight) * video_logits.softmax(dim=-1) + weight * attribute_logits.softmax(dim=-1)
     return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+
+
+def bike_nce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """BIKE's training loss (`NCELoss`, symmetric): the reference scores each video against the prompts of the
+    batch's own labels, (B, B) = `logits[:, labels]`, target row i = softmax(10 * [labels_j == labels_i]) (about
+    uniform over same-class columns) and takes KL(target || softmax(row)) summed over columns and averaged over
+    rows, for videos -> texts and for texts -> videos, then averages the two.
+
+    Args:
+        logits: (B, K) scaled logits of the videos over all K classes.
+        labels: (B,) class ids.
+    """
+    batch = logits[:, labels]  # (B, B): video i against the prompt of sample j's class
+    target = (labels[:, None] == labels[None, :]).to(logits.dtype)  # symmetric
+    target = (10 * target).softmax(dim=1)
+
+    def kl(x: torch.Tensor) -> torch.Tensor:
+        return F.kl_div(x.log_softmax(dim=1), target, reduction="sum") / len(x)
+
+    return (kl(batch) + kl(batch.T)) / 2
 
 
 def _clear_lexicon_cache(module: nn.Module, incompatible_keys) -> None:
