@@ -87,6 +87,9 @@ class Results:
     # class names the networks read (`csv`, or `llm: <files>` for FROSTER's LLM-rephrased names).
     checkpoint: str = ""
     class_names: str = "csv"
+    # The video generator of the synthetic set (`prompt_provenance(...)["generator"]`, e.g. `Wan2.1-1.3B`); read
+    # from the manifest when the record lacks it. Rows of other generators than the demo world's sit apart.
+    generator: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1) + "\n"
@@ -166,11 +169,13 @@ MMD_SCALE = 100  # Table 8 shows MMD^2 x 100 (the header says so)
 
 
 def model_label(r: Results) -> str:
-    """The paper's row name: the net's name, "+Ours" when the run trained on a synthetic set, "(LLM)" when it
-    read LLM-rephrased class names (as tc-clip's README rows the paper quotes)."""
+    """The paper's row name: the net's name, "+Ours" when the run trained on a synthetic set, then its video
+    generator unless it is the demo world's procedural renderer or unknown: "TC-CLIP+Ours (Wan2.1-1.3B)"; "(LLM)"
+    when it read LLM-rephrased class names (as tc-clip's README rows the paper quotes)."""
     cls = r.model.rsplit(".", 1)[-1]
     name = MODEL_NAMES.get(cls, cls) or "unknown net"
-    name = f"{name}+Ours" if r.synthetic_manifest else name
+    generator = f" ({r.generator})" if r.generator not in (None, "procedural", "unknown") else ""
+    name = f"{name}+Ours{generator}" if r.synthetic_manifest else name
     return f"{name} (LLM)" if r.class_names.startswith("llm") else name
 
 
@@ -354,6 +359,10 @@ def load_results(path: Path) -> Results:
         raise ValueError(f"{path}: not a results record of `train.py fit` ({e}); re-run the task to rewrite it") from e
     if not record.model:
         record.model = model_from_config(path.parent)
+    if record.generator is None and record.synthetic_manifest and Path(record.synthetic_manifest).is_file():
+        from datamodules.manifest import prompt_provenance
+
+        record.generator = prompt_provenance(record.synthetic_manifest)["generator"]
     return record
 
 
