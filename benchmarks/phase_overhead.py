@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import io
 import json
 import os
@@ -143,8 +144,8 @@ def instrument(stages: Stages) -> None:
     stages.wrap(TaskRunner, "_write_results", "results.json")
 
 
-def run_runner(args, data: Path, work: Path, stages: Stages | None = None) -> tuple[float, float, dict]:
-    """`train.py fit` in this process; returns (command seconds, phase seconds, final phase weights)."""
+def run_runner(args, data: Path, work: Path, stages: Stages | None = None) -> dict:
+    """`train.py fit` in this process: its seconds (wall, CPU, phase), final phase weights and test top-1."""
     from train import main
 
     root = Path(tempfile.mkdtemp(dir=work))
@@ -153,23 +154,25 @@ def run_runner(args, data: Path, work: Path, stages: Stages | None = None) -> tu
     config.write_text(json.dumps(cfg))
     argv = ["fit", "--config", str(ROOT / "tasks/few_shot_k4.yaml"), "--config", str(config)]
     stages = stages or Stages()
+    phase_before = stages.seconds["phase"]
     instrument(stages)
     quiet = contextlib.redirect_stdout(io.StringIO()) if not args.verbose else contextlib.nullcontext()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         with quiet:
             main(argv)
     finally:
         stages.restore()
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu
     phase_dir = root / "runs/few_shot_k4/finetune"
     weights = torch.load(phase_dir / "weights.pt", map_location="cpu", weights_only=True)
-    top1 = json.loads((root / "runs/few_shot_k4/results.json").read_text())["summary"]["test/top1"]["mean"]
-    return total, stages.seconds["phase"], {"weights": weights, "top1": top1}
+    top1 = json.loads((root / "runs/few_shot_k4/test/test/test.json").read_text())["metrics"]["test/top1"]
+    phase = stages.seconds["phase"] - phase_before
+    return {"total": total, "cpu": cpu, "phase": phase, "weights": weights, "top1": top1}
 
 
-def run_bare(args, data: Path) -> tuple[float, float, dict]:
-    """The same steps without a Trainer; returns (train + test seconds, train seconds, final weights)."""
+def run_bare(args, data: Path) -> dict:
+    """The same steps without a Trainer: seconds (train + test wall and CPU, train), weights, top-1, steps."""
     from lightning.fabric.utilities.seed import seed_everything
 
     from datamodules.action import ActionDataModule
@@ -177,7 +180,7 @@ def run_bare(args, data: Path) -> tuple[float, float, dict]:
     from lightning_modules.models import DemoNet
     from lightning_modules.video_clip import warmup_cosine
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     seed_everything(SEED, workers=True, verbose=False)
     net = DemoNet(width=args.width, embed_dim=args.embed_dim, context_length=8)
     init = overlay(data, data, args.epochs, args.batch_size, args.width, args.embed_dim, args.lr)["data"]["init_args"]
@@ -215,8 +218,14 @@ def run_bare(args, data: Path) -> tuple[float, float, dict]:
             probs = net(video.flatten(0, 1), tokens).softmax(-1).view(b, v, -1).sum(1)  # (B, K)
             correct += int((probs.argmax(-1) == batch["label"]).sum())
             n += b
-    seconds = time.perf_counter() - start
-    return seconds, trained, {"weights": {f"net.{k}": v for k, v in net.state_dict().items()}, "top1": correct / n}
+    return {
+        "total": time.perf_counter() - start,
+        "cpu": time.process_time() - cpu,
+        "phase": trained,
+        "weights": {f"net.{k}": v for k, v in net.state_dict().items()},
+        "top1": correct / n,
+        "steps": total,
+    }
 
 
 def max_difference(a: dict, b: dict) -> float:
@@ -240,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed pairs (runner, bare), after one warm-up pair")
     parser.add_argument("--dry", action="store_true", help="tiny: 2 epochs, one timed pair (what the tests run)")
     parser.add_argument("--verbose", action="store_true", help="show the runner's own output")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the timed runner repeats to this file")
     args = parser.parse_args(argv)
     if args.dry:
         args.epochs, args.repeats = 2, 1
@@ -247,43 +257,60 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"no demo build in {args.data}: build it with `python -m generation demo --out {args.data} --preset demo`"
         )
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
-    runner_s, runner_phase_s, bare_s, bare_train_s = [], [], [], []
+    try:
+        return measure(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def measure(args: argparse.Namespace) -> int:
+    """The interleaved repeats, the stage table and the two reports."""
+    runs: list[tuple[dict, dict]] = []  # (runner, bare) per timed pair
     stages = Stages()
     with tempfile.TemporaryDirectory(prefix="phase_overhead_") as work:
         for i in range(args.repeats + 1):  # pair 0 is the warm-up
             timed = i > 0
-            total, phase, ours = run_runner(args, args.data, Path(work), stages if timed else None)
-            b_total, b_train, bare = run_bare(args, args.data)
+            profile = cProfile.Profile() if args.profile and timed else None
+            with profile or contextlib.nullcontext():
+                ours = run_runner(args, args.data, Path(work), stages if timed else None)
+            if profile is not None:
+                profile.dump_stats(args.profile)
+            bare = run_bare(args, args.data)
             diff = max_difference(ours["weights"], bare["weights"])
             print(
-                f"{'repeat ' + str(i) if timed else 'warm-up'}: runner {total:.2f} s (phase {phase:.2f} s), "
-                f"bare {b_total:.2f} s (train {b_train:.2f} s); top-1 {ours['top1']:.4f} vs {bare['top1']:.4f}; "
+                f"{'repeat ' + str(i) if timed else 'warm-up'}: runner {ours['total']:.2f} s (CPU {ours['cpu']:.2f} s, "
+                f"phase {ours['phase']:.2f} s), bare {bare['total']:.2f} s (CPU {bare['cpu']:.2f} s, train "
+                f"{bare['phase']:.2f} s); test top-1 {ours['top1']:.4f} vs {bare['top1']:.4f}; "
                 f"max |weight difference| {diff:.3g}",
                 flush=True,
             )
-            if diff != 0.0 or abs(ours["top1"] - bare["top1"]) > 1e-9:
+            if diff != 0.0 or abs(ours["top1"] - bare["top1"]) > 1e-6:
                 print("runner and bare loop DIFFER: they no longer run the same optimisation steps", flush=True)
                 if args.dry:
                     return 1
             if timed:
-                (
-                    runner_s.append(total),
-                    runner_phase_s.append(phase),
-                    bare_s.append(b_total),
-                    bare_train_s.append(b_train),
-                )
-    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
-    steps = args.epochs * -(-32 * args.shots // 4 // args.batch_size)
-    print(f"\nrunner stages (median repeat = {args.repeats} repeats summed / {args.repeats}):")
+                runs.append((ours, bare))
+
+    def median(key: str, side: int) -> float:
+        values = sorted(pair[side][key] for pair in runs)
+        return values[len(values) // 2]
+
+    def paired(key: str) -> float:  # median of the per-pair ratios: robust to the machine's drift
+        ratios = sorted(ours[key] / bare[key] for ours, bare in runs)
+        return ratios[len(ratios) // 2]
+
+    print(f"\nrunner stages, seconds (mean of {len(runs)} timed runs; an indented stage is inside the one below it):")
     print("| stage | s |\n|---|---|")
     for stage, seconds in stages.seconds.items():
-        print(f"| {stage} | {seconds / args.repeats:.2f} |")
-    tag = f"{args.shots}-shot demo phase, {args.epochs} epochs (~{steps} steps), {args.threads} threads"
-    report("phase_overhead", f"phase s, {tag}", med(runner_phase_s), med(bare_train_s), "s", False, 1 / 1.5)
-    report("phase_overhead", f"fit+test s, {tag}", med(runner_s), med(bare_s), "s", False, 1 / 1.5)
+        print(f"| {stage} | {seconds / len(runs):.2f} |")
+    tag = f"{args.shots}-shot demo phase, {args.epochs} epochs ({runs[0][1]['steps']} steps), {args.threads} threads"
+    report("phase_overhead", f"phase s, {tag}", median("phase", 0), median("phase", 1), "s", False, 1 / 1.5)
+    report("phase_overhead", f"fit+test s, {tag}", median("total", 0), median("total", 1), "s", False, 1 / 1.5)
     print(
-        f"runner / bare: phase {med(runner_phase_s) / med(bare_train_s):.2f}x, fit+test {med(runner_s) / med(bare_s):.2f}x"
+        f"runner / bare loop (median of {len(runs)} paired ratios; target <= 1.5): phase {paired('phase'):.2f}x, "
+        f"fit+test {paired('total'):.2f}x (CPU seconds: {paired('cpu'):.2f}x)"
     )
     return 0
 
