@@ -17,15 +17,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# ruff (lint + format check, configured in pyproject.toml) before the tests: a style slip fails in seconds.
+# ruff (lint + format check) and the import-layer contract (import-linter), both configured in pyproject.toml,
+# before the tests: a style slip or a forbidden import fails in seconds.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint
 	$(PY) -m pytest
 
-# Synthetic phases train with UL (eps_i = 0.3 u_i), which needs scored clips. The smoke world has no pretrained
+# Synthetic phases train with UL (the module default), which needs scored clips. The smoke world has no pretrained
 # CLIP, so its set is scored with the tiny random one: the code path runs, the uncertainties are noise.
 SCORE_TINY = $(PY) -m generation score --arch synthact-tiny --pretrained none --frames 4 --no-progress
 

@@ -26,6 +26,7 @@ import sys
 import yaml
 from lightning.pytorch.cli import LightningCLI
 
+from lightning_modules.models.spec import net_input_spec
 from tasks.cli_args import Fragment, Recipe, misplaced_fragment, nested_nulls, split_task_args
 from tasks.runner import TaskConfig, TaskRunner
 
@@ -39,6 +40,8 @@ class SynthactCLI(LightningCLI):
         parser.add_class_arguments(Recipe, "recipe")
         parser.add_class_arguments(Fragment, "loss")
         parser.add_class_arguments(Fragment, "prompts")
+        # The net declares its input (frames, frame size, normalisation): the datamodule takes it from the model.
+        parser.link_arguments("model", "data.init_args.input_spec", compute_fn=net_input_spec, apply_on="instantiate")
 
     def parse_arguments(self, parser, args) -> None:
         args = list(sys.argv[1:] if args is None else args)

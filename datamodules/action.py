@@ -87,8 +87,9 @@ class ActionDataModule(L.LightningDataModule):
             train_list up to this many clips (real + generated): `max` (the largest class's count, i.e. the
             head's) or a number; a class with fewer generated clips than it lacks gets all of them, a class
             at or above the target none. None uses the whole manifest. Drawn per class with a fixed seed.
-        num_frames: frames per clip (TSN segments).
-        image_size: crop size in pixels.
+        num_frames: frames per clip (TSN segments); None takes the net's (`input_spec`), or 8 without one. A value
+            that differs from the net's is an error: the net's frames are set on the net.
+        image_size: crop size in pixels; None takes the net's, or 224 without one.
         color_jitter: probability of a colour jitter per training clip (TC-CLIP recipe: 0.8).
         grayscale: probability of greyscale per training clip (TC-CLIP recipe: 0.2).
         flip: horizontal flip with probability 0.5 in training (TC-CLIP: on, except for SSv2, where
@@ -110,12 +111,15 @@ class ActionDataModule(L.LightningDataModule):
         on_error: a training clip that cannot be decoded: `raise` (an error naming the file and the cause)
             or `skip` (serve the next clip of the list instead, so the epoch keeps its size; each failure is
             counted over workers and ranks, logged at each epoch end and written to phase.json/results.json).
+        input_spec: the net's input spec (`lightning_modules.models.spec.InputSpec` as a dict: num_frames,
+            image_size, mean, std, context_length), linked from the model by the CLI; sets the frame
+            normalisation and fills num_frames / image_size. None: CLIP's statistics and the values given.
         test_on_error: validation/test lists are read in full before use (same frames, same checks) and
             never substitute a clip: `raise` stops with the list of undecodable files; `exclude` leaves them
             out of the metric and records which and how many (`excluded()`, results.json `data`).
     """
 
-    input_mean, input_std = CLIP_MEAN, CLIP_STD  # frame normalisation; the model re-normalises to its net's
+    input_mean, input_std = CLIP_MEAN, CLIP_STD  # frame normalisation without a net's spec (the model re-normalises)
 
     def __init__(
         self,
@@ -135,8 +139,8 @@ class ActionDataModule(L.LightningDataModule):
         synthetic_fraction: float = 0.5,
         class_balanced: bool = False,
         synthetic_topup: int | Literal["max"] | None = None,
-        num_frames: int = 8,
-        image_size: int = 224,
+        num_frames: int | None = None,
+        image_size: int | None = None,
         color_jitter: float = 0.8,
         grayscale: float = 0.2,
         flip: bool = True,
@@ -148,6 +152,7 @@ class ActionDataModule(L.LightningDataModule):
         pin_memory: bool = True,
         on_error: OnError = "raise",
         test_on_error: Literal["raise", "exclude"] = "raise",
+        input_spec: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -179,8 +184,11 @@ class ActionDataModule(L.LightningDataModule):
         self.synthetic_fraction = synthetic_fraction
         self.class_balanced = class_balanced
         self.synthetic_topup = synthetic_topup
-        self.num_frames = num_frames
-        self.image_size = image_size
+        spec = dict(input_spec or {})
+        self.num_frames = _from_spec("num_frames", num_frames, spec, fallback=8)
+        self.image_size = _from_spec("image_size", image_size, spec, fallback=224)
+        if spec.get("mean") is not None and spec.get("std") is not None:
+            self.input_mean, self.input_std = tuple(spec["mean"]), tuple(spec["std"])
         self.color_jitter, self.grayscale, self.flip = color_jitter, grayscale, flip
         self.label_text = dict(label_text or {})
         self.test_views = test_views
@@ -511,3 +519,18 @@ class ActionDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+
+def _from_spec(key: str, given: int | None, spec: dict, fallback: int) -> int:
+    """A clip setting from the net's input spec: `given` must agree with it; without a spec, `given` or the
+    fallback."""
+    declared = spec.get(key)
+    if given is not None and declared is not None and given != declared:
+        raise ValueError(
+            f"--data.{key} {given} differs from the net's {declared} (its input spec): drop --data.{key} and set "
+            f"it on the net (e.g. --model.init_args.net.init_args.{key} {given} where the net takes it)"
+        )
+    for value in (given, declared, fallback):
+        if value is not None:
+            return int(value)
+    return fallback

@@ -10,8 +10,8 @@ clips for pre-training, the real list for training. Training batches pair `batch
 UCF-Crime annotation with temporal intervals (the temporal annotation file named in the config); its
 test items carry the per-frame labels (1-indexed inclusive intervals, `CrimeVideo.frame_labels`) and the
 segment frame bounds that spread segment scores to frames, and the video's file name: the module hands
-the per-video segment scores to `evaluate_scores`, which writes SCORES.json and evaluates them under the
-`protocols` (default: `sultani` on the test list; `datamodules.anomaly_eval`). Missing features are reported, with the
+the per-video segment scores to its metric (`lightning_modules.anomaly_metrics`), against `test_annotations()`
+(the `protocols`; default: `sultani` on the test list; read by `datamodules.anomaly_eval`). Missing features are reported, with the
 command that extracts them, before anything trains. The paired batches come from a batch sampler, so
 training runs on one device (the head trains in minutes; extraction is what to spread over GPUs).
 """
@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.annotations import AnnotationError, CrimeVideo, read_list
-from datamodules.anomaly_eval import PROTOCOLS, evaluate_protocols, video_name
+from datamodules.anomaly_eval import PROTOCOLS, EvalVideo, read_annotation, video_name
 from datamodules.features import feature_path, load_features, segment_bounds
 from datamodules.manifest import read_manifest
 
@@ -301,11 +301,14 @@ class AnomalyDataModule(UCFCrimeLists, L.LightningDataModule):
             )
         return TestBagDataset(items)
 
-    def evaluate_scores(self, scores: dict[str, list[float]], log_dir: str | None) -> dict[str, float]:
-        """Write SCORES.json to `log_dir` and evaluate the segment scores under every protocol."""
+    def test_annotations(self) -> tuple[dict[str, list[EvalVideo]], str]:
+        """(protocol -> the test videos with their frame labels, the default protocol): what the module's AUC
+        metric (`lightning_modules.anomaly_metrics`) scores against."""
         protocols = self.protocols or {"sultani": self.test_list}
-        annotations = {p: self._list_path(a, "protocols") for p, a in protocols.items()}
-        return evaluate_protocols(scores, annotations, self.default_protocol, self.frame_counts, log_dir)
+        videos = {
+            p: read_annotation(p, self._list_path(a, "protocols"), self.frame_counts) for p, a in protocols.items()
+        }
+        return videos, self.default_protocol
 
     # -------------------------------------------------------------------------------------- Lightning
 

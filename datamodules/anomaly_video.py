@@ -12,8 +12,8 @@ expect. Batches are drawn at random (UMIL: no abnormal/normal pairing).
 Test: as UMIL's `RawFramesTestDataset`, every video of `test_list` is cut into segments of T x interval
 frames (the last may be shorter; one of fewer than T frames is dropped) and every segment is one item: T
 frames every `interval` from its start, wrapping inside the segment. The module scores the items; the
-scores of each video, in order, go to `evaluate_scores`, which writes `SCORES.json` to the test's log
-folder and evaluates them under every protocol of `protocols` (`datamodules.anomaly_eval`): metrics
+scores of each video, in order, are scored against `test_annotations()` (every protocol of `protocols`,
+read by `datamodules.anomaly_eval`) by the module's metric (`lightning_modules.anomaly_metrics`):
 `test/<protocol>/auc` and `test/<protocol>/auc_a`, and the default protocol's as `test/auc`, `test/auc_a`.
 """
 
@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.annotations import AnnotationError, read_list
 from datamodules.anomaly import Source, UCFCrimeLists
-from datamodules.anomaly_eval import PROTOCOLS, evaluate_protocols, video_name
+from datamodules.anomaly_eval import PROTOCOLS, EvalVideo, read_annotation, video_name
 from datamodules.manifest import read_manifest
 from datamodules.transforms import VideoTransform
 from datamodules.video import decode_frames, video_info
@@ -248,10 +248,13 @@ class AnomalyVideoDataModule(UCFCrimeLists, L.LightningDataModule):
             items += [(path, name, i, idx) for i, idx in enumerate(segments)]
         return SegmentDataset(items, self.transform)
 
-    def evaluate_scores(self, scores: dict[str, list[float]], log_dir: str | None) -> dict[str, float]:
-        """Write SCORES.json to `log_dir` and evaluate the scores under every protocol."""
-        annotations = {p: self._list_path(a, "protocols") for p, a in self.protocols.items()}
-        return evaluate_protocols(scores, annotations, self.default_protocol, self.frame_counts, log_dir)
+    def test_annotations(self) -> tuple[dict[str, list[EvalVideo]], str]:
+        """(protocol -> the test videos with their frame labels, the default protocol): what the module's AUC
+        metric (`lightning_modules.anomaly_metrics`) scores against."""
+        videos = {
+            p: read_annotation(p, self._list_path(a, "protocols"), self.frame_counts) for p, a in self.protocols.items()
+        }
+        return videos, self.default_protocol
 
     # -------------------------------------------------------------------------------------- Lightning
 

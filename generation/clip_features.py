@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.transforms import VideoTransform
 from datamodules.video import read_clip
 from lightning_modules.models.clip import create_clip
-from lightning_modules.models.vifi_clip import split_camel_case
+from lightning_modules.models.text import split_camel_case
 
 
 def load_clip(arch: str, pretrained: str | None) -> tuple[torch.nn.Module, open_clip.tokenizer.SimpleTokenizer]:

@@ -45,7 +45,7 @@ class LossConfig:
     Args:
         name: ce | ls | ul | uw | uf (see the module docstring for each formula).
         label_smoothing: the fixed eps of `ls`.
-        uncertainty_weight: w of `ul`: eps_i = w * u_i (paper: 0.3).
+        uncertainty_weight: w of `ul`: eps_i = w * u_i (the paper's value; its one home).
         real_eps: the eps of real clips (u = NaN) under `ul`; 0 trains them with plain cross-entropy.
         spread: `others`: eps / (K - 1) on each other class (the paper's formula); `all`: eps / K on every
             class, the label included (timm / TC-CLIP's label smoothing).
@@ -66,9 +66,9 @@ class LossConfig:
 
 
 # The reference recipe for real clips (TC-CLIP configs/aug/default_aug.yaml: label_smooth 0.1, built into
-# the one-hot as timm does) and the paper's loss for generated clips (UL, eps_i = 0.3 u_i).
+# the one-hot as timm does) and the paper's loss for generated clips (UL, eps_i = w u_i, w = LossConfig's default).
 REFERENCE_REAL_LOSS = LossConfig(name="ls", label_smoothing=0.1, spread="all")
-PAPER_SYNTHETIC_LOSS = LossConfig(name="ul", uncertainty_weight=0.3)
+PAPER_SYNTHETIC_LOSS = LossConfig(name="ul")
 
 
 def soft_targets(

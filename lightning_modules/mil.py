@@ -5,10 +5,10 @@ batches hold abnormal and normal bags in equal numbers (`datamodules.anomaly`); 
 paired with the i-th normal bag and the loss is the MIL ranking loss: the highest-scored abnormal segment
 should score at least 1 above the highest-scored normal one, with smoothness (squared differences of
 adjacent abnormal scores) and sparsity (sum of abnormal scores) terms weighted 8e-5 each. At test the
-segment scores of every video are handed to the datamodule's `evaluate_scores`, which writes SCORES.json
-and evaluates them under its protocols (`datamodules.anomaly_eval`; `sultani` by default: every segment
+segment scores of every video are written to SCORES.json and scored against the datamodule's test
+annotations under each protocol (`lightning_modules.anomaly_metrics`; `sultani` by default: every segment
 score spread to the frames of its segment, frame-level ROC AUC over all test videos, `test/auc`, and over
-the abnormal videos only, `test/auc_a`, the paper's AUC_A); the module logs what it returns. The scoring
+the abnormal videos only, `test/auc_a`, the paper's AUC_A). The scoring
 head is a plain `nn.Module` (`lightning_modules.models.MILHead`).
 """
 
@@ -20,6 +20,8 @@ from typing import Literal
 import lightning as L
 import torch
 from torch import nn
+
+from lightning_modules.anomaly_metrics import evaluate_protocols
 
 
 def mil_ranking_loss(
@@ -125,16 +127,17 @@ class MILAnomalyModule(L.LightningModule):
             self.test_scores[name] = video_scores
 
     def on_test_epoch_end(self) -> None:
-        evaluate = getattr(self.trainer.datamodule, "evaluate_scores", None)
-        if evaluate is None:
+        annotations = getattr(self.trainer.datamodule, "test_annotations", None)
+        if annotations is None:
             raise TypeError(
-                f"{type(self.trainer.datamodule).__name__} has no evaluate_scores(scores, log_dir); use an anomaly datamodule"
+                f"{type(self.trainer.datamodule).__name__} has no test_annotations(); use an anomaly datamodule"
             )
         log_dir = self.trainer.log_dir  # a collective call under DDP: every rank makes it
         write = (
             self.trainer.is_global_zero and self.trainer.logger is not None
         )  # no logger: nowhere to write SCORES.json
-        for key, value in evaluate(self.test_scores, log_dir if write else None).items():
+        videos, default = annotations()
+        for key, value in evaluate_protocols(self.test_scores, videos, default, log_dir if write else None).items():
             self.log(key, value)
 
     def configure_optimizers(self):

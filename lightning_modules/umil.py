@@ -9,8 +9,8 @@ anomaly probabilities and w_sparse x their sum, each averaged over the bags of t
 included). Optimiser and schedule are UMIL's (`utils/optimizer.py`): AdamW (0.9, 0.98), eps 1e-8, one lr
 for every trainable parameter, linear warm-up from 0, then timm's cosine towards lr / 100 over the whole
 run. At test every item is one instance of a test video (its name and position); the instance anomaly
-probabilities are gathered per video and handed to the datamodule, which writes SCORES.json and
-evaluates them under its protocols (`datamodules.anomaly_eval`); the module logs what it returns.
+probabilities are gathered per video, written to SCORES.json and scored against the datamodule's test
+annotations under each protocol (`lightning_modules.anomaly_metrics`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_modules.anomaly_metrics import evaluate_protocols
 from lightning_modules.video_clip import warmup_cosine  # the one schedule: timm cosine as UMIL and TC-CLIP build it
 
 
@@ -107,10 +108,10 @@ class UMILBaselineModule(L.LightningModule):
             self.test_scores[name][index] = score
 
     def on_test_epoch_end(self) -> None:
-        evaluate = getattr(self.trainer.datamodule, "evaluate_scores", None)
-        if evaluate is None:
+        annotations = getattr(self.trainer.datamodule, "test_annotations", None)
+        if annotations is None:
             raise TypeError(
-                f"{type(self.trainer.datamodule).__name__} has no evaluate_scores(scores, log_dir); use an anomaly datamodule"
+                f"{type(self.trainer.datamodule).__name__} has no test_annotations(); use an anomaly datamodule"
             )
         by_video = self.test_scores
         if self.trainer.world_size > 1:  # each rank scored a shard of the segments: every rank gets them all
@@ -125,7 +126,8 @@ class UMILBaselineModule(L.LightningModule):
         write = (
             self.trainer.is_global_zero and self.trainer.logger is not None
         )  # no logger: nowhere to write SCORES.json
-        for key, value in evaluate(scores, log_dir if write else None).items():
+        videos, default = annotations()
+        for key, value in evaluate_protocols(scores, videos, default, log_dir if write else None).items():
             self.log(key, value)
 
     def configure_optimizers(self):

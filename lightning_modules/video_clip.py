@@ -7,7 +7,7 @@ metrics per stage, AdamW with warm-up then cosine decay to a floor, and multi-vi
 
 Training defaults are the paper's: real clips (`batch["synthetic"]` False) get TC-CLIP's reference recipe
 (label smoothing 0.1 inside the one-hot, Mixup 0.8 / CutMix 1.0 switched with probability 0.5, soft-target
-cross-entropy), generated clips get uncertainty label smoothing (UL, eps_i = 0.3 u_i). Every clip's soft
+cross-entropy), generated clips get uncertainty label smoothing (UL, eps_i = w u_i). Every clip's soft
 target comes from its own source's loss and is then mixed with its partner's (`lightning_modules.mixup`), so
 a batch may hold both sources; `train/real/*` and `train/synthetic/*` log each source's loss and top-1.
 
@@ -55,7 +55,7 @@ class VideoCLIPModule(L.LightningModule):
         min_lr_ratio: the cosine's floor as a fraction of `lr` (TC-CLIP: lr_min = lr / 100).
         loss: the loss of real clips, `{name: ce | ls | ul | uw | uf, label_smoothing, spread, ...}`
             (`lightning_modules.losses`); default TC-CLIP's recipe, label smoothing 0.1 spread over all classes.
-        synthetic_loss: the loss of generated clips; default UL, eps_i = 0.3 u_i (the paper). ul/uw/uf need a
+        synthetic_loss: the loss of generated clips; default UL, eps_i = w u_i (the paper, w in LossConfig). ul/uw/uf need a
             scored manifest (`python -m generation score`).
         mixup: Mixup/CutMix of training batches (`lightning_modules.mixup.MixupConfig`; default TC-CLIP's
             0.8 / 1.0 / switch 0.5); null trains on unmixed clips.
@@ -258,7 +258,7 @@ class VideoCLIPModule(L.LightningModule):
             experiment.add_text("test/confusion_matrix", f"{k} classes: figure skipped (> {MAX_CONFUSION_CLASSES})")
             return
         fig, _ = self.confusion.plot(val=self.test_confusion, labels=self.class_names if k <= 30 else None)
-        fig.set_size_inches(max(4, 0.3 * k), max(4, 0.3 * k))  # about 0.3 inch a class keeps cells readable
+        fig.set_size_inches(max(4, k / 3), max(4, k / 3))  # about a third of an inch a class keeps cells readable
         experiment.add_figure("test/confusion_matrix", fig, self.global_step)  # closes the figure
 
     def configure_optimizers(self):

@@ -4,7 +4,7 @@
   16 instances x 5 frames (`lightning_modules.umil`, `datamodules.anomaly_video`): pre-train on synthetic
   anomaly-class and normal clips, train on UMIL's `UCF_train.txt` (1610 videos), test on `UCF_test.txt`
   (290 videos) under both evaluation protocols, `umil` (the default, what the paper's numbers use) and
-  `sultani` (`datamodules.anomaly_eval`); the test's `SCORES.json` lies in its log folder.
+  `sultani` (`lightning_modules.anomaly_metrics`); the test's `SCORES.json` lies in its log folder.
 - `anomaly_ucf_crime_features`: the fast extra, a Sultani-style MIL head on frozen X-CLIP features
   (`lightning_modules.mil`, `datamodules.anomaly`), tested against Temporal_Anomaly_Annotation.txt.
 
@@ -17,7 +17,8 @@ import argparse
 import json
 import sys
 
-from datamodules.anomaly_eval import PROTOCOLS, evaluate, frame_counts_from, read_annotation, read_scores
+from datamodules.anomaly_eval import PROTOCOLS, frame_counts_from, read_annotation, read_scores
+from lightning_modules.anomaly_metrics import evaluate
 from tasks.registry import Phase, TaskSpec, register_task
 
 ANOMALY_UCF_CRIME = register_task(

@@ -15,16 +15,20 @@ _NULLS = {"null", "Null", "NULL", "~"}
 
 @dataclass
 class Recipe:
-    """A training recipe: per-phase overlays on the base config (`recipe:` of a task YAML).
+    """A training recipe: what differs from the module's and datamodule's defaults (`recipe:` of a task YAML;
+    tasks/recipe.py reads it).
 
     Args:
-        phases: phase name -> overlay of the config's sections, e.g. `{finetune: {trainer: {max_epochs: 50},
-            model: {init_args: {lr: 2.0e-6}}, data: {init_args: {batch_size: 8}}}}`; merged by jsonargparse
-            onto the base config for that phase only. A name the task has no phase of is an error.
+        shared: overlay every phase starts from, e.g. `{data: {init_args: {color_jitter: 0.8}}}`.
+        phases: phase name -> overlay extending `shared` for that phase, e.g. `{finetune: {total_batch: 64,
+            trainer: {max_epochs: 50}, model: {init_args: {lr: 2.0e-6}}}}`; `total_batch` is the batch of one
+            optimiser step over all devices (the runner derives `trainer.accumulate_grad_batches` from it).
+            A name the task has no phase of is an error.
         test: overlay for evaluation (`test`, `validate`, `predict` and the tests after `fit`), e.g. the
             recipe's test views.
     """
 
+    shared: dict = field(default_factory=dict)
     phases: dict[str, dict] = field(default_factory=dict)
     test: dict = field(default_factory=dict)
 

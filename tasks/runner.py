@@ -51,6 +51,7 @@ from torch.utils.data import DataLoader
 from datamodules.manifest import prompt_provenance, write_text_atomic
 from datamodules.skips import SkipLogger, record_excluded, with_data_section  # data accounting (issue 16)
 from tasks.metrics import class_mean, per_class_accuracy
+from tasks.recipe import accumulation, phase_layer, user_sets
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
 from tasks.report import Results, TestResult, summarise, task_table
 
@@ -227,7 +228,13 @@ class TaskRunner:
         return cache[phase].clone()
 
     def _parse_phase(self, phase: str | None) -> Namespace:
-        layers = [self.base.recipe.test if phase is None else self.base.recipe.phases.get(phase, {})]
+        recipe, total = self.base.recipe, None
+        if phase is None:
+            layers = [recipe.test]
+        else:
+            shared, own = _plain(recipe.get("shared") or {}), _plain(recipe.phases.get(phase, {}))
+            layer, total = phase_layer(shared, own)
+            layers = [layer]
         for key in ("loss", "prompts"):
             fragment = self.base[key]
             layers.append({k: fragment[k] for k in ("model", "data", "trainer") if fragment[k]})
@@ -237,7 +244,7 @@ class TaskRunner:
         where = f"recipe.phases.{phase}" if phase else "recipe.test"
         exit_on_error, self.parser.exit_on_error = self.parser.exit_on_error, False
         try:
-            return self.parser.parse_args(args + self.user_args)
+            cfg = self.parser.parse_args(args + self.user_args)
         except Exception as error:  # noqa: BLE001 - jsonargparse's errors name the bad key
             message = " ".join(str(error).split())
             raise ValueError(
@@ -245,6 +252,12 @@ class TaskRunner:
             ) from error
         finally:
             self.parser.exit_on_error = exit_on_error
+        if total is not None and not user_sets(self.user_args, "trainer.accumulate_grad_batches"):
+            batch = (cfg.data.get("init_args") or cfg.data).get("batch_size")
+            if batch is None:
+                raise ValueError(f"{where}: total_batch needs a datamodule with a batch_size")
+            cfg.trainer.accumulate_grad_batches = accumulation(total, batch, cfg.trainer.as_dict(), where)
+        return cfg
 
     def _build(self, cfg: Namespace, keep_rng: bool = True) -> tuple[LightningModule, Any, Namespace]:
         """The model, datamodule and instantiated config of `cfg`. With `keep_rng`, the random streams are as

@@ -21,7 +21,7 @@ The recipes' actual runs are covered elsewhere: every task YAML end to end on th
 validate / predict / --ckpt_path, vanilla CLIP test-only, --task.synthetic false, --task.from_clip,
 --task.print_phase, DDP: tests/test_train.py; BIKE through zero_shot_ucf101: tests/tasks/test_zero_shot_bike.py;
 long-tail top-up and `--data.mix`: tests/tasks/test_long_tail_mixed.py, tests/datamodules/test_mixing.py; anomaly
-end to end and features, evaluate-anomaly: tests/tasks/test_anomaly.py, tests/datamodules/test_anomaly_eval.py;
+end to end and features, evaluate-anomaly: tests/tasks/test_anomaly.py, tests/lightning_modules/test_anomaly_metrics.py;
 `tasks report`: tests/tasks/test_report.py; `datamodules validate|splits|features`: tests/datamodules/test_validate.py,
 test_splits.py, test_features.py; `generation prompts|render|status|gallery|score|analyze`: tests/generation/;
 `python -m benchmarks --gpu --dry-run`: tests/benchmarks/test_benchmarks_runner.py.

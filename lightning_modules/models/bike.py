@@ -41,7 +41,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from lightning_modules.models.clip import TextFeatureCache, clear_text_cache, create_clip, text_tower_parameters
-from lightning_modules.models.vifi_clip import split_camel_case
+from lightning_modules.models.spec import InputSpec, image_side
+from lightning_modules.models.text import split_camel_case
 
 SPOTTING_TEMPERATURE = 0.01  # the reference's softmax temperature over frames in Video Concept Spotting
 ATTRIBUTE_FUSION = 0.3  # the reference's weight of the attribute branch when fused (0.7 video + 0.3 attributes)
@@ -226,6 +227,7 @@ class BIKE(nn.Module):
             space (the reference's attributes are class names, `classname_topk`).
         attribute_top_k: attributes retrieved per video (reference: 5).
         grad_checkpointing: recompute transformer blocks in the backward pass (less memory).
+        num_frames: frames per clip; the datamodule takes it.
     """
 
     input_mean, input_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
@@ -246,6 +248,7 @@ class BIKE(nn.Module):
         attribute_lexicon: str | None = None,
         attribute_top_k: int = 5,
         grad_checkpointing: bool = False,
+        num_frames: int = 16,
     ):
         super().__init__()
         if interaction not in ("vcs", "dp"):
@@ -257,6 +260,7 @@ class BIKE(nn.Module):
             raise ValueError(f"BIKE needs an open_clip model with the built-in text tower; {arch!r} is not one")
         self.prompt, self.interaction, self.temperature = prompt, interaction, spotting_temperature
         self.context_length = self.clip.positional_embedding.shape[0]
+        self.num_frames = num_frames
         embed_dim = self.clip.text_projection.shape[-1]
         heads = max(1, self.clip.ln_final.weight.shape[0] // 64)  # the reference: text width // 64
         self.temporal = TemporalTransformer(embed_dim, heads, temporal_layers) if temporal_layers > 0 else None
@@ -280,6 +284,17 @@ class BIKE(nn.Module):
             load_official_checkpoint(self, checkpoint, weights_only=not trust_checkpoint)
 
     # ---------------------------------------------------------------- text
+    @property
+    def input_spec(self) -> InputSpec:
+        """Frames, frame side, normalisation and text length this net takes (linked to the datamodule)."""
+        return InputSpec(
+            num_frames=self.num_frames,
+            image_size=image_side(self.clip.visual),
+            mean=tuple(self.input_mean),
+            std=tuple(self.input_std),
+            context_length=int(self.context_length),
+        )
+
     def tokenize(self, class_names: list[str]) -> torch.Tensor:
         """(K, context_length) token ids of the prompted class names (UCF CamelCase split into words)."""
         self._class_names = list(class_names)  # the default attribute lexicon

@@ -19,10 +19,17 @@ class CLIPZeroShot(ViFiCLIP):
         pretrained: open_clip pretrained tag (`openai`), local weight file, or None for random weights
             (only meaningful in tests).
         prompt: text template filled with each class name.
+        num_frames: frames per clip whose features are averaged; the datamodule takes it.
     """
 
-    def __init__(self, arch: str = "ViT-B-16", pretrained: str | None = "openai", prompt: str = "a photo of a {}."):
-        super().__init__(arch, pretrained, prompt, grad_checkpointing=False, freeze_text=True)
+    def __init__(
+        self,
+        arch: str = "ViT-B-16",
+        pretrained: str | None = "openai",
+        prompt: str = "a photo of a {}.",
+        num_frames: int = 16,
+    ):
+        super().__init__(arch, pretrained, prompt, grad_checkpointing=False, freeze_text=True, num_frames=num_frames)
         self.requires_grad_(False)
         self.eval()
 

@@ -29,7 +29,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from lightning_modules.models.clip import create_clip
-from lightning_modules.models.vifi_clip import split_camel_case
+from lightning_modules.models.spec import InputSpec, image_side
+from lightning_modules.models.text import split_camel_case
 
 
 def bipartite_merge(tokens: torch.Tensor, size: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,6 +125,7 @@ class TCCLIP(nn.Module):
         num_prompt_tokens: learnable prompt vectors in front of the class name.
         prompt_init: words whose embeddings initialise the prompt vectors (padded with random vectors).
         context_length: text token length (at most the CLIP text context length).
+        num_frames: frames per clip the net is trained and tested on (the paper: 16); the datamodule takes it.
         grad_checkpointing: recompute each transformer block in the backward pass (less memory).
         batched_prompting: run the video-independent text blocks once per batch (fast); False runs the
             whole text tower once per video, the reference path.
@@ -148,6 +150,7 @@ class TCCLIP(nn.Module):
         num_prompt_tokens: int = 4,
         prompt_init: str = "a photo of a",
         context_length: int = 30,
+        num_frames: int = 16,
         grad_checkpointing: bool = False,
         batched_prompting: bool = True,
         sdpa: bool = True,
@@ -172,6 +175,7 @@ class TCCLIP(nn.Module):
         self.num_seeds = int(self.num_patches * seed_ratio)
         self.num_context_tokens, self.merges_per_step = num_context_tokens, merges_per_step
         self.context_length, self.n_prompt = context_length, num_prompt_tokens
+        self.num_frames = num_frames
         self.grad_checkpointing, self.batched_prompting, self.sdpa = grad_checkpointing, batched_prompting, sdpa
         self.compile_vision = compile_vision
         blocks = visual.transformer.resblocks
@@ -206,6 +210,17 @@ class TCCLIP(nn.Module):
         return torch.cat([init, extra])
 
     # ---------------------------------------------------------------- text
+    @property
+    def input_spec(self) -> InputSpec:
+        """Frames, frame side, normalisation and text length this net takes (linked to the datamodule)."""
+        return InputSpec(
+            num_frames=self.num_frames,
+            image_size=image_side(self.clip.visual),
+            mean=tuple(self.input_mean),
+            std=tuple(self.input_std),
+            context_length=self.context_length,
+        )
+
     def tokenize(self, class_names: list[str]) -> torch.Tensor:
         """(K, context_length) token ids of `"{prompt_init} {class}."` (UCF CamelCase split into words);
         the first `num_prompt_tokens` tokens after SOT are replaced by the learnt prompt vectors."""

@@ -9,19 +9,14 @@ and `freeze_text` (text tower frozen; class features computed once per class lis
 
 from __future__ import annotations
 
-import re
-
 import torch
 import torch.nn.functional as F
 from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
 from lightning_modules.models.clip import TextFeatureCache, clear_text_cache, create_clip, text_tower_parameters
-
-
-def split_camel_case(name: str) -> str:
-    """UCF-101 style `ApplyEyeMakeup` -> `Apply Eye Makeup`; other names unchanged apart from `_`."""
-    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).replace("_", " ")
+from lightning_modules.models.spec import InputSpec, image_side
+from lightning_modules.models.text import split_camel_case
 
 
 class ViFiCLIP(nn.Module):
@@ -35,6 +30,7 @@ class ViFiCLIP(nn.Module):
             (open_clip `set_grad_checkpointing`): less activation memory, about a third more compute.
         freeze_text: freeze the text tower (no gradients, no optimiser state) and cache the class-name
             features, computed once per class list under `no_grad`.
+        num_frames: frames per clip (frame features are mean-pooled, so any count runs); the datamodule takes it.
     """
 
     input_mean, input_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD  # the frame normalisation CLIP was trained on
@@ -46,16 +42,29 @@ class ViFiCLIP(nn.Module):
         prompt: str = "a photo of a {}.",
         grad_checkpointing: bool = False,
         freeze_text: bool = False,
+        num_frames: int = 16,
     ):
         super().__init__()
         self.clip, self.tokenizer = create_clip(arch, pretrained)
         self.prompt = prompt
+        self.num_frames = num_frames
         self.clip.set_grad_checkpointing(grad_checkpointing)
         self.freeze_text = freeze_text
         for p in text_tower_parameters(self.clip):
             p.requires_grad_(not freeze_text)
         self.text_cache = TextFeatureCache()
         self.register_load_state_dict_post_hook(clear_text_cache)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Frames, frame side, normalisation and text length this net takes (linked to the datamodule)."""
+        return InputSpec(
+            num_frames=self.num_frames,
+            image_size=image_side(self.clip.visual),
+            mean=tuple(self.input_mean),
+            std=tuple(self.input_std),
+            context_length=int(self.clip.positional_embedding.shape[0]),
+        )
 
     def tokenize(self, class_names: list[str]) -> torch.Tensor:
         """Token ids (K, context_length) of the prompted class names."""

@@ -24,7 +24,8 @@ from torch import nn
 from transformers import AutoTokenizer, BatchEncoding, XCLIPConfig, XCLIPModel
 
 from lightning_modules.models.clip import TextFeatureCache, clear_text_cache
-from lightning_modules.models.vifi_clip import split_camel_case
+from lightning_modules.models.spec import InputSpec
+from lightning_modules.models.text import split_camel_case
 
 # Parameter-name keys of the modules X-CLIP adds to CLIP (cross-frame message tokens, multi-frame
 # integration transformer, video-specific prompt generator); X-CLIP trains them at 10x the CLIP lr.
@@ -125,6 +126,17 @@ class XCLIP(nn.Module):
             module.requires_grad_(not freeze_text)
         self.text_cache = TextFeatureCache()
         self.register_load_state_dict_post_hook(clear_text_cache)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Frames, frame side, normalisation and text length this net takes (linked to the datamodule)."""
+        return InputSpec(
+            num_frames=self.num_frames,
+            image_size=int(self.model.config.vision_config.image_size),
+            mean=tuple(self.input_mean),
+            std=tuple(self.input_std),
+            context_length=None,
+        )
 
     def tokenize(self, class_names: list[str]) -> BatchEncoding:
         """Prompted class names -> `input_ids` and `attention_mask` (K, L), L the longest prompt."""

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_modules.models import ViFiCLIP, create_clip
-from lightning_modules.models.vifi_clip import split_camel_case
+from lightning_modules.models.text import split_camel_case
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,21 @@
-"""The two anomaly evaluation protocols (`umil`, `sultani`) against hand-computed values."""
+"""The anomaly modules' test metric under its two protocols (`umil`, `sultani`) against hand-computed values,
+on annotations read by `datamodules.anomaly_eval`."""
 
 import numpy as np
 import pytest
 
 from datamodules.annotations import AnnotationError
-from datamodules.anomaly_eval import (
+from datamodules.anomaly_eval import frame_counts_from, read_annotation, read_scores, read_umil_annotation
+from datamodules.features import segment_bounds
+from lightning_modules.anomaly_metrics import (
     evaluate,
-    frame_counts_from,
     frame_scores,
-    read_annotation,
-    read_scores,
-    read_umil_annotation,
     smooth_windows,
     spread_sultani,
     spread_umil,
     write_scores,
 )
+from lightning_modules.anomaly_metrics import segment_bounds as metric_bounds
 
 ABN, NOR = "Arrest001_x264.mp4", "Normal_Videos_001_x264.mp4"
 # UMIL layout: 0-based end-exclusive: frames 4-7 and 20-23 of 40 (two intervals); a normal video.
@@ -130,3 +130,9 @@ def test_real_lists_oracle_scores_under_both_protocols(shared_data):
     )
     assert min(umil.values()) > 0.95 and min(sultani.values()) > 0.9
     assert umil != pytest.approx(sultani)
+
+
+@pytest.mark.parametrize(("frames", "segments"), [(40, 4), (41, 32), (7, 32), (1000, 32), (33, 2)])
+def test_the_metric_spreads_scores_over_the_segments_the_features_pooled(frames, segments):
+    """The sultani protocol's segment bounds are the feature cache's (datamodules.features.segment_bounds)."""
+    assert metric_bounds(frames, segments).tolist() == segment_bounds(frames, segments).tolist()
