@@ -102,6 +102,7 @@ class Stages:
 
     def wrap(self, owner: object, name: str, stage: str) -> None:
         original = getattr(owner, name)
+        self.seconds.setdefault(stage, 0.0)  # the table lists stages in the order they were wrapped
 
         @wraps(original)
         def timed(*args, **kwargs):
@@ -154,8 +155,8 @@ def run_runner(args, data: Path, work: Path, stages: Stages | None = None) -> di
     config.write_text(json.dumps(cfg))
     argv = ["fit", "--config", str(ROOT / "tasks/few_shot_k4.yaml"), "--config", str(config)]
     stages = stages or Stages()
-    phase_before = stages.seconds["phase"]
     instrument(stages)
+    phase_before = stages.seconds["phase"]
     quiet = contextlib.redirect_stdout(io.StringIO()) if not args.verbose else contextlib.nullcontext()
     start, cpu = time.perf_counter(), time.process_time()
     try:
