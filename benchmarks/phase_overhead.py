@@ -302,7 +302,7 @@ def measure(args: argparse.Namespace) -> int:
         ratios = sorted(ours[key] / bare[key] for ours, bare in runs)
         return ratios[len(ratios) // 2]
 
-    print(f"\nrunner stages, seconds (mean of {len(runs)} timed runs; an indented stage is inside the one below it):")
+    print(f"\nrunner stages, seconds (mean of {len(runs)} timed runs; indented: inside the stage above it):")
     print("| stage | s |\n|---|---|")
     for stage, seconds in stages.seconds.items():
         print(f"| {stage} | {seconds / len(runs):.2f} |")
