@@ -5,6 +5,10 @@
     python -m benchmarks --full               # the scripts' own (larger) defaults instead of the quick ones
     python -m benchmarks --gpu                # the GPU suite (one H100/H200, < 8 min; exits 0 at once without CUDA)
     python -m benchmarks --gpu --dry-run      # the GPU suite's tiny variants on CPU (what the tests run)
+    python -m benchmarks --only score --print_config > bench.yaml; python -m benchmarks --config bench.yaml
+
+Options come from `run_benchmarks`'s signature (jsonargparse: `--config`, `--print_config`, as train.py); the
+older spellings (`--dry-run`, `--only a b`) still work.
 
 Each benchmark is a script in this folder, run as a subprocess (so one crash or hang cannot take down the
 others, and each starts with a clean process) with the arguments below; it reports through
@@ -12,7 +16,8 @@ others, and each starts with a clean process) with the arguments below; it repor
 missing (no ../shared/data, no demo set) is listed as skipped with the reason, never silently dropped; one that
 times out keeps the measurements it reported before.
 
-The GPU suite (`GPU_BENCHMARKS`) measures at the issue-17 sizes: CogVideoX-2B shapes with random weights (bare,
+The GPU suite (`GPU_BENCHMARKS`) measures every registered generator's s/clip and peak memory at its model card's
+settings (random weights of the true shapes, a few steps extrapolated), then, at the issue-17 sizes: CogVideoX-2B shapes with random weights (bare,
 each cache, fp8, compile, their combination; PSNR against bare), TC-CLIP at 16 frames bf16 (eval at 400 and 101
 classes, batch 16; training at batch 8 and 16, both ways, float64 agreement first, compiled vision tower), the
 loader with 1 and N workers. Nothing comes from the network. On a device machine without our packages run
@@ -21,7 +26,6 @@ loader with 1 and N workers. Nothing comes from the network. On a device machine
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -78,7 +82,22 @@ BENCHMARKS = [
 
 LOADER_WORKERS = max(1, min(14, (os.cpu_count() or 2) - 2))  # leave cores for the main process and the GPU feed
 GPU_BENCHMARKS = [  # in order of value: the suite's whole budget is 8 minutes on one H100/H200
-    Benchmark("cogvideox_speed", ["--budget-s", "220"], timeout_s=250),
+    # cheapest generators first: a timeout keeps the rows already reported (the slow ones: run the script alone)
+    Benchmark(
+        "generators_speed",
+        [
+            "--generators",
+            "cogvideox-2b",
+            "wan2.1-1.3b",
+            "ltx-video",
+            "cogvideox-5b",
+            "wan2.1-14b",
+            "hunyuanvideo",
+            "cogvideox1.5-5b",
+        ],
+        timeout_s=150,
+    ),
+    Benchmark("cogvideox_speed", ["--budget-s", "160"], timeout_s=190),
     Benchmark(
         "train_step",
         [
@@ -142,6 +161,7 @@ GPU_BENCHMARKS = [  # in order of value: the suite's whole budget is 8 minutes o
 ]
 # The same scripts at toy sizes on CPU: every code path of the suite in well under a minute (the tests run this).
 GPU_DRY_RUN = {
+    "generators_speed": ["--tiny"],
     "cogvideox_speed": [
         "--tiny",
         "--steps",
@@ -266,33 +286,75 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run synthact's benchmarks and print one table.")
-    parser.add_argument(
-        "--only", nargs="+", choices=sorted({b.name for b in BENCHMARKS + GPU_BENCHMARKS}), help="run only these"
-    )
-    parser.add_argument("--full", action="store_true", help="the scripts' own defaults (slower) instead of quick ones")
-    parser.add_argument("--gpu", action="store_true", help="the GPU suite instead (needs CUDA; else exits 0 at once)")
-    parser.add_argument("--dry-run", action="store_true", help="with --gpu: its tiny variants on CPU")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="JSON to write (default benchmarks/results/latest.json, or gpu.json / gpu-dry-run.json)",
-    )
-    args = parser.parse_args(argv)
-    if args.gpu:
-        return gpu_suite(args)
-    args.out = args.out or ROOT / "benchmarks" / "results" / "latest.json"
+def run_benchmarks(
+    only: list[str] | None = None, full: bool = False, gpu: bool = False, dry_run: bool = False, out: str | None = None
+) -> int:
+    """Run synthact's benchmarks, each against its baseline in the same run, and print one table.
 
-    selected = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    Args:
+        only: run only these benchmarks (script stems).
+        full: the scripts' own defaults (slower) instead of the quick ones.
+        gpu: the GPU suite instead (needs CUDA; else exits 0 at once).
+        dry_run: with gpu: its tiny variants on CPU.
+        out: JSON to write (default benchmarks/results/latest.json, or gpu.json / gpu-dry-run.json).
+    """
+    names = sorted({b.name for b in BENCHMARKS + GPU_BENCHMARKS})
+    unknown = sorted(set(only or []) - set(names))
+    if unknown:
+        raise ValueError(f"--only {' '.join(unknown)}: no such benchmark; choose from {', '.join(names)}")
+    if gpu:
+        return gpu_suite(only, dry_run, out)
+    out_path = Path(out) if out else ROOT / "benchmarks" / "results" / "latest.json"
+    selected = [b for b in BENCHMARKS if not only or b.name in only]
     if any(SMOKE in [p, *p.parents] for b in selected for p in b.needs):
         ensure_smoke_data()
     rows, status = [], {}
     for bench in selected:
-        measured, status[bench.name] = run(bench, args.full)
+        measured, status[bench.name] = run(bench, full)
         rows += measured
-    return finish(rows, status, args.out)
+    return finish(rows, status, out_path)
+
+
+def legacy_argv(argv: list[str]) -> list[str]:
+    """The older argparse spellings as jsonargparse's: `--dry-run` -> `--dry_run=true`, `--only a b` -> a list."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        name, eq, value = token.partition("=")
+        if not name.startswith("--"):
+            out.append(token)
+            continue
+        name = "--" + name[2:].replace("-", "_")
+        if name == "--only" and not eq:
+            items = []
+            while i < len(argv) and not argv[i].startswith("--"):
+                items.append(argv[i])
+                i += 1
+            out.append(
+                f"--only={json.dumps(items)}" if items and not items[0].startswith("[") else f"--only={items[0]}"
+            )
+        elif name in ("--full", "--gpu", "--dry_run") and not eq and (i >= len(argv) or argv[i].startswith("--")):
+            out.append(f"{name}=true")
+        else:
+            out.append(f"{name}{eq}{value}" if eq else name)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog="python -m benchmarks", description=run_benchmarks.__doc__.split("\n")[0])
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
+    parser.add_function_arguments(run_benchmarks, as_group=False)
+    cfg = parser.parse_args(legacy_argv(list(sys.argv[1:] if argv is None else argv)))
+    options = {k: v for k, v in cfg.as_dict().items() if k not in ("config", "__path__")}
+    try:
+        return run_benchmarks(**options)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def machine_info() -> dict:
@@ -306,31 +368,31 @@ def machine_info() -> dict:
     }
 
 
-def gpu_suite(args: argparse.Namespace) -> int:
+def gpu_suite(only: list[str] | None, dry_run: bool, out: str | None) -> int:
     """Run GPU_BENCHMARKS (or their CPU dry run), one table and one JSON file."""
     import torch
 
-    if not args.dry_run and not torch.cuda.is_available():
+    if not dry_run and not torch.cuda.is_available():
         print(
             "no CUDA device here: the GPU suite needs one (nothing run). `python -m benchmarks --gpu --dry-run` "
             "runs its tiny variants on CPU; benchmarks/gpu_run.sh runs it on a device machine."
         )
         return 0
-    out = args.out or ROOT / "benchmarks" / "results" / ("gpu-dry-run.json" if args.dry_run else "gpu.json")
+    out_path = Path(out) if out else ROOT / "benchmarks" / "results" / ("gpu-dry-run.json" if dry_run else "gpu.json")
     started = time.time()
     rows, status = [], {}
     for bench in GPU_BENCHMARKS:
-        if args.only and bench.name not in args.only:
+        if only and bench.name not in only:
             continue
-        if args.dry_run:
+        if dry_run:
             bench = Benchmark(bench.name, needs=bench.needs, timeout_s=180)
-        measured, status[bench.name] = run(bench, False, GPU_DRY_RUN[bench.name] if args.dry_run else bench.quick_args)
+        measured, status[bench.name] = run(bench, False, GPU_DRY_RUN[bench.name] if dry_run else bench.quick_args)
         rows += measured
     print(
-        f"\nGPU suite{' (dry run on CPU, toy sizes: timings mean nothing)' if args.dry_run else ''}: "
+        f"\nGPU suite{' (dry run on CPU, toy sizes: timings mean nothing)' if dry_run else ''}: "
         f"{time.time() - started:.0f} s"
     )
-    return finish(rows, status, out)
+    return finish(rows, status, out_path)
 
 
 def finish(rows: list[dict], status: dict, out: Path) -> int:

@@ -3,7 +3,7 @@
 Run from the repo root: `python benchmarks/cogvideox_speed.py [--tiny] [--variants bare pab ...] [--steps 50]`.
 Default: CogVideoX-2B's true shapes (30-layer transformer, the CogVideoX VAE, a T5-XXL encoder) with random
 weights built on the GPU (nothing downloaded), bf16, 49 frames at 720x480, guidance 6, one clip per variant,
-configured through `generation.cogvideox.configure_pipeline` (the code `generation render` runs).
+configured through `generation.t2v.configure_pipeline` (the code `generation render` runs).
 `--tiny` is the toy pipeline on CPU (a dry run of every code path in seconds; its timings mean nothing).
 
 Per variant: the denoising loop (latents out) is timed, then the latents are decoded once (timed for `bare`
@@ -30,7 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import report  # noqa: E402
-from generation import cogvideox as cog  # noqa: E402
+from generation import t2v as cog  # noqa: E402
+from generation.tiny import tiny_pipeline, tiny_settings, tiny_tokenizer  # noqa: E402
 
 # name -> settings overrides over the base settings
 VARIANTS: dict[str, dict] = {
@@ -74,7 +75,7 @@ def full_pipeline(dtype: torch.dtype):
         torch.set_default_dtype(previous)
     scheduler = CogVideoXDDIMScheduler(timestep_spacing="trailing")
     return CogVideoXPipeline(
-        tokenizer=cog.tiny_tokenizer(), text_encoder=text, vae=vae, transformer=transformer, scheduler=scheduler
+        tokenizer=tiny_tokenizer(), text_encoder=text, vae=vae, transformer=transformer, scheduler=scheduler
     )
 
 
@@ -83,23 +84,12 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def loop(pipe, s: cog.CogVideoXSettings, prompt: str) -> tuple[float, torch.Tensor]:
+def loop(pipe, s: cog.T2VSettings, prompt: str) -> tuple[float, torch.Tensor]:
     """Seconds of the denoising loop (text encoding included) and the latents."""
     gen = torch.Generator(device=pipe.device).manual_seed(0)
     sync()
     start = time.perf_counter()
-    latents = pipe(
-        prompt=[prompt],
-        generator=[gen],
-        num_inference_steps=s.steps,
-        guidance_scale=s.guidance,
-        use_dynamic_cfg=False,
-        num_frames=s.num_frames,
-        height=s.height,
-        width=s.width,
-        max_sequence_length=s.max_sequence_length,
-        output_type="latent",
-    ).frames
+    latents = pipe(**cog.call_kwargs(s, [prompt], [gen], "latent")).frames
     sync()
     return time.perf_counter() - start, latents
 
@@ -133,13 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     prompt = "a man in a red jacket is waving in the park, camera shot"
     if args.tiny:
         torch.set_num_threads(1)
-        base = cog.tiny_pipeline_settings(steps=args.steps or 6)
-        build = lambda: cog.tiny_pipeline(layers=2)  # noqa: E731
+        base = tiny_settings("cogvideox", steps=args.steps or 6)
+        build = lambda: tiny_pipeline("cogvideox", layers=2)  # noqa: E731
     else:
         if not torch.cuda.is_available():
             print("no CUDA device: run with --tiny for a CPU dry run")
             return 0
-        base = cog.CogVideoXSettings(model="random-2b", dtype="bf16", device="cuda", steps=args.steps or 50)
+        base = cog.T2VSettings(model="random-2b", dtype="bf16", device="cuda", steps=args.steps or 50).resolved()
         build = lambda: full_pipeline(torch.bfloat16)  # noqa: E731
     import diffusers
 
@@ -147,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     raw = build()
     print(
-        f"pipeline built in {time.perf_counter() - t0:.1f} s; {base.steps} steps, {base.num_frames} frames "
+        f"pipeline built in {time.perf_counter() - t0:.1f} s; {base.steps} steps, {base.frames} frames "
         f"{base.width}x{base.height}, {base.dtype}, {'cpu (tiny)' if args.tiny else torch.cuda.get_device_name()}"
     )
     rows, ref_clip, bare_loop, vae_s, ratios = [], None, None, None, None
@@ -221,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             report(
                 "cogvideox",
-                f"{name} s/clip ({s.steps} steps, {s.num_frames}x{s.width}x{s.height}, {s.dtype}"
+                f"{name} s/clip ({s.steps} steps, {s.frames}x{s.width}x{s.height}, {s.dtype}"
                 f"{', tiny CPU' if args.tiny else ''})",
                 row["s_per_clip"],
                 bare_loop + vae_s,

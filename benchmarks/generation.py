@@ -26,9 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import report  # noqa: E402
 from generation import vocab  # noqa: E402
-from generation.cogvideox import CogVideoXRenderer, tiny_pipeline, tiny_pipeline_settings  # noqa: E402
 from generation.prompts import Label, make_prompts, write_prompts  # noqa: E402
 from generation.render import render_prompts  # noqa: E402
+from generation.t2v import T2VRenderer  # noqa: E402
+from generation.tiny import tiny_pipeline, tiny_settings  # noqa: E402
 from generation.video_io import write_video  # noqa: E402
 
 
@@ -36,10 +37,10 @@ def overhead(work: Path, clips: int, repeats: int, size: int, steps: int, batch:
     labels = [Label(i, a.name) for i, a in enumerate(vocab.ACTIONS[:4])]
     rows = make_prompts(labels, "ie", videos_per_class=-(-clips // 4))[:clips]
     write_prompts(work / "prompts.jsonl", rows)
-    settings = tiny_pipeline_settings(width=size, height=size, steps=steps, batch_size=batch)
-    pipe = tiny_pipeline(channels=16).to("cpu")
+    settings = tiny_settings("cogvideox", width=size, height=size, steps=steps, batch_size=batch)
+    pipe = tiny_pipeline("cogvideox", channels=16).to("cpu")
     pipe.set_progress_bar_config(disable=True)
-    renderer = CogVideoXRenderer(settings, pipe=pipe)
+    renderer = T2VRenderer(settings, pipe=pipe)
 
     def bare(write_to: Path | None = None) -> None:
         for i in range(0, len(rows), batch):

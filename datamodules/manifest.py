@@ -80,7 +80,15 @@ class ManifestRow(BaseModel):
     fps: float = Field(gt=0)
     width: int = Field(gt=0)
     height: int = Field(gt=0)
-    backend: str = Field(description="renderer that made the clip: procedural | cogvideox")
+    backend: str = Field(description="renderer family that made the clip: procedural | cogvideox | wan | ltx | hunyuan")
+    generator: str | None = Field(
+        default=None,
+        description="named generator, e.g. 'cogvideox-2b', 'wan2.1-1.3b' (None: rendered before it was recorded)",
+    )
+    generation: dict | None = Field(
+        default=None,
+        description="the generator's settings that made the clip (checkpoint, steps, guidance, cache, ...)",
+    )
     # Filled in by `python -m generation score` (CLIP uncertainty); None until scored.
     entropy: float | None = None
     uncertainty: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -199,16 +207,21 @@ def prompt_provenance(path: str | Path) -> dict:
 
     Returns:
         `{"manifest": path, "clips": N, "prompt_backends": {backend: count}, "strategies": {strategy: count},
-        "prompts": label}` with backend `unknown` for rows that predate the record, and label `template` (every
-        clip from the offline template), `openai:<model>` (every clip from that LLM), `mixed` or `unknown`.
+        "prompts": label, "generators": {name: count}, "generator": name}` with backend `unknown` for rows that
+        predate the record, and label `template` (every clip from the offline template), `openai:<model>` (every
+        clip from that LLM), `mixed` or `unknown`; generator: the display name of the video generator of every
+        clip (e.g. `Wan2.1-1.3B`; the renderer for rows that predate the record), `mixed` or `unknown`.
     """
     rows = read_manifest(path)
     backends = Counter(row.prompt_backend or "unknown" for row in rows)
     label = next(iter(backends)) if len(backends) == 1 else ("mixed" if backends else "unknown")
+    gens = Counter((row.generation or {}).get("label") or row.generator or row.backend for row in rows)
     return {
         "manifest": str(path),
         "clips": len(rows),
         "prompt_backends": dict(sorted(backends.items())),
         "strategies": dict(sorted(Counter(row.strategy for row in rows).items())),
         "prompts": label,
+        "generators": dict(sorted(gens.items())),
+        "generator": next(iter(gens)) if len(gens) == 1 else ("mixed" if gens else "unknown"),
     }

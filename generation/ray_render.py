@@ -1,6 +1,6 @@
 """The `ray` render backend: the same resumable render, spread over a pool of Ray actors with Ray Data.
 
-Each actor builds one renderer (one CogVideoX pipeline per GPU, or the procedural renderer) and turns
+Each actor builds one renderer (one diffusers pipeline per GPU, or the procedural renderer) and turns
 batches of prompt rows into clip files, written atomically exactly as the single-process loop does;
 the driver alone appends manifest rows, as results stream back, so the manifest has one writer and
 a killed job resumes like any other render. On GPUs every actor asks for one GPU; on CPU for half a
@@ -25,20 +25,19 @@ class RayRenderer:
 
     Args:
         out_dir: output folder (shared filesystem on a cluster).
-        backend: procedural | cogvideox.
+        backend: procedural | diffusers (cogvideox: its old name).
         fps: frame rate of the written files.
         num_frames: frames per clip (procedural).
         size: frame size (procedural).
-        cogvideox: `CogVideoXSettings` (cogvideox).
+        t2v: `T2VSettings` (diffusers / cogvideox).
     """
 
-    def __init__(self, out_dir: str, backend: str, fps: float, num_frames: int, size: int, cogvideox=None):
+    def __init__(self, out_dir: str, backend: str, fps: float, num_frames: int, size: int, t2v=None):
         from generation.render import make_renderer
 
         self.out_dir = Path(out_dir)
         self.fps = fps
-        self.renderer = make_renderer(backend, num_frames=num_frames, size=size, cogvideox=cogvideox)
-        self.name = getattr(self.renderer, "name", backend)
+        self.renderer = make_renderer(backend, num_frames=num_frames, size=size, t2v=t2v)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
         from generation.render import render_batches, write_clip
@@ -50,7 +49,7 @@ class RayRenderer:
                 manifest.append("")
                 errors.append(f"{type(frames).__name__}: {frames}")
             else:
-                manifest.append(write_clip(self.out_dir, row, frames, self.fps, self.name).model_dump_json())
+                manifest.append(write_clip(self.out_dir, row, frames, self.fps, self.renderer).model_dump_json())
                 errors.append("")
         return {"row": [r.model_dump_json() for r in rows], "manifest": manifest, "error": errors}
 
@@ -65,7 +64,7 @@ def render_with_ray(
     num_frames: int = 16,
     size: int = 64,
     fps: float = 8,
-    cogvideox=None,
+    t2v=None,
     num_shards: int = 1,
     shard_index: int = 0,
     progress: bool = True,
@@ -79,8 +78,8 @@ def render_with_ray(
 
     if workers < 1 or batch_size < 1:
         raise ValueError(f"--ray-workers and --ray-batch-size must be >= 1, got {workers} and {batch_size}")
-    if backend not in ("procedural", "cogvideox"):
-        raise ValueError(f"--ray-backend {backend!r}: choose procedural or cogvideox")
+    if backend not in ("procedural", "diffusers", "cogvideox"):
+        raise ValueError(f"--ray_backend {backend!r}: choose procedural or diffusers (cogvideox: its old name)")
     plan = plan_render(prompts_path, out_dir, num_shards, shard_index)
     start = time.perf_counter()
     rendered = failed = 0
@@ -88,7 +87,7 @@ def render_with_ray(
         if not ray.is_initialized():
             ray.init(log_to_driver=False)
         ray.data.DataContext.get_current().enable_progress_bars = False
-        gpu = backend == "cogvideox" and ray.cluster_resources().get("GPU", 0) > 0
+        gpu = backend != "procedural" and ray.cluster_resources().get("GPU", 0) > 0
         ds = ray.data.from_items([{"row": row.model_dump_json()} for row in plan.todo])
         ds = ds.map_batches(
             RayRenderer,
@@ -100,7 +99,7 @@ def render_with_ray(
                 fps=fps,
                 num_frames=num_frames,
                 size=size,
-                cogvideox=cogvideox,
+                t2v=t2v,
             ),
             compute=ray.data.ActorPoolStrategy(size=workers),
             **({"num_gpus": 1} if gpu else {"num_cpus": 0.5}),

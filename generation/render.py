@@ -7,9 +7,10 @@ re-renders clips whose file exists but was never registered: kill -9 at any mome
 clip in flight. Rows are sharded deterministically (row i -> shard i % num_shards), so N processes
 (SLURM array, torchrun) can share one output folder.
 
-A backend is a name (`procedural`, `cogvideox`; `ray` spreads either over a Ray actor pool, see
-`generation.ray_render`) or any callable `(PromptRow) -> uint8 (T, H, W, 3)` with an optional `name`
-attribute recorded in the manifest; an object with `batch_size` and `render_batch(rows)` is fed
+A backend is a name (`procedural`, `diffusers` = any generator of `generation.t2v.GENERATORS`, `cogvideox` its
+old name; `ray` spreads either over a Ray actor pool, see `generation.ray_render`) or any callable
+`(PromptRow) -> uint8 (T, H, W, 3)` with optional `name`, `generator` and `record` attributes recorded in the
+manifest (family, generator name, settings); an object with `batch_size` and `render_batch(rows)` is fed
 batches. A row whose rendering raises is recorded in `failed.jsonl` (row id + error), counted, and
 retried by the next run; `python -m generation status` reports it.
 
@@ -46,7 +47,8 @@ from generation.prompts import PromptRow, read_prompts, slug
 from generation.video_io import write_video
 
 Renderer = Callable[[PromptRow], np.ndarray]
-BACKENDS: tuple[str, ...] = ("procedural", "cogvideox", "ray")
+GENERATOR_FPS = 8  # CogVideoX-2B's (the default generator) when no settings are given
+BACKENDS: tuple[str, ...] = ("procedural", "diffusers", "cogvideox", "ray")
 
 
 @dataclass
@@ -78,6 +80,7 @@ def procedural_renderer(num_frames: int = 16, size: int = 64, style: str = "synt
         )
 
     render.name = "procedural"  # type: ignore[attr-defined]
+    render.record = {"generator": "procedural", "frames": num_frames, "size": size}  # type: ignore[attr-defined]
     return render
 
 
@@ -86,18 +89,18 @@ def video_relpath(row: PromptRow) -> str:
     return f"videos/{slug(row.class_name)}/{check_path_id(row.row_id, 'row_id')}.mp4"
 
 
-def make_renderer(backend: str, *, num_frames: int = 16, size: int = 64, cogvideox=None) -> Renderer:
-    """A renderer by name: `procedural` (num_frames, size) or `cogvideox` (a `CogVideoXSettings`)."""
+def make_renderer(backend: str, *, num_frames: int = 16, size: int = 64, t2v=None) -> Renderer:
+    """A renderer by name: `procedural` (num_frames, size) or `diffusers` / `cogvideox` (a `T2VSettings`)."""
     if backend == "procedural":
         if size < 8 or size % 2:
             raise ValueError(f"--size must be an even number >= 8 (yuv420p video), got {size}")
         if num_frames < 1:
             raise ValueError(f"--frames must be >= 1, got {num_frames}")
         return procedural_renderer(num_frames, size)
-    if backend == "cogvideox":
-        from generation.cogvideox import CogVideoXRenderer
+    if backend in ("diffusers", "cogvideox"):
+        from generation.t2v import T2VRenderer
 
-        return CogVideoXRenderer(cogvideox)
+        return T2VRenderer(t2v)
     raise ValueError(
         f"unknown render backend {backend!r}; available here: {', '.join(BACKENDS)} (or pass a callable renderer)"
     )
@@ -116,8 +119,9 @@ def render_batches(renderer: Renderer, rows: list[PromptRow]):
         yield from zip(batch, outputs)
 
 
-def write_clip(out_dir: Path, row: PromptRow, frames: np.ndarray, fps: float, backend_name: str) -> ManifestRow:
-    """Write one clip atomically and return its manifest row (not yet appended)."""
+def write_clip(out_dir: Path, row: PromptRow, frames: np.ndarray, fps: float, renderer) -> ManifestRow:
+    """Write one clip atomically and return its manifest row (not yet appended); `renderer`'s `name`, `generator`
+    and `record` attributes (family, generator, settings) go into the row."""
     rel = video_relpath(row)
     path = safe_join(out_dir, rel, "clip path")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +144,9 @@ def write_clip(out_dir: Path, row: PromptRow, frames: np.ndarray, fps: float, ba
         fps=fps,
         width=w,
         height=h,
-        backend=backend_name,
+        backend=getattr(renderer, "name", "custom"),
+        generator=getattr(renderer, "generator", None) or (getattr(renderer, "record", None) or {}).get("generator"),
+        generation=getattr(renderer, "record", None),
     )
 
 
@@ -238,11 +244,11 @@ def render_prompts(
     backend: str | Renderer = "procedural",
     num_frames: int = 16,
     size: int = 64,
-    fps: float = 8,
+    fps: float | None = None,
     num_shards: int = 1,
     shard_index: int = 0,
     progress: bool = True,
-    cogvideox=None,
+    t2v=None,
     ray_backend: str = "procedural",
     ray_workers: int = 1,
     ray_batch_size: int = 4,
@@ -253,15 +259,16 @@ def render_prompts(
     Args:
         prompts_path: prompts.jsonl (from `python -m generation prompts`).
         out_dir: output folder; holds manifest.jsonl and videos/.
-        backend: "procedural", "cogvideox", "ray", or a callable `(PromptRow) -> uint8 (T, H, W, 3)`.
+        backend: "procedural", "diffusers" (or its old name "cogvideox"), "ray", or a callable
+            `(PromptRow) -> uint8 (T, H, W, 3)`.
         num_frames: frames per clip (procedural backend).
         size: frame height and width, even (procedural backend).
-        fps: frame rate written to the file and the manifest.
+        fps: frame rate written to the file and the manifest (default: the generator's, 8 for procedural).
         num_shards: total shards; row i belongs to shard i % num_shards.
         shard_index: this process's shard, 0 <= shard_index < num_shards.
         progress: show a tqdm bar (clips/s and ETA).
-        cogvideox: `CogVideoXSettings` for the cogvideox backend (default: the 2B paper settings).
-        ray_backend: renderer inside each Ray actor (procedural | cogvideox).
+        t2v: `T2VSettings` for the diffusers backend (default: CogVideoX-2B with the paper's settings).
+        ray_backend: renderer inside each Ray actor (procedural | diffusers | cogvideox).
         ray_workers: Ray actors (one pipeline each; one GPU each on a GPU cluster).
         ray_batch_size: rows per Ray batch.
         verify: also re-render registered clips that are unreadable or truncated (probes every clip).
@@ -275,6 +282,9 @@ def render_prompts(
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ValueError(f"need num_shards >= 1 and 0 <= shard_index < num_shards, got {shard_index}/{num_shards}")
     out_dir = Path(out_dir)
+    uses_t2v = backend in ("diffusers", "cogvideox") or (backend == "ray" and ray_backend != "procedural")
+    if fps is None:
+        fps = (t2v.resolved().fps if t2v is not None else GENERATOR_FPS) if uses_t2v else 8
     if backend == "ray":
         from generation.ray_render import render_with_ray
 
@@ -287,18 +297,15 @@ def render_prompts(
             num_frames=num_frames,
             size=size,
             fps=fps,
-            cogvideox=cogvideox,
+            t2v=t2v,
             num_shards=num_shards,
             shard_index=shard_index,
             progress=progress,
         )
     read_prompts(prompts_path)  # fail on a bad prompts file before loading a large model
     renderer = (
-        make_renderer(backend, num_frames=num_frames, size=size, cogvideox=cogvideox)
-        if isinstance(backend, str)
-        else backend
+        make_renderer(backend, num_frames=num_frames, size=size, t2v=t2v) if isinstance(backend, str) else backend
     )
-    backend_name = getattr(renderer, "name", "custom")
 
     # 2. Resume: repair the manifest tail, find registered rows, clear partial files.
     plan = plan_render(prompts_path, out_dir, num_shards, shard_index, verify=verify)
@@ -310,7 +317,7 @@ def render_prompts(
     in_flight_limit = 2 * max(1, int(getattr(renderer, "batch_size", 1)))
 
     def write_and_register(row: PromptRow, frames: np.ndarray) -> None:
-        append_manifest_rows(plan.manifest, [write_clip(out_dir, row, frames, fps, backend_name)])
+        append_manifest_rows(plan.manifest, [write_clip(out_dir, row, frames, fps, renderer)])
 
     bar = tqdm(total=len(plan.todo), unit="clip", disable=not progress, desc=f"render {shard_index}/{num_shards}")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer") as writer:

@@ -77,6 +77,9 @@ class Results:
     # Who wrote the synthetic set's prompts (`datamodules.manifest.prompt_provenance`): `template` (the offline
     # writer), `openai:<model>`, `mixed` or `unknown`; None without a synthetic set. Tables mark template rows.
     prompts: str | None = None
+    # The video generator of the synthetic set (`prompt_provenance(...)["generator"]`, e.g. `Wan2.1-1.3B`); read
+    # from the manifest when the record lacks it. Rows of other generators than the demo world's sit apart.
+    generator: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1) + "\n"
@@ -155,10 +158,12 @@ MMD_SCALE = 100  # Table 8 shows MMD^2 x 100 (the header says so)
 
 
 def model_label(r: Results) -> str:
-    """The paper's row name: the net's name, "+Ours" when the run trained on a synthetic set."""
+    """The paper's row name: the net's name, "+Ours" when the run trained on a synthetic set, then its video
+    generator unless it is the demo world's procedural renderer or unknown: "TC-CLIP+Ours (Wan2.1-1.3B)"."""
     cls = r.model.rsplit(".", 1)[-1]
     name = MODEL_NAMES.get(cls, cls) or "unknown net"
-    return f"{name}+Ours" if r.synthetic_manifest else name
+    generator = f" ({r.generator})" if r.generator not in (None, "procedural", "unknown") else ""
+    return f"{name}+Ours{generator}" if r.synthetic_manifest else name
 
 
 def synthetic_set(r: Results) -> str:
@@ -320,6 +325,10 @@ def load_results(path: Path) -> Results:
         raise ValueError(f"{path}: not a results record of `train.py fit` ({e}); re-run the task to rewrite it") from e
     if not record.model:
         record.model = model_from_config(path.parent)
+    if record.generator is None and record.synthetic_manifest and Path(record.synthetic_manifest).is_file():
+        from datamodules.manifest import prompt_provenance
+
+        record.generator = prompt_provenance(record.synthetic_manifest)["generator"]
     return record
 
 

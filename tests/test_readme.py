@@ -187,6 +187,16 @@ def run_program(tokens: list[str], monkeypatch, parse: bool) -> _Parsed:
         raise _Parsed(self, original(self, args, namespace))
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", stop)
+    import jsonargparse  # programs configured from signatures (generation, benchmarks) parse with jsonargparse
+
+    j_original = jsonargparse.ArgumentParser.parse_args
+
+    def j_stop(self, args=None, namespace=None, **kwargs):
+        if not parse:
+            raise _Parsed(self)
+        raise _Parsed(self, j_original(self, args, namespace, **kwargs))
+
+    monkeypatch.setattr(jsonargparse.ArgumentParser, "parse_args", j_stop)
     module = importlib.import_module(f"{tokens[0]}.__main__")
     err = io.StringIO()
     try:

@@ -106,3 +106,6 @@ def test_gpu_suite_dry_run_runs_every_part_at_toy_size(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "fp8: skipped (--fp8 needs a CUDA GPU" in text or "cuda" in result["machine"]["cuda"].lower()
     assert "| cogvideox | pab s/clip" in text
+    from generation.t2v import GENERATORS
+
+    assert all(any(m.startswith(f"{name} s/clip bare") for m in metrics) for name in GENERATORS), metrics

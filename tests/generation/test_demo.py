@@ -139,8 +139,11 @@ def test_cli_prompts_and_render(tmp_path, capsys):
         (["prompts", "--labels", "bad.csv", "--out", "p.jsonl"], "bad.csv:2: expected `id,name`, got 'x,b'"),
         (["prompts", "--labels", "good.csv", "--out", "p.jsonl", "--num-chars", "500"], "--num-chars 500"),
         (["render", "--prompts", "good.jsonl", "--out", "o", "--size", "33"], "--size must be an even"),
-        (["render", "--prompts", "good.jsonl", "--out", "o", "--backend", "cogvideo"], "unknown render backend"),
-        (["demo", "--out", "d", "--preset", "huge"], "invalid choice"),
+        (
+            ["render", "--prompts", "good.jsonl", "--out", "o", "--backend", "cogvideo"],
+            "--backend cogvideo: choose one of",
+        ),
+        (["demo", "--out", "d", "--preset", "huge"], "unknown demo preset 'huge'"),
     ],
 )
 def test_cli_user_errors_are_one_line(tmp_path, argv, message):

@@ -25,6 +25,8 @@ def test_template_prompts_are_marked_in_the_manifest_and_its_provenance(tmp_path
         "prompt_backends": {"template": 4},
         "strategies": {"basic": 4},
         "prompts": "template",
+        "generators": {"custom": 4},  # a plain callable renderer: no generator name, its backend name stands in
+        "generator": "custom",
     }
 
 
