@@ -32,6 +32,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from datamodules.annotations import AnnotationError, read_labels
+from datamodules.clip_cache import ClipCache
 from datamodules.datasets import (
     Clip,
     OnError,
@@ -105,6 +106,11 @@ class ActionDataModule(L.LightningDataModule):
         test_views: temporal views per test clip; softmax scores are summed over views.
         batch_size: clips per batch per device.
         num_workers: DataLoader worker processes.
+        decode_cache_mb: decoded clips kept in memory, in MiB over the loader's processes (each worker gets
+            its share): a small training list (few-shot) is decoded once instead of every epoch, and an
+            evaluation list read once for its check is not decoded again for the test. Samples are the
+            same as without it (`datamodules.clip_cache`); clips beyond the budget are decoded per read; 0
+            turns it off.
         pin_memory: pin host memory for faster host-to-GPU copies (only when CUDA is available).
         on_error: a training clip that cannot be decoded: `raise` (an error naming the file and the cause)
             or `skip` (serve the next clip of the list instead, so the epoch keeps its size; each failure is
@@ -147,6 +153,7 @@ class ActionDataModule(L.LightningDataModule):
         test_views: int = 2,
         batch_size: int = 8,
         num_workers: int = 4,
+        decode_cache_mb: int = 1024,
         pin_memory: bool = True,
         on_error: OnError = "raise",
         test_on_error: Literal["raise", "exclude"] = "raise",
@@ -193,6 +200,10 @@ class ActionDataModule(L.LightningDataModule):
         self.test_views = test_views
         self.batch_size = batch_size
         self.num_workers = num_workers
+        if decode_cache_mb < 0:
+            raise ValueError(f"`--data.decode_cache_mb` must be >= 0 (0 turns the cache off), got {decode_cache_mb}")
+        self.decode_cache_mb = decode_cache_mb
+        self._cache: ClipCache | None = None  # one per datamodule, shared by its datasets (built on first use)
         self.pin_memory = pin_memory
         if on_error not in ("raise", "skip"):
             raise ValueError(f"`--data.on_error` must be 'raise' or 'skip', got {on_error!r}")
@@ -417,7 +428,17 @@ class ActionDataModule(L.LightningDataModule):
             train=train, size=self.image_size, mean=self.input_mean, std=self.input_std, **augment
         )
         on_error = self.on_error if train else "raise"  # evaluation never substitutes a clip
-        return VideoDataset(clips, self.num_frames, transform, num_views=self.test_views, on_error=on_error)
+        return VideoDataset(
+            clips, self.num_frames, transform, num_views=self.test_views, on_error=on_error, cache=self.clip_cache()
+        )
+
+    def clip_cache(self) -> ClipCache | None:
+        """The decoded-clip cache of this datamodule's datasets (this process's share of `decode_cache_mb`)."""
+        if self.decode_cache_mb == 0:
+            return None
+        if self._cache is None:
+            self._cache = ClipCache(self.decode_cache_mb * 2**20 // max(1, self.num_workers))
+        return self._cache
 
     def _eval_dataset(self, name: str, option: str) -> VideoDataset:
         """An evaluation list's dataset, after reading every clip once: undecodable clips raise (all listed)
