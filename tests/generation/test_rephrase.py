@@ -49,3 +49,20 @@ def test_display_name_and_a_bad_backend():
     assert display_name("ApplyEyeMakeup") == "Apply eye makeup" and display_name("brush_hair") == "Brush hair"
     with pytest.raises(ValueError, match="backend must be auto, template or openai"):
         rephrase_labels("missing.csv", "x.json", backend="claude")  # type: ignore[arg-type]
+
+
+def test_rephrase_labels_is_a_generation_step(tmp_path, capsys):
+    from generation.__main__ import main as generation_main
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("0,brush_hair\n1,ApplyEyeMakeup\n")
+    out = tmp_path / "names.json"
+    assert generation_main(
+        ["rephrase-labels", "--labels", str(labels), "--out", str(out), "--backend", "template"]
+    ) in (
+        0,
+        None,
+    )
+    names = json.loads(out.read_text())
+    assert sorted(names) == ["0", "1"] and names["1"].startswith("Apply eye makeup: ")
+    assert "2 class names rephrased" in capsys.readouterr().out
