@@ -198,8 +198,10 @@ def run_bare(args, data: Path) -> dict:
         optimizer, partial(warmup_cosine, warmup=warmup, total=total, min_ratio=0.0)
     )
     ce = LossConfig(name="ce")
+    seed_everything(SEED, workers=True, verbose=False)  # as the runner: each phase starts from its seed
     net.train()
-    for _ in range(args.epochs):
+    for epoch in range(args.epochs):
+        loader.sampler.set_epoch(epoch)  # as Lightning's fit loop does: each epoch its own seeded order
         for batch in loader:
             targets, weights, _ = soft_targets(batch["label"], batch["uncertainty"], ce, k)
             loss = (weights * soft_cross_entropy(net(batch["video"], tokens), targets)).mean()
