@@ -27,7 +27,18 @@ import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from lightning_modules.models.spec import net_input_spec
-from tasks.cli_args import Fragment, Recipe, misplaced_fragment, nested_nulls, split_task_args
+from tasks.cli_args import (
+    Fragment,
+    Recipe,
+    check_yaml_files,
+    misplaced_fragment,
+    negative_values,
+    nested_nulls,
+    parse_or_explain,
+    quiet,
+    split_task_args,
+    where_flags_last,
+)
 from tasks.runner import TaskConfig, TaskRunner
 
 
@@ -46,8 +57,9 @@ class SynthactCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         args = list(sys.argv[1:] if args is None else args)
         misplaced_fragment(args)
-        self.raw_args = nested_nulls(args)
-        self.config = parser.parse_args(self.raw_args)
+        check_yaml_files(args)
+        self.raw_args = where_flags_last(nested_nulls(negative_values(args)))
+        self.config = parse_or_explain(parser, self.raw_args)
 
     def _task(self) -> TaskConfig:
         return TaskConfig(**self.config[self.subcommand].task.as_dict())
@@ -73,7 +85,7 @@ class SynthactCLI(LightningCLI):
         """LightningCLI saves a module's hyperparameters from `config_dump` (the command's config): point it at
         the phase's own config, so each checkpoint records what that phase trained with."""
         parser = self._parser(self.subcommand)
-        self.config_dump = yaml.safe_load(parser.dump(cfg, skip_link_targets=False, skip_none=False, format="yaml"))
+        self.config_dump = yaml.safe_load(parser.dump(cfg, skip_link_targets=False, skip_unset=False, format="yaml"))
 
     def instantiate_classes(self) -> None:
         """Without a task, as LightningCLI; with one, each phase and test builds its own model, data and
@@ -90,6 +102,7 @@ class SynthactCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
+    quiet()
     SynthactCLI(
         parser_kwargs={"parser_mode": "omegaconf"},
         seed_everything_default=0,

@@ -75,6 +75,8 @@ BENCHMARKS = [
     Benchmark("train_step", ["--check-batch", "1"], timeout_s=600),
     Benchmark("train_throughput", ["--quick"], needs=[SHARED_CLIPS], timeout_s=300),
     Benchmark("generation", ["--quick"], timeout_s=300),
+    # issue 23: a 4-shot demo phase through train.py fit against the same steps in a bare loop (make demo-data)
+    Benchmark("phase_overhead", ["--repeats", "2"], needs=[DEMO / "DONE.json"], timeout_s=480),
 ]
 
 

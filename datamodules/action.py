@@ -32,6 +32,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from datamodules.annotations import AnnotationError, read_labels
+from datamodules.clip_cache import ClipCache
 from datamodules.datasets import (
     Clip,
     OnError,
@@ -44,7 +45,8 @@ from datamodules.datasets import (
     scan_clips,
 )
 from datamodules.manifest import read_manifest
-from datamodules.mixing import MIX_RULES, MixedDataLoader, MixedDataset, MixedSampler, MixRule, global_seed
+from datamodules.mixing import MIX_RULES, MixedDataset, MixedSampler, MixRule, global_seed
+from datamodules.resume import EpochSampler, ResumableLoader
 from datamodules.splits import topup, topup_target
 from datamodules.transforms import CLIP_MEAN, CLIP_STD, VideoTransform
 from datamodules.video import VideoDecodeError
@@ -98,9 +100,18 @@ class ActionDataModule(L.LightningDataModule):
             is TC-CLIP's LLM-rephrased labels (`{"0": "Brush hair: A person is ...", ...}`, ids of that
             set's CSV) or `{name: text}`; a set without its own file uses any listed file's text for its
             names. Pair it with a 77-token text context for TC-CLIP (`context_length: 77`).
+        label_text_required: False: `label_text` files that are absent are left out, and a label set none of
+            whose files is present reads its class names (`class_text_source` says which; results.json
+            records it). The dataset fragments name FROSTER's files this way, so the paper's names are used
+            whenever they are present. True: an absent file is an error.
         test_views: temporal views per test clip; softmax scores are summed over views.
         batch_size: clips per batch per device.
         num_workers: DataLoader worker processes.
+        decode_cache_mb: decoded clips kept in memory, in MiB over the loader's processes (each worker gets
+            its share): a small training list (few-shot) is decoded once instead of every epoch, and an
+            evaluation list read once for its check is not decoded again for the test. Samples are the
+            same as without it (`datamodules.clip_cache`); clips beyond the budget are decoded per read; 0
+            turns it off.
         pin_memory: pin host memory for faster host-to-GPU copies (only when CUDA is available).
         on_error: a training clip that cannot be decoded: `raise` (an error naming the file and the cause)
             or `skip` (serve the next clip of the list instead, so the epoch keeps its size; each failure is
@@ -139,9 +150,11 @@ class ActionDataModule(L.LightningDataModule):
         grayscale: float = 0.2,
         flip: bool = True,
         label_text: dict[str, str] | None = None,
+        label_text_required: bool = True,
         test_views: int = 2,
         batch_size: int = 8,
         num_workers: int = 4,
+        decode_cache_mb: int = 1024,
         pin_memory: bool = True,
         on_error: OnError = "raise",
         test_on_error: Literal["raise", "exclude"] = "raise",
@@ -184,9 +197,14 @@ class ActionDataModule(L.LightningDataModule):
             self.input_mean, self.input_std = tuple(spec["mean"]), tuple(spec["std"])
         self.color_jitter, self.grayscale, self.flip = color_jitter, grayscale, flip
         self.label_text = dict(label_text or {})
+        self.label_text_required = label_text_required
         self.test_views = test_views
         self.batch_size = batch_size
         self.num_workers = num_workers
+        if decode_cache_mb < 0:
+            raise ValueError(f"`--data.decode_cache_mb` must be >= 0 (0 turns the cache off), got {decode_cache_mb}")
+        self.decode_cache_mb = decode_cache_mb
+        self._cache: ClipCache | None = None  # one per datamodule, shared by its datasets (built on first use)
         self.pin_memory = pin_memory
         if on_error not in ("raise", "skip"):
             raise ValueError(f"`--data.on_error` must be 'raise' or 'skip', got {on_error!r}")
@@ -204,19 +222,33 @@ class ActionDataModule(L.LightningDataModule):
             self._class_names = read_labels(self.label_file)
         return self._class_names
 
+    def _label_text_files(self) -> dict[str, Path]:
+        """label_text's files by label set key, without the absent ones unless they are required."""
+        from datamodules.label_text import present_label_text
+
+        folder = Path(self.labels_dir) if self.labels_dir else Path(self.main_label_file).parent
+        return present_label_text(self.label_text, folder, self.label_text_required)
+
+    @property
+    def class_text_source(self) -> str:
+        """Which class names the networks read: `csv` or `llm: <files>` (`datamodules.label_text.describe`)."""
+        from datamodules.label_text import describe_class_text
+
+        return describe_class_text(self._label_text_files())
+
     @property
     def class_texts(self) -> list[str]:
         """What the networks read for each class of the current label space: `label_text`'s text, else the name."""
-        if not self.label_text:
+        files = self._label_text_files()
+        if not files:
             return self.class_names
         from datamodules.label_text import read_label_text
 
         texts: dict[str, str] = {}
-        own = next((k for k in self.label_text if self.label_path(None if k == "main" else k) == self.label_file), None)
-        for key in sorted(self.label_text, key=lambda k: k != own):  # the current set's own file wins
-            folder = Path(self.labels_dir) if self.labels_dir else Path(self.main_label_file).parent
+        own = next((k for k in files if self.label_path(None if k == "main" else k) == self.label_file), None)
+        for key in sorted(files, key=lambda k: k != own):  # the current set's own file wins
             csv_path = self.label_path(None if key == "main" else key)
-            texts = {**read_label_text(folder / self.label_text[key], csv_path), **texts}
+            texts = {**read_label_text(files[key], csv_path), **texts}
         missing = [n for n in self.class_names if n not in texts]
         if missing:
             raise ValueError(
@@ -397,7 +429,17 @@ class ActionDataModule(L.LightningDataModule):
             train=train, size=self.image_size, mean=self.input_mean, std=self.input_std, **augment
         )
         on_error = self.on_error if train else "raise"  # evaluation never substitutes a clip
-        return VideoDataset(clips, self.num_frames, transform, num_views=self.test_views, on_error=on_error)
+        return VideoDataset(
+            clips, self.num_frames, transform, num_views=self.test_views, on_error=on_error, cache=self.clip_cache()
+        )
+
+    def clip_cache(self) -> ClipCache | None:
+        """The decoded-clip cache of this datamodule's datasets (this process's share of `decode_cache_mb`)."""
+        if self.decode_cache_mb == 0:
+            return None
+        if self._cache is None:
+            self._cache = ClipCache(self.decode_cache_mb * 2**20 // max(1, self.num_workers))
+        return self._cache
 
     def _eval_dataset(self, name: str, option: str) -> VideoDataset:
         """An evaluation list's dataset, after reading every clip once: undecodable clips raise (all listed)
@@ -465,11 +507,23 @@ class ActionDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        if not isinstance(self.datasets["train"], MixedDataset):
-            return self._loader("train", shuffle=True)
-        return MixedDataLoader(
-            self.datasets["train"],
-            self.mixed_sampler(),
+        """Resumable mid-epoch (`datamodules.resume`): a killed run resumes on the same batches and draws."""
+        dataset = self.datasets["train"]
+        if isinstance(dataset, MixedDataset):
+            sampler = self.mixed_sampler()
+        else:
+            trainer = getattr(self, "trainer", None)
+            shard = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+            sampler = EpochSampler(
+                len(dataset),
+                self.batch_size,
+                num_replicas=shard.get("num_replicas", 1),
+                rank=shard.get("rank", 0),
+                seed=global_seed(),
+            )
+        return ResumableLoader(
+            dataset,
+            sampler,
             tally=self.skip_tally("train"),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),

@@ -31,9 +31,18 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.annotations import AnnotationError, read_video_list
+from datamodules.clip_cache import ClipCache
 from datamodules.manifest import read_manifest
 from datamodules.transforms import VideoTransform
-from datamodules.video import VideoDecodeError, read_clip
+from datamodules.video import (
+    _VERIFIED,
+    VideoDecodeError,
+    _file_key,
+    decode_frames,
+    read_clip,
+    sample_indices,
+    video_info,
+)
 
 log = logging.getLogger(__name__)
 OnError = Literal["raise", "skip"]
@@ -221,6 +230,8 @@ class VideoDataset(Dataset):
             so the epoch keeps its size; the sample carries the failures (`skipped`, `skipped_files`) for
             the main process to count, and each failure is logged once per file per process. Only when no
             clip decodes does it raise.
+        cache: keep decoded clips in memory (`datamodules.clip_cache`): each clip is decoded once per
+            process while the budget lasts; samples are the same as without it. None decodes every read.
     """
 
     def __init__(
@@ -230,6 +241,7 @@ class VideoDataset(Dataset):
         transform: VideoTransform,
         num_views: int = 1,
         on_error: OnError = "raise",
+        cache: ClipCache | None = None,
     ):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -238,6 +250,7 @@ class VideoDataset(Dataset):
         self.transform = transform
         self.num_views = 1 if transform.train else num_views
         self.on_error = on_error
+        self.cache = cache
         self._warned: set[Path] = set()  # files already logged by this process
 
     def __len__(self) -> int:
@@ -246,15 +259,17 @@ class VideoDataset(Dataset):
     def _load(self, clip: Clip) -> dict:
         # Random offsets come from torch's RNG, which Lightning seeds per worker and epoch.
         rng = np.random.default_rng(int(torch.randint(2**62, ()))) if self.transform.train else None
-        frames = read_clip(
-            clip.path,
-            self.num_frames,
-            train=self.transform.train,
-            rng=rng,
-            num_views=self.num_views,
-            short_side=self.transform.short_side,
-            exact_size=False,  # the transform does the one resize; decoding only shrinks big frames
-        )  # (V, T, H, W, 3) uint8
+        frames = self._cached(clip.path, rng) if self.cache is not None else None
+        if frames is None:
+            frames = read_clip(
+                clip.path,
+                self.num_frames,
+                train=self.transform.train,
+                rng=rng,
+                num_views=self.num_views,
+                short_side=self.transform.short_side,
+                exact_size=False,  # the transform does the one resize; decoding only shrinks big frames
+            )  # (V, T, H, W, 3) uint8
         views = torch.stack([self.transform(torch.from_numpy(v)) for v in frames])  # (V, T, C, H, W)
         return {
             "video": views[0] if self.transform.train else views,
@@ -262,6 +277,37 @@ class VideoDataset(Dataset):
             "uncertainty": math.nan if clip.uncertainty is None else clip.uncertainty,
             "synthetic": clip.synthetic,
         }
+
+    def _cached(self, path: Path, rng: np.random.Generator | None) -> np.ndarray | None:
+        """`read_clip`'s (V, T, H, W, 3) frames served from the cache (decoding and keeping the clip when it
+        is not there yet and the budget allows); None when the cache is full and does not hold the clip.
+        Training keeps every frame of the clip and samples `rng`'s offsets from them, as `read_clip` does."""
+        train = self.transform.train
+        file = _file_key(path)
+        if file is None:
+            return None  # unreadable: `read_clip` raises with the reason
+        key = (file, self.transform.short_side, self.num_frames, 0 if train else self.num_views)
+        frames = self.cache.get(key)
+        if frames is None:
+            if self.cache.full:
+                return None
+            if train:  # every frame, as `read_clip` would decode its sampled ones (verified once per process)
+                count = _VERIFIED.get(_file_key(path)) or video_info(path).num_frames
+                frames = decode_frames(path, range(count), short_side=self.transform.short_side, exact_size=False)
+            else:
+                frames = read_clip(
+                    path,
+                    self.num_frames,
+                    train=False,
+                    num_views=self.num_views,
+                    short_side=self.transform.short_side,
+                    exact_size=False,
+                )  # (V, T, H, W, 3)
+            self.cache.put(key, frames)
+        if not train:
+            return frames.copy()
+        index = sample_indices(len(frames), self.num_frames, train=True, rng=rng)
+        return frames[index][None]  # (1, T, H, W, 3), a copy
 
     def __getitem__(self, index: int) -> dict:
         failed: list[str] = []
@@ -290,8 +336,12 @@ class VideoDataset(Dataset):
 def scan_clips(dataset: VideoDataset, num_workers: int = 0) -> list[tuple[Clip, str]]:
     """Read every clip of `dataset` as it will be read (same frames, same checks) and return the ones that
     fail, with the cause; used before evaluation, which never substitutes a clip. Runs in `num_workers`
-    DataLoader processes; frames are decoded at a 16 px short side (decoding dominates the cost)."""
+    DataLoader processes; frames are decoded at a 16 px short side (decoding dominates the cost). In this
+    process (`num_workers` 0) with a clip cache, each clip is read at full size into the cache instead, so
+    the evaluation that follows decodes nothing again (until the cache is full: then at 16 px)."""
     probe = _ScanDataset(dataset)
+    if num_workers == 0 and dataset.cache is not None and not dataset.cache.full:
+        return [(dataset.clips[i], cause) for i, cause in map(probe.read_cached, range(len(probe))) if cause]
     loader = DataLoader(probe, batch_size=None, num_workers=num_workers)
     return [(dataset.clips[i], cause) for i, cause in loader if cause]
 
@@ -308,9 +358,25 @@ class _ScanDataset(Dataset):
         try:
             read_clip(d.clips[index].path, d.num_frames, train=False, num_views=d.num_views, short_side=16)
         except VideoDecodeError as exc:
-            cause = str(exc).split(". Check that it exists")[0]
-            return index, cause.split("': ", 1)[-1] if cause.startswith("cannot read video '") else cause
+            return index, _cause(exc)
         return index, ""
+
+    def read_cached(self, index: int) -> tuple[int, str]:
+        """The clip read as evaluation reads it, kept in the dataset's cache; the 16 px probe once it is full."""
+        if self.dataset.cache.full:
+            return self[index]
+        try:
+            if self.dataset._cached(self.dataset.clips[index].path, None) is None:
+                return self[index]
+        except VideoDecodeError as exc:
+            return index, _cause(exc)
+        return index, ""
+
+
+def _cause(exc: VideoDecodeError) -> str:
+    """A decode error's cause, without the file name and the generic advice."""
+    cause = str(exc).split(". Check that it exists")[0]
+    return cause.split("': ", 1)[-1] if cause.startswith("cannot read video '") else cause
 
 
 class VideoDataLoader(DataLoader):

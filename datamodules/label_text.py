@@ -7,6 +7,12 @@ hair", ...}`, keyed by the class id of the label CSV it rephrases (`hmdb_51_llm_
 77-token text context). The CSV names stay the class identity everywhere else (manifest rows, metrics,
 per-class reports), so generated clips still match by name. A JSON keyed by class name instead of id is
 accepted as well.
+
+The paper's TC-CLIP rows are tc-clip's "(LLM)" rows: these names with a 77-token text context. The dataset
+fragments name FROSTER's files (`hmdb_51_llm_labels.json`, ... as tc-clip's configs/common/default.yaml does)
+as optional (`label_text_required: false`): present, they are used; absent, the CSV names are, and
+`describe_class_text` says which for results.json. `python -m generation rephrase-labels` (generation/rephrase.py)
+writes such a file with the project's own LLM backend.
 """
 
 from __future__ import annotations
@@ -44,3 +50,17 @@ def read_label_text(json_path: str | Path, label_csv: str | Path) -> dict[str, s
             f"found {len(data)} keys, e.g. {unknown[:3]} (is it the text file of another label list?)"
         )
     return {k: v.strip() for k, v in data.items()}
+
+
+def present_label_text(label_text: dict[str, str], folder: str | Path, required: bool = True) -> dict[str, Path]:
+    """label set key -> its text file under `folder`; absent files are an error when `required`, else left out."""
+    files = {key: Path(folder) / name for key, name in label_text.items()}
+    missing = [str(path) for path in files.values() if not path.is_file()]
+    if missing and required:
+        raise FileNotFoundError(f"class-text file not found: {missing[0]}; fix `--data.label_text`")
+    return {key: path for key, path in files.items() if path.is_file()}
+
+
+def describe_class_text(files: dict[str, Path]) -> str:
+    """What a run's networks read for the class names: `csv` (the label CSV's names) or `llm: <file names>`."""
+    return "llm: " + ", ".join(sorted(p.name for p in files.values())) if files else "csv"

@@ -321,12 +321,14 @@ def _file_checks(
             checks.append(Check("decode", "skipped", "--skip-decode: files not opened"))
         else:
             present = [e for e in entries if resolved[e.line].exists()]
-            broken = []
+            broken, undeclared = [], []
             for e in present:
                 try:  # the frames a test samples, decoded on to the stream's end (frame count checked)
                     info = video_info(resolved[e.line])
                     decode_frames(resolved[e.line], sample_indices(info.num_frames, frames, train=False), short_side=32)
                     num_frames[e.line] = info.num_frames
+                    if not info.declared:
+                        undeclared.append(e)
                 except VideoDecodeError as exc:
                     broken.append((e, str(exc).split(". Check that it exists")[0]))
             if broken:
@@ -342,7 +344,19 @@ def _file_checks(
             elif not present:  # never "ok" for nothing checked
                 checks.append(Check("decode", "skipped", "no listed clip exists under the root: nothing was decoded"))
             else:
-                checks.append(Check("decode", "ok", f"all {len(present)} clips decode ({frames} frames each)"))
+                checks.append(Check("decode", "ok", f"all {len(present)} clips decode to the end of their stream"))
+            if undeclared:
+                checks.append(
+                    Check(
+                        "length",
+                        "warning",
+                        f"{len(undeclared)} clip(s): length unverifiable (the container declares no length, e.g. a "
+                        "raw MPEG-4 stream named .mp4; a truncated file cannot be told from a short one). Remux "
+                        "them (ffmpeg -i in -c copy out.mp4)",
+                        [f"line {e.line}: {e.path} ({num_frames[e.line]} frames counted)" for e in undeclared],
+                        [{"line": e.line, "path": e.path, "frames": num_frames[e.line]} for e in undeclared],
+                    )
+                )
     if num_frames:
         short = [e for e in entries if e.line in num_frames and num_frames[e.line] < frames]
         if short:
@@ -412,31 +426,6 @@ def validate(
         naming,
         checks,
     )
-
-
-def add_parser(subparsers) -> None:
-    """Register `validate` on the `python -m datamodules` command line."""
-    p = subparsers.add_parser(
-        "validate",
-        help="check an annotation list against its label file and videos",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("--list", required=True, help="annotation list (video `path label`, frames or csv format)")
-    p.add_argument("--labels", required=True, help="label CSV `id,name`")
-    p.add_argument("--root", help="folder the listed paths are relative to; omit to check the list only")
-    p.add_argument("--frames", type=int, default=8, help="frames a sample needs (default 8)")
-    p.add_argument("--format", default="auto", help="list format: auto, video, frames, csv (default auto)")
-    p.add_argument("--naming", default="auto", choices=["auto", "ucf101", "hmdb51", "none"])
-    p.add_argument(
-        "--root-layout",
-        default="as-listed",
-        choices=["as-listed", "by-name"],
-        help="as-listed: root/<listed path> (default); by-name: find each clip by file name anywhere "
-        "under root (class sub-folders with flat lists)",
-    )
-    p.add_argument("--skip-decode", action="store_true", help="with --root: check existence only")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

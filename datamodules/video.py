@@ -116,6 +116,8 @@ class VideoInfo:
     fps: float
     width: int
     height: int
+    declared: bool = True  # False: the container states no length (a raw stream); num_frames was counted, so a
+    # truncated file cannot be told from a short one ("length unverifiable")
 
 
 # --------------------------------------------------------------------------------------- sampling
@@ -236,6 +238,7 @@ def _container_info(path: Path, container: av.container.InputContainer) -> Video
         stream = container.streams.video[0]
         fps = _stream_fps(stream)
         num_frames = stream.frames
+        declared = num_frames > 0 or bool(stream.duration and fps)
         if num_frames <= 0 and stream.duration and fps:
             num_frames = round(stream.duration * stream.time_base * fps)
         if num_frames <= 0:  # e.g. raw m4v or some mkv: count packets, cheap next to decoding
@@ -245,7 +248,7 @@ def _container_info(path: Path, container: av.container.InputContainer) -> Video
         raise _decode_error(path, f"{type(exc).__name__}: {exc}") from exc
     if num_frames <= 0 or width <= 0 or height <= 0:
         raise _decode_error(path, f"no usable video frames (frames={num_frames}, size={width}x{height})")
-    return VideoInfo(num_frames=num_frames, fps=float(fps), width=width, height=height)
+    return VideoInfo(num_frames=num_frames, fps=float(fps), width=width, height=height, declared=declared)
 
 
 def probe(path: str | Path, expected_frames: int | None = None) -> VideoInfo:

@@ -330,10 +330,19 @@ def _plan_step() -> Step:
     )
 
 
+def _rephrase_step() -> Step:
+    from generation.rephrase import rephrase_labels
+
+    def report(names: dict[str, str]) -> None:
+        print(f"{len(names)} class names rephrased")
+
+    return function_step(rephrase_labels, "LLM-rephrased class names (FROSTER's JSON) for TC-CLIP (LLM) rows", report)
+
+
 CLIP_ALIASES = {"--frames": "--num_frames"}
 
 # The subcommands, in --help order. A new one is one entry: `function_step(fn, help)` makes its options from
-# fn's signature (e.g. the LLM label rephraser: function_step(rephrase_labels, "...") named rephrase-labels).
+# fn's signature (as the LLM label rephraser's, `rephrase-labels`).
 STEPS: list[Step] = [
     Step(
         "prompts",
@@ -357,6 +366,7 @@ STEPS: list[Step] = [
         _status,
     ),
     Step("gallery", "labelled contact-sheet PNG per class, optionally into TensorBoard", _gallery_build, _gallery),
+    _rephrase_step(),
     Step("demo", "build the whole offline demo dataset (labels, real splits, Basic and IE sets)", _demo_build, _demo),
     Step(
         "score", "CLIP uncertainty of every clip of a manifest (resumable)", _score_build, _score, aliases=CLIP_ALIASES

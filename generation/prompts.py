@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from datamodules.annotations import read_labels
 from datamodules.manifest import Strategy, write_jsonl
 from generation import vocab
+
+log = logging.getLogger(__name__)
 
 STRATEGIES: tuple[str, ...] = ("basic", "env", "cha", "ie")
 BACKENDS: tuple[str, ...] = ("template",)
@@ -58,6 +61,12 @@ class PromptRow(BaseModel):
         default=None,
         description="who wrote the prompt: 'template' (offline fallback) or 'openai:<model>'; "
         "None in files written before this field existed (unknown)",
+    )
+    generic_action: bool | None = Field(
+        default=None,
+        description="template writer: True when the class name matched no built-in action, so the motion text "
+        "is generic ('is performing <name>') and the procedural renderer draws an unrelated motion; None: "
+        "written by an LLM or before this field existed",
     )
 
 
@@ -232,6 +241,7 @@ def make_prompts(
         raise PromptError(f"--videos-per-class must be >= 1, got {videos_per_class}")
     slugs: dict[str, str] = {}
     rows: list[PromptRow] = []
+    generic = [label.name for label in labels if find_action(label.name) is None]
     for label in labels:
         s = slug(label.name)
         if s in slugs:  # only possible for two names that hash-collide; refuse rather than overwrite
@@ -258,8 +268,11 @@ def make_prompts(
                     seed=clip_seed(label.id, i),
                     row_id=f"{s}-{strategy}-{i:04d}",
                     prompt_backend=TEMPLATE_BACKEND,
+                    generic_action=label.name in generic,
                 )
             )
+    if generic:
+        log.warning(vocab.generic_fallback_message(generic, len(labels)))
     return rows
 
 

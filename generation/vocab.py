@@ -296,3 +296,13 @@ GENERIC_DETAIL = (
     "carrying out every movement of the action clearly and naturally from start to finish with "
     "deliberate, steady motions"
 )
+
+
+def generic_fallback_message(names: list[str], total: int, shown: int = 12) -> str:
+    """One line: how many classes the template writer had no built-in action for, and which."""
+    listed = ", ".join(names[:shown]) + (f", ... (+{len(names) - shown} more)" if len(names) > shown else "")
+    return (
+        f"template writer: {len(names)} of {total} classes match no built-in action and get generic motion text "
+        f"({listed}); their rows are marked generic_action=true. Use the LLM writer (`--backend openai`) for real "
+        "class names"
+    )

@@ -14,6 +14,12 @@ label and eps_i / (K - 1) on every other class, and the clip's loss is the cross
     uf  plain cross-entropy; the high-uncertainty clips were dropped from the synthetic set by the
         datamodule (`ActionDataModule(uncertainty_filter_quantile=...)`) before training
 
+    nce BIKE's in-batch contrastive loss (whwu95/BIKE utils/NCELoss.py, train.py `loss_type: NCE`, the loss
+        of its Kinetics-400 / zero-shot recipe): over the batch's B clips, S = logits[:, labels] (B, B) is
+        clip i against the class text of clip j; the target row i is softmax_j(10 * [y_i == y_j]); the loss
+        is (KL(target || softmax(S)) + KL(target || softmax(S^T))) / 2, each KL summed over j and averaged
+        over i (BIKE's KLDivLoss(reduction="mean") x B). A batch-level loss: `nce_loss(logits, labels)`.
+
 `spread` says where eps goes: `others` (default, the paper's formula above) or `all`, eps / K on every
 class including the label (1 - eps + eps / K on it), which is timm's `LabelSmoothingCrossEntropy` and the
 smoothed one-hot of TC-CLIP's mixup (`REFERENCE_REAL_LOSS`, the reference recipe for real clips).
@@ -33,7 +39,7 @@ from typing import Literal
 
 import torch
 
-LossName = Literal["ce", "ls", "ul", "uw", "uf"]
+LossName = Literal["ce", "ls", "ul", "uw", "uf", "nce"]
 Spread = Literal["others", "all"]
 UNCERTAINTY_LOSSES = ("ul", "uw", "uf")  # need scored synthetic clips (`python -m generation score`)
 
@@ -43,7 +49,8 @@ class LossConfig:
     """Which loss trains the model, and its constants (paper defaults).
 
     Args:
-        name: ce | ls | ul | uw | uf (see the module docstring for each formula).
+        name: ce | ls | ul | uw | uf | nce (see the module docstring for each formula; nce is batch-level and
+            trains without mixup, its targets here are plain one-hots for validation losses).
         label_smoothing: the fixed eps of `ls`.
         uncertainty_weight: w of `ul`: eps_i = w * u_i (the paper's value; its one home).
         real_eps: the eps of real clips (u = NaN) under `ul`; 0 trains them with plain cross-entropy.
@@ -137,3 +144,11 @@ def action_loss(
     """
     targets, weights, eps = soft_targets(labels, uncertainty, config, logits.shape[-1])
     return (weights * soft_cross_entropy(logits, targets)).mean(), eps.mean()
+
+
+def nce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """BIKE's in-batch NCE loss (module docstring) from (B, K) class logits and (B,) labels, in float32; the one
+    implementation is `lightning_modules.models.bike.bike_nce_loss`."""
+    from lightning_modules.models.bike import bike_nce_loss
+
+    return bike_nce_loss(logits.float(), labels)

@@ -35,6 +35,7 @@ from lightning_modules.losses import (
     REFERENCE_REAL_LOSS,
     UNCERTAINTY_LOSSES,
     LossConfig,
+    nce_loss,
     soft_cross_entropy,
     soft_targets,
 )
@@ -84,6 +85,10 @@ class VideoCLIPModule(L.LightningModule):
         self.loss_config = loss or REFERENCE_REAL_LOSS
         self.synthetic_loss = synthetic_loss or PAPER_SYNTHETIC_LOSS
         self.mixup = mixup
+        if "nce" in (self.loss_config.name, self.synthetic_loss.name) and mixup is not None:
+            raise ValueError(
+                "loss `nce` (BIKE's in-batch loss) trains without mixup: set `--model.init_args.mixup null`"
+            )
         self.class_names: list[str] = []
         self._texts: list[str] = []  # what the text encoder reads per class (the names unless label_text)
         self._tokens: torch.Tensor | None = None  # (K, L) class-prompt tokens, built in setup
@@ -102,7 +107,7 @@ class VideoCLIPModule(L.LightningModule):
         self.metrics = nn.ModuleDict(  # "{stage}_{metric}" (a key "train" would clash with Module.train)
             {
                 f"{stage}_{name}": MulticlassAccuracy(num_classes=k, top_k=top_k, average="micro")
-                for stage in ("train", "val", "test")
+                for stage in ("val", "test")  # training steps log their batch's accuracy (`topk_accuracy`)
                 for name, top_k in (("top1", 1), ("top5", min(5, k)))
             }
         ).to(self.device)
@@ -157,47 +162,83 @@ class VideoCLIPModule(L.LightningModule):
         return targets, weights, eps
 
     def _train_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mixed (if `mixup`) forward and loss of a training batch; logs overall and per-source values."""
+        """Mixed (if `mixup`) forward and loss of a training batch; logs overall and per-source values on
+        the steps whose values are written (`_logs_this_step`)."""
         video, labels = batch["video"], batch["label"]
         n = len(labels)
         tokens = self._tokens
         k = len(tokens["input_ids"] if isinstance(tokens, Mapping) else tokens)  # K classes
         targets, weights, eps = self.targets(batch, k)
+        if self._nce(batch):  # BIKE's batch-level loss (lightning_modules.losses.nce_loss)
+            preds = self(video)
+            loss = nce_loss(preds, labels)
+            if self._logs_this_step():
+                self.log("train/loss", loss.detach(), prog_bar=True, batch_size=n)
+            return preds, loss
         if self.mixup is not None:
             video, targets, weights, _ = mix_batch(video, targets, weights, self.mixup)
         preds = self(video)
         per_clip = weights * soft_cross_entropy(preds, targets)  # (B,)
         loss = per_clip.mean()
-        self.log("train/loss", loss, prog_bar=True, batch_size=n)
-        self.log("train/eps_mean", eps.mean(), batch_size=n)
-        synthetic = batch.get("synthetic")
-        synthetic = torch.zeros_like(labels, dtype=torch.bool) if synthetic is None else synthetic.bool()
-        correct = (preds.argmax(dim=-1) == labels).float()
-        for source, mask in (("real", ~synthetic), ("synthetic", synthetic)):
-            m = int(mask.sum())
-            if m:
-                self.log(f"train/{source}/loss", per_clip[mask].mean(), batch_size=m)
-                self.log(f"train/{source}/top1", correct[mask].mean(), batch_size=m)
+        if not self._logs_this_step():
+            return preds, loss
+        with torch.no_grad():
+            self.log("train/loss", loss, prog_bar=True, batch_size=n)
+            self.log("train/eps_mean", eps.mean(), batch_size=n)
+            for name, value in topk_accuracy(preds, labels, (1, min(5, k))).items():
+                self.log(f"train/{name}", value, prog_bar=name == "top1", batch_size=n)
+            synthetic = batch.get("synthetic")
+            synthetic = torch.zeros_like(labels, dtype=torch.bool) if synthetic is None else synthetic.bool()
+            correct = (preds.argmax(dim=-1) == labels).float()
+            for source, mask in (("real", ~synthetic), ("synthetic", synthetic)):
+                m = int(mask.sum())
+                if m:
+                    self.log(f"train/{source}/loss", per_clip[mask].mean(), batch_size=m)
+                    self.log(f"train/{source}/top1", correct[mask].mean(), batch_size=m)
         return preds, loss
+
+    def _nce(self, batch: dict) -> bool:
+        """Whether the batch trains with `nce`: every clip's loss is it (a batch mixing it with another is an error)."""
+        synthetic = batch.get("synthetic")
+        sources = {"synthetic" if s else "real" for s in (synthetic.tolist() if synthetic is not None else [False])}
+        names = {(self.synthetic_loss if s == "synthetic" else self.loss_config).name for s in sources}
+        if "nce" in names and len(names) > 1:
+            raise ValueError("a batch mixes `nce` with another loss; give `loss` and `synthetic_loss` both `nce`")
+        return names == {"nce"}
+
+    def _logs_this_step(self) -> bool:
+        """Whether this training step's values reach the logger. Lightning writes a step's values only every
+        `log_every_n_steps` steps, so the module logs them only then and on an epoch's last batch (whose
+        values the progress bar and `callback_metrics`, e.g. phase.json, keep): each `self.log` costs ~1 ms
+        of bookkeeping, as much as a whole step of a small model. Always True without a trainer."""
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        return trainer.is_last_batch or trainer._logger_connector.should_update_logs
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor | None:
         video, labels = batch["video"], batch["label"]
         if video.ndim == 6:  # (B, V, T, C, H, W): evaluation with temporal views
             preds, loss = self.scores(video), None
         elif stage == "train":
-            preds, loss = self._train_loss(batch)
+            return self._train_loss(batch)[1]
         else:
             preds = self(video)
             targets, weights, _ = self.targets(batch, preds.shape[-1])
             loss = (weights * soft_cross_entropy(preds, targets)).mean()
             self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(labels), sync_dist=True)
-        for name in ("top1", "top5"):
-            metric = self.metrics[f"{stage}_{name}"]
-            metric(preds, labels)
-            self.log(f"{stage}/{name}", metric, prog_bar=name == "top1", batch_size=len(labels))
+        for name in ("top1", "top5"):  # accumulated over the epoch, logged (and synced over ranks) at its end
+            self.metrics[f"{stage}_{name}"].update(preds, labels)
         if stage == "test":
             self.confusion.update(preds, labels)
         return loss
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        for name in ("top1", "top5"):
+            self.log(f"{stage}/{name}", self.metrics[f"{stage}_{name}"], prog_bar=name == "top1")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if batch_idx == 0 and self.current_epoch == 0:
@@ -225,7 +266,8 @@ class VideoCLIPModule(L.LightningModule):
         self._step(batch, "test")
 
     def on_test_epoch_end(self) -> None:
-        """Keep the test confusion matrix (summed over ranks) and show it in TensorBoard."""
+        """Log top-1/top-5, keep the test confusion matrix (summed over ranks) and show it in TensorBoard."""
+        self._log_epoch_metrics("test")
         self.test_confusion = self.confusion.compute().cpu()  # (K, K)
         self.confusion.reset()
         experiment = getattr(self.logger, "experiment", None)
@@ -278,6 +320,13 @@ class VideoCLIPModule(L.LightningModule):
             optimizer, partial(warmup_cosine, warmup=warmup, total=total, min_ratio=self.min_lr_ratio)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def topk_accuracy(preds: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """{"top{k}": fraction of rows of (B, K) `preds` whose label is among their k highest} for each k: a
+    training batch's accuracy, as torchmetrics' micro MulticlassAccuracy(top_k=k) gives it (ties by index)."""
+    ranked = preds.topk(max(ks), dim=-1).indices == labels[:, None]  # (B, max k)
+    return {f"top{k}": ranked[:, :k].any(dim=-1).float().mean() for k in ks}
 
 
 def renormalisation(datamodule, net: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -18,7 +18,6 @@ import json
 import sys
 
 from datamodules.anomaly_eval import PROTOCOLS, frame_counts_from, read_annotation, read_scores
-from lightning_modules.anomaly_metrics import evaluate
 from tasks.registry import Phase, TaskSpec, register_task
 
 ANOMALY_UCF_CRIME = register_task(
@@ -79,6 +78,8 @@ def evaluate_anomaly(argv: list[str]) -> int:
         "video's frame count (UCF_test.txt or Test_Annotation_with_frame_counts.txt)",
     )
     args = parser.parse_args(argv)
+    from lightning_modules.anomaly_metrics import evaluate  # sklearn: imported on use (`python -m tasks list`)
+
     try:
         counts = frame_counts_from(args.frame_counts) if args.frame_counts else None
         videos = read_annotation(args.protocol, args.annotation, counts)

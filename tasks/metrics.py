@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # `python -m tasks list` answers without importing torch
+    import torch
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -13,9 +13,15 @@ same command run twice with other seeds) are merged into one row, their per-spli
   UCF-101) or the three K600 splits; All = the mean of the three top-1 columns (shown when all three exist).
   Runs on different datasets share a row when their net, variant and prompt set (the manifest's folder,
   e.g. `ie`) agree.
-- Table 2, few-shot: one column per K.  Table 3, base-to-novel: base / novel / HM.
+  A zero-shot record with WiSE-FT tests (group `wise_ft`, `tasks.selection`) gets a second row "<net> WiSE-FT 0.7".
+- Table 2, few-shot: one column per K: the best val1 top-1 over the evaluated epochs (the reference's
+  `final_test: false` figure), and "K=k last" (the last epoch's) beside it when recorded.
+- Table 3, base-to-novel: base / novel / HM, of the best base-val epoch.
 - Table 4, long-tail: Few / Tail / Head / Acc (class-mean accuracies of the groups and of all classes).
-- Table 5, anomaly: AUC / AUC_A (all test frames / frames of abnormal videos), in % with 2 decimals.
+- Table 5, anomaly: AUC / AUC_A (`test/auc` / `test/auc_a`: all test frames / frames of abnormal videos), in %
+  with 2 decimals; the paper's row name "MIL" for UMIL's X-CLIP MIL baseline.
+Rows that read LLM-rephrased class names (results.json `class_names`) are marked "(LLM)", as tc-clip's README
+rows; each table says the rule that chose the tested weights (results.json `checkpoint`).
 - Table 8, from `python -m generation analyze` (`analysis.json` in a given folder): Davies-Bouldin per
   dataset and MMD^2 against the reference set for the linear, RBF and polynomial kernels, x100 (labelled).
 
@@ -77,6 +83,10 @@ class Results:
     # Who wrote the synthetic set's prompts (`datamodules.manifest.prompt_provenance`): `template` (the offline
     # writer), `openai:<model>`, `mixed` or `unknown`; None without a synthetic set. Tables mark template rows.
     prompts: str | None = None
+    # Which weights were tested (`tasks.selection`: the protocol's rule, e.g. the best val/top1 epoch) and which
+    # class names the networks read (`csv`, or `llm: <files>` for FROSTER's LLM-rephrased names).
+    checkpoint: str = ""
+    class_names: str = "csv"
     # The video generator of the synthetic set (`prompt_provenance(...)["generator"]`, e.g. `Wan2.1-1.3B`); read
     # from the manifest when the record lacks it. Rows of other generators than the demo world's sit apart.
     generator: str | None = None
@@ -130,7 +140,7 @@ COLUMNS = {  # protocol -> (column title, summary key)
     "zero_shot": [("top-1", "test/top1"), ("top-5", "test/top5")],
     "base2novel": [("base", "base/top1"), ("novel", "novel/top1"), ("HM", "hm/top1")],
     "long_tail": [("Few", "test/few"), ("Tail", "test/tail"), ("Head", "test/head"), ("Acc", "test/all")],
-    "anomaly": [("AUC", "test/auc"), ("AUC_A", "test/auc_abnormal")],
+    "anomaly": [("AUC", "test/auc"), ("AUC_A", "test/auc_a")],  # as lightning_modules/mil.py and umil.py log them
 }
 DECIMALS = {"anomaly": 2}  # the paper prints AUCs with two decimals, accuracies with one
 TITLES = {
@@ -146,7 +156,8 @@ MODEL_NAMES = {
     "BIKE": "BIKE",
     "XCLIP": "X-CLIP",
     "CLIPZeroShot": "CLIP",
-    "MILHead": "MIL",
+    "XCLIPMIL": "MIL",  # the paper's anomaly row: UMIL's MIL baseline on X-CLIP B/32
+    "MILHead": "MIL (features)",  # the Sultani-style fast extra on frozen features, not the paper's protocol
 }  # net class -> the paper's row name
 TABLE1 = [
     ("HMDB", "hmdb51", "test/top1"),
@@ -159,11 +170,22 @@ MMD_SCALE = 100  # Table 8 shows MMD^2 x 100 (the header says so)
 
 def model_label(r: Results) -> str:
     """The paper's row name: the net's name, "+Ours" when the run trained on a synthetic set, then its video
-    generator unless it is the demo world's procedural renderer or unknown: "TC-CLIP+Ours (Wan2.1-1.3B)"."""
+    generator unless it is the demo world's procedural renderer or unknown: "TC-CLIP+Ours (Wan2.1-1.3B)"; "(LLM)"
+    when it read LLM-rephrased class names (as tc-clip's README rows the paper quotes)."""
     cls = r.model.rsplit(".", 1)[-1]
     name = MODEL_NAMES.get(cls, cls) or "unknown net"
     generator = f" ({r.generator})" if r.generator not in (None, "procedural", "unknown") else ""
-    return f"{name}+Ours{generator}" if r.synthetic_manifest else name
+    name = f"{name}+Ours{generator}" if r.synthetic_manifest else name
+    return f"{name} (LLM)" if r.class_names.startswith("llm") else name
+
+
+WISE_FT = "WiSE-FT 0.7"  # the label of the zero-shot weight-space-ensembled rows (group `wise_ft`, tasks/selection.py)
+PAPER_NOTE = (
+    "Checkpoints as the reference: zero-shot tests the best K400-val start (+ the synthetic phase's last weights "
+    f"for +Ours) and its {WISE_FT} ensemble with CLIP; the paper's TC-CLIP zero-shot numbers are taken to be the "
+    f"{WISE_FT} rows. Few-shot K=k is the best val1 top-1 over evaluated epochs (reference `final_test: false`), "
+    "'last' the last epoch's. Base-to-novel tests the best base-val epoch."
+)
 
 
 def synthetic_set(r: Results) -> str:
@@ -188,11 +210,15 @@ def protocol_table(protocol: str, records: list[Results]) -> str:
         rows[(model_label(r), r.label_file or r.dataset, variant, synthetic, r.synthetic_classes)].append(r)
     if protocol == "few_shot":
         shots = sorted({r.shots for r in records if r.shots is not None})
-        columns = [(f"K={k}", "test/top1", k) for k in shots]
+        columns = [(f"K={k}", "test/top1", k) for k in shots]  # the reference's figure: best val epoch
+        if any("last/top1" in r.summary for r in records):
+            columns += [(f"K={k} last", "last/top1", k) for k in shots]  # the last epoch's, beside it
     elif protocol in COLUMNS:
         columns = [(title, key, None) for title, key in COLUMNS[protocol]]
         if protocol == "zero_shot" and not any("test/top5" in r.summary and r.dataset == "k600" for r in records):
             columns = columns[:1]  # top-5 is reported for Kinetics-600 only
+        if protocol == "zero_shot" and any("wise_ft/top1" in r.summary for r in records):
+            columns += [(f"{WISE_FT} {t}", k.replace("test/", "wise_ft/"), None) for t, k, _ in list(columns)]
     else:
         keys = sorted({k for r in records for k in r.summary})
         columns = [(key, key, None) for key in keys]
@@ -229,15 +255,19 @@ def table1(records: list[Results]) -> str:
         "|" + "---|" * (len(TABLE1) + 4),
     ]
     for (label, variant, synthetic), group in rows.items():
-        cells, top1 = [], []
-        for _, dataset, key in TABLE1:
-            values = [v for r in group if r.dataset == dataset for v in split_values(r.tests).get(key, [])]
-            cells.append(_cell(values))
-            if key == "test/top1" and values:
-                top1.append(mean_std(values)[0])
-        cells.append(f"{100 * sum(top1) / 3:.1f}" if len(top1) == 3 else "-")
         name = f"{label} ({variant})" if variant else label
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {synthetic} | {len(group)} |")
+        for prefix, row in (("test/", name), ("wise_ft/", f"{name} {WISE_FT}")):  # the tested weights, then WiSE-FT
+            cells, top1 = [], []
+            for _, dataset, key in TABLE1:
+                key = key.replace("test/", prefix)
+                values = [v for r in group if r.dataset == dataset for v in split_values(r.tests).get(key, [])]
+                cells.append(_cell(values))
+                if key.endswith("/top1") and values:
+                    top1.append(mean_std(values)[0])
+            if prefix != "test/" and not any(c != "-" for c in cells):
+                continue  # no WiSE-FT test in these runs
+            cells.append(f"{100 * sum(top1) / 3:.1f}" if len(top1) == 3 else "-")
+            lines.append(f"| {row} | " + " | ".join(cells) + f" | {synthetic} | {len(group)} |")
     return "\n".join(lines)
 
 
@@ -254,6 +284,10 @@ def task_table(records: list[Results]) -> str:
             parts.append(f"### {title}\n\n{table1(rs)}\n\n#### zero-shot runs\n\n{protocol_table(p, rs)}")
         else:
             parts.append(f"### {title}\n\n{protocol_table(p, rs)}")
+        rules = sorted({r.checkpoint for r in rs if r.checkpoint})
+        parts[-1] += "".join(f"\n\nTested weights: {rule}." for rule in rules)
+    if any(r.protocol in ("zero_shot", "few_shot", "base2novel") for r in records):
+        parts.append(PAPER_NOTE)
     return "\n\n".join(parts)
 
 

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import torch
 from jsonargparse import Namespace
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states, seed_everything
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -49,11 +49,14 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from torch.utils.data import DataLoader
 
 from datamodules.manifest import prompt_provenance, write_text_atomic
+from datamodules.resume import LoaderStateOnResume
 from datamodules.skips import SkipLogger, record_excluded, with_data_section  # data accounting (issue 16)
+from tasks import phase_config
 from tasks.metrics import class_mean, per_class_accuracy
 from tasks.recipe import accumulation, phase_layer, user_sets
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
 from tasks.report import Results, TestResult, summarise, task_table
+from tasks.selection import save_best, selection_for, wise_ft
 
 GENERATED = ("synthetic", "mixed")  # phase sources that train on the generated set
 
@@ -81,6 +84,8 @@ class TaskConfig:
             crash mid-epoch resumes from there (a synthetic epoch of 600 classes x 128 clips is 300 steps of
             256); None: at epoch ends only.
         print_phase: print the effective config of this phase (or `test`) and exit.
+        overwrite: retrain a phase whose folder holds work of another configuration (and so every phase
+            after it); False: stop with the keys that differ (`tasks.phase_config`).
     """
 
     name: str | None = None
@@ -91,6 +96,7 @@ class TaskConfig:
     from_clip: bool = False
     checkpoint_every_n_steps: int | None = 50
     print_phase: str | None = None
+    overwrite: bool = False
 
 
 def phase_labels(phase: Phase, config: TaskConfig) -> str | None:
@@ -220,7 +226,14 @@ class TaskRunner:
 
     def phase_config(self, phase: str | None) -> Namespace:
         """The effective config of a phase (None: of evaluation), parsed as: task YAML, recipe overlay of the
-        phase, loss and prompts fragments, then the user's arguments."""
+        phase, loss and prompts fragments, then the user's arguments. Parsed once per phase (a parse takes
+        ~0.5 s); each call gets its own copy."""
+        cache = self.__dict__.setdefault("_parsed", {})
+        if phase not in cache:
+            cache[phase] = self._parse_phase(phase)
+        return cache[phase].clone()
+
+    def _parse_phase(self, phase: str | None) -> Namespace:
         recipe, total = self.base.recipe, None
         if phase is None:
             layers = [recipe.test]
@@ -267,7 +280,7 @@ class TaskRunner:
     def _save_config(self, cfg: Namespace, folder: Path) -> None:
         if rank_zero_only.rank == 0:
             folder.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(folder / "config.yaml", self.parser.dump(cfg, skip_none=False))
+            write_text_atomic(folder / "config.yaml", self.parser.dump(cfg, skip_unset=False))
 
     def _trainer(
         self, init: Namespace, version: str, callbacks: list | None = None, purge_step: int | None = None, **overrides
@@ -284,6 +297,7 @@ class TaskRunner:
             **({"purge_step": purge_step} if purge_step else {}),
         )
         callbacks = user + (callbacks or []) + [SkipLogger()]  # data accounting (issue 16): failed reads, over ranks
+        callbacks.append(LoaderStateOnResume())  # exact mid-epoch resume of every training loader (issue 27)
         return Trainer(**{**kwargs, "logger": logger, "callbacks": callbacks})
 
     def config_hash(self) -> str:
@@ -296,12 +310,15 @@ class TaskRunner:
     # ------------------------------------------------------------------------------------------ checks
 
     def _start(self) -> str:
-        """Where the weights come from: `clip` (the net's own), or the init_weights / net checkpoint path."""
-        if self.config.init_weights and not self.config.from_clip:
-            return self.config.init_weights
+        """Where the weights come from: `clip` (the net's own), or the net checkpoint / init_weights path. A release
+        given as the net's `checkpoint` (e.g. TC-CLIP's zero-shot K400 model) wins over the YAML's init_weights."""
         net_args = (self.base.model or {}).get("init_args", {}).get("net", {}) or {}
         checkpoint = (net_args.get("init_args") or {}).get("checkpoint")
-        return str(checkpoint) if checkpoint else "clip"
+        if checkpoint:
+            return str(checkpoint)
+        if self.config.init_weights and not self.config.from_clip:
+            return self.config.init_weights
+        return "clip"
 
     def preflight(self) -> None:
         """Checks that need no model, in the first seconds: the recipe's phase names, the starting weights
@@ -313,7 +330,7 @@ class TaskRunner:
                     f"--task.print_phase {self.config.print_phase!r}: {self.spec.name} has phases {', '.join(names)}"
                 )
             phase = None if self.config.print_phase == "test" else self.config.print_phase
-            print(self.parser.dump(self.phase_config(phase), skip_none=False))
+            print(self.parser.dump(self.phase_config(phase), skip_unset=False))
             raise SystemExit(0)
         # A recipe shared by several protocols (e.g. configs/demo.yaml's) may name phases of other tasks; a name
         # no registered task has is a typo.
@@ -332,14 +349,15 @@ class TaskRunner:
                 raise ValueError(
                     f"{self.spec.name} starts from a Kinetics-400-trained model (as the paper's baselines do), but "
                     f"--task.init_weights is not set. Train one with `python train.py fit --config "
-                    f"tasks/supervised_k400.yaml` (then --task.init_weights runs/supervised_k400/train/weights.pt), "
+                    f"tasks/zero_shot_k400.yaml` (then --task.init_weights runs/zero_shot_k400/train/best.pt), "
                     f"or give an official TC-CLIP zero-shot release as --model.init_args.net.init_args.checkpoint, "
                     f"or pass --task.from_clip true to start from CLIP's weights (recorded in results.json)"
                 )
             if not Path(start).is_file():
                 raise FileNotFoundError(
                     f"{self.spec.name} starts from a Kinetics-400-trained model: {start} not found. Train it with "
-                    f"`python train.py fit --config tasks/supervised_k400.yaml`, point --task.init_weights at "
+                    f"`python train.py fit --config tasks/zero_shot_k400.yaml`, give an official TC-CLIP zero-shot "
+                    f"release with --model.init_args.net.init_args.checkpoint FILE, point --task.init_weights at "
                     f"another weights.pt/.ckpt, or pass --task.from_clip true to start from CLIP's weights"
                 )
         elif self.config.init_weights and not self.config.from_clip and not Path(self.config.init_weights).is_file():
@@ -394,7 +412,7 @@ class TaskRunner:
     def _initial_state(self) -> tuple[dict, bool]:
         """The starting weights (init_weights, or the net's own) and whether the model has trainable parameters."""
         model, _, _ = self._evaluation_parts()
-        if self.config.init_weights and not self.config.from_clip:
+        if self._start() == self.config.init_weights and not self.config.from_clip:
             model.load_state_dict(_read_state(Path(self.config.init_weights), "--task.init_weights"))
         trains = any(p.requires_grad for p in model.parameters())
         return {k: v.detach().clone() for k, v in model.state_dict().items()}, trains
@@ -402,6 +420,7 @@ class TaskRunner:
     def fit(self, ckpt_path: str | None = None) -> Results:
         """Run every phase and test (skipping finished ones); returns the results record."""
         initial, trains = self._initial_state()
+        self._trainable = trains
         if not trains:
             rank_zero_info(
                 f"[{self.spec.name}] the net has no trainable parameters: evaluation-only, so the "
@@ -425,7 +444,11 @@ class TaskRunner:
         where = phase_dir.relative_to(self.run_dir).as_posix()
         cfg = self.phase_config(phase.name)
         done = phase_dir / "phase.json"
-        if done.is_file():
+        manifest = (cfg.data.get("init_args") or {}).get("synthetic_manifest") if phase.source in GENERATED else None
+        ident = phase_config.identity(cfg, state, manifest)  # issue 27: reuse only the same configuration
+        zero = rank_zero_only.rank == 0
+        reuse = phase_config.check(phase_dir, ident, where, self.config.overwrite, delete=zero)
+        if reuse and done.is_file():
             record = json.loads(done.read_text())
             _, datamodule, _ = self._build_data_only(cfg)
             _use_labels(datamodule, phase_labels(phase, self.config))
@@ -436,12 +459,22 @@ class TaskRunner:
                 )
             rank_zero_info(f"[{self.spec.name}] phase {where!r} already finished ({done}); skipping it")
             return self._load_phase(phase_dir)
+        if zero and not reuse:
+            phase_config.record(phase_dir, ident)
+        seed = cfg.get("seed_everything")
+        seed_everything(0 if seed in (None, True, False) else int(seed), verbose=False)  # a phase = f(config, start)
         model, datamodule, init = self._build(cfg)
         model.load_state_dict(state)
         _use_labels(datamodule, phase_labels(phase, self.config))
         datamodule.set_phase(phase.source, phase.train_list)
+        selection = selection_for(self.spec.protocol)  # the protocol's model selection (tasks/selection.py)
+        if selection.validates(phase.name):
+            datamodule.val_list = selection.val_list
         self._save_config(cfg, phase_dir)
         validate = phase.source in ("real", "mixed") and getattr(datamodule, "val_list", None) is not None
+        every = (
+            min(selection.every_n_epochs, init.trainer.get("max_epochs") or 1) if selection.validates(phase.name) else 1
+        )
         checkpoints = [
             ModelCheckpoint(
                 dirpath=phase_dir / "checkpoints",
@@ -450,6 +483,7 @@ class TaskRunner:
                 mode="max",
                 save_top_k=1 if validate else 0,
                 save_last=True,
+                enable_version_counter=False,  # one last.ckpt per folder (a resumed run overwrites it)
             )
         ]
         if self.config.checkpoint_every_n_steps:  # a second writer of last.ckpt, mid-epoch
@@ -458,19 +492,24 @@ class TaskRunner:
                     dirpath=phase_dir / "checkpoints",
                     save_top_k=0,
                     save_last=True,
+                    enable_version_counter=False,
                     every_n_train_steps=self.config.checkpoint_every_n_steps,
                 )
             )
         last = phase_dir / "checkpoints" / "last.ckpt"
-        resume_step = _readable_checkpoint(last) if last.is_file() else None
-        if last.is_file() and resume_step is None:
+        resume_step = _readable_checkpoint(last) if reuse and last.is_file() else None
+        if reuse and last.is_file() and resume_step is None:
             last.replace(last.with_suffix(".ckpt.unreadable"))
             rank_zero_warn(
                 f"[{self.spec.name}] {last} is unreadable (killed while it was written?); kept as "
                 f"{last.name}.unreadable, phase {where!r} starts over"
             )
         trainer = self._trainer(
-            init, where, checkpoints, purge_step=resume_step, **({} if validate else {"limit_val_batches": 0})
+            init,
+            where,
+            checkpoints,
+            purge_step=resume_step,
+            **({"check_val_every_n_epoch": every} if validate else {"limit_val_batches": 0}),
         )
         if resume_step is not None:
             rank_zero_info(f"[{self.spec.name}] resuming phase {where!r} from {last} (step {resume_step})")
@@ -500,8 +539,10 @@ class TaskRunner:
                 "seconds": round(time.time() - started, 1),
                 "weights": "weights.pt",
                 "config": "config.yaml",
+                "config_hash": ident["hash"],
                 "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
                 "data": datamodule.skip_report() if hasattr(datamodule, "skip_report") else None,  # issue 16
+                "best": save_best(checkpoints[0], phase_dir) if validate else None,  # tasks/selection.py
             }
             write_text_atomic(done, json.dumps(record, indent=2) + "\n")
         trainer.strategy.barrier()
@@ -532,6 +573,7 @@ class TaskRunner:
 
     def _evaluate(self, ckpt_path: str | None, rerun: bool, stage: str) -> list:
         initial, self._trainable = self._initial_state()
+        self._ckpt_path = ckpt_path
         out = []
         for split in self.spec.plan():
             state, weights = self._weights_of(split, ckpt_path)
@@ -567,13 +609,48 @@ class TaskRunner:
             final = self._final_phase_dir(split)
             finished = final is not None and (final / "phase.json").is_file()
             weights = str(final / "weights.pt") if finished else self._start()
-        return [self._test(split, test, state, rerun, stage, weights) for test in split.tests]
+        variants = self._selected(split, state, weights)
+        return [self._test(split, test, s, rerun, stage, w, tag) for s, w, tag in variants for test in split.tests]
 
-    def _test(self, split: Split, test: Test, state: dict, rerun: bool, stage: str, weights: str):
-        """Evaluate `state` on one list of a split, from the evaluation config (`recipe.test`)."""
-        test_dir = self.run_dir / split.name / ("test" if stage == "test" else stage) / test.name
+    def _selected(self, split: Split, state: dict, weights: str) -> list[tuple[dict, str, str]]:
+        """(weights, their name, tag) of each evaluation of a split, per the protocol's rule (tasks/selection.py):
+        the selected weights (tag ""), then the last epoch's ("last") and the WiSE-FT ensemble ("wise_ft")."""
+        selection = selection_for(self.spec.protocol)
+        final = None if getattr(self, "_ckpt_path", None) else self._final_phase_dir(split)
+        done = final / "phase.json" if final is not None else None
+        best = (json.loads(done.read_text()).get("best") if done and done.is_file() else None) or None
+        out = [(state, weights, "")]
+        if selection.rule == "best_val" and best and final.name == selection.phase:
+            chosen = torch.load(final / best["weights"], map_location="cpu", weights_only=True)
+            out = [(chosen, str(final / best["weights"]), "")] + (
+                [(state, weights, "last")] if selection.also_last else []
+            )
+        if selection.wise_ft and getattr(self, "_trainable", True):
+            fused = wise_ft(out[0][0], self._clip_state(), selection.wise_ft)
+            out.append((fused, f"WiSE-FT {selection.wise_ft}: {out[0][1]} with CLIP's weights", "wise_ft"))
+        return out
+
+    def _clip_state(self) -> dict:
+        """The net's own (CLIP) weights, built without a release checkpoint: WiSE-FT's partner."""
+        if getattr(self, "_clip", None) is None:
+            cfg = self.phase_config(None)
+            if cfg.get("model.init_args.net.init_args.checkpoint") is not None:
+                cfg["model.init_args.net.init_args.checkpoint"] = None
+            states = _collect_rng_states()
+            model = self.parser.instantiate_classes(cfg).model
+            _set_rng_states(states)
+            self._clip = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return self._clip
+
+    def _test(self, split: Split, test: Test, state: dict, rerun: bool, stage: str, weights: str, tag: str = ""):
+        """Evaluate `state` on one list of a split, from the evaluation config (`recipe.test`); a `tag` (e.g. the
+        WiSE-FT row) tests under `<stage>_<tag>/` and reports in the summary group `tag`."""
+        folder = ("test" if stage == "test" else stage) + (f"_{tag}" if tag else "")
+        test_dir = self.run_dir / split.name / folder / test.name
         done = test_dir / "test.json"
-        if stage == "test" and done.is_file() and not rerun:
+        ident = phase_config.identity(self.phase_config(None), state) if stage == "test" else None
+        current = ident is not None and (phase_config.recorded(test_dir) or {}).get("hash") == ident["hash"]
+        if stage == "test" and done.is_file() and not rerun and current:  # same weights and evaluation config
             rank_zero_info(f"[{self.spec.name}] test {test_dir.relative_to(self.run_dir)} already done; skipping it")
             return TestResult(**json.loads(done.read_text()))
         model, datamodule, init = self._evaluation_parts()
@@ -601,7 +678,7 @@ class TaskRunner:
         result = TestResult(
             split=split.name or test.name,
             test=test.name,
-            group=test.group,
+            group=tag or test.group,
             test_list=test.test_list,
             label_file=str(datamodule.label_file),
             metrics={k: v for k, v in metrics.items() if v is not None},
@@ -612,6 +689,7 @@ class TaskRunner:
             test_dir.mkdir(parents=True, exist_ok=True)
             record_excluded(test_dir, datamodule, test.test_list)  # data accounting (issue 16)
             write_text_atomic(done, json.dumps(result.__dict__, indent=1) + "\n")
+            phase_config.record(test_dir, ident)
         return result
 
     def _predict(self, trainer: Trainer, model: LightningModule, datamodule, out_dir: Path) -> Path:
@@ -660,6 +738,7 @@ class TaskRunner:
             "XCLIP": "X-CLIP",
             "CLIPZeroShot": "CLIP",
             "MILAnomalyModule": "MIL",
+            "XCLIPMIL": "MIL",
         }.get(net, net)
         ours = trained_synthetic
         model_args = (cfg.model or {}).get("init_args", {})
@@ -668,7 +747,7 @@ class TaskRunner:
             "model": net_path,  # Results.model: the net's class path (the report's row name)
             "method": f"{net_name}+Ours" if ours else net_name,
             "variant": "ours" if ours else "baseline",
-            "start": "clip" if self.config.from_clip else self._start(),
+            "start": self._start(),  # a net checkpoint (release) is loaded even with --task.from_clip
             "loss": {key: _plain(model_args.get(key)) for key in ("loss", "synthetic_loss") if key in model_args},
             "loss_variant": cfg.loss.name,
             "prompts_variant": cfg.prompts.name,
@@ -715,16 +794,23 @@ class TaskRunner:
             synthetic_manifest=manifest,
             prompts=_prompt_source(manifest),
             synthetic_classes=self.config.synthetic_classes,
-            init_weights=None if self.config.from_clip else self.config.init_weights,
+            init_weights=self.config.init_weights if self._start() == self.config.init_weights else None,
             config_hash=self.config_hash(),
             model=variant["model"],
+            checkpoint=selection_for(self.spec.protocol).describe(),  # tasks/selection.py
+            class_names=getattr(datamodule, "class_text_source", "csv"),  # datamodules/label_text.py
             phases=[p.name for p in self.spec.phases] + sorted({p.name for s in plan for p in s.phases}),
             tests=tests,
             summary=summarise(tests),
         )
         results.metrics = {k: v["mean"] for k, v in results.summary.items()}
         if rank_zero_only.rank == 0:
-            record = {**dataclasses.asdict(results), **variant, "ckpt_path": ckpt_path}
+            hashes = {}  # issue 27: the configuration each tested phase's weights came from
+            for split in plan if not ckpt_path else ():
+                for phase in self._phases(split):
+                    where = Path(split.name if phase in split.phases else "") / phase.name
+                    hashes[where.as_posix()] = (phase_config.recorded(self.run_dir / where) or {}).get("hash")
+            record = {**dataclasses.asdict(results), **variant, "ckpt_path": ckpt_path, "phase_config_hashes": hashes}
             text, data_lines = with_data_section(json.dumps(record, indent=1) + "\n", self.run_dir)  # issue 16
             write_text_atomic(self.run_dir / "results.json", text)
             table = task_table([results]) + (f"\n\n{data_lines}" if data_lines else "")

@@ -209,9 +209,32 @@ def run_program(tokens: list[str], monkeypatch, parse: bool) -> _Parsed:
     return _Parsed(None)  # ran without argparse (e.g. `tasks list`): it returned
 
 
+def jsonargparse_program(tokens: list[str]):
+    """The `__main__` of a program configured by jsonargparse.CLI (a `COMMANDS` dict of functions), else None."""
+    module = importlib.import_module(f"{tokens[0]}.__main__")
+    return module if hasattr(module, "COMMANDS") else None
+
+
+def jsonargparse_options(module, tokens: list[str]) -> tuple[set[str], list[str]]:
+    """The options of the command the tokens name (from its function's signature), and the tokens after it."""
+    node, rest = module.COMMANDS, module.normalise(tokens)
+    while isinstance(node, dict):
+        if not rest:  # the program (or a group) named alone, e.g. `python -m datamodules`
+            return {"--config", "--print_config", "--help"}, []
+        assert rest[0] in node, f"no subcommand {rest[:1]}; have {sorted(node)}"
+        node, rest = node[rest[0]], rest[1:]
+    return {f"--{p}" for p in inspect.signature(node).parameters} | {"--config", "--print_config", "--help"}, rest
+
+
 @pytest.mark.parametrize("command", PROGRAM_LINES)
 def test_program_command_parses(command, monkeypatch):
     tokens = shlex.split(command)[2:]
+    module = jsonargparse_program(tokens)
+    if module is not None:  # parsed by jsonargparse: --print_config parses the whole line and exits 0
+        with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as exit_info:
+            module.main([*tokens[1:], "--print_config"])
+        assert exit_info.value.code in (0, None), command
+        return
     parsed = run_program(tokens, monkeypatch, parse=True)
     assert parsed.parser is None or parsed.namespace is not None
 
@@ -230,6 +253,12 @@ def subparser(parser: argparse.ArgumentParser, tokens: list[str]) -> tuple[argpa
 @pytest.mark.parametrize("command", INLINE_PROGRAM)
 def test_inline_program_command_names_existing_subcommand_and_options(command, monkeypatch):
     tokens = shlex.split(command)[2:]
+    module = jsonargparse_program(tokens)
+    if module is not None:
+        options, rest = jsonargparse_options(module, tokens[1:])
+        unknown = [t.split("=")[0] for t in rest if t.startswith("--") and t.split("=")[0] not in options]
+        assert not unknown, f"{command}: no such option(s) {unknown}"
+        return
     if tokens[0] == "tasks" and tokens[1:2] == ["list"]:
         return  # no parser: `list` is dispatched by hand (and cheap); test_program_command_parses runs it
     if tokens[0] == "tasks":  # report / evaluate-anomaly build their parser after dispatch

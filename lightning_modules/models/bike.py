@@ -25,8 +25,8 @@ What the reference's zero-shot setting does, and this default follows: the K400-
 (Transf + VCS; `tm` / `joint_st` off; the attribute branch belongs to the separate "V+A" K400 ViT-B/32 model),
 the text tower frozen (`fix_text: True`; class features are then computed once per class list), CLIP's
 parameters at 1/10 of the temporal module's learning rate (`clip_ratio: 0.1`). Its loss over a batch is
-`bike_nce_loss` (below); the paper this project implements trains on synthetic clips with its own losses, which
-`VideoCLIPModule` applies to these logits. Official checkpoints load through `bike_checkpoint.py`.
+`bike_nce_loss` (below; `loss: {name: nce}` selects it, `lightning_modules.losses`); the paper this project
+implements trains on synthetic clips with its own losses, which `VideoCLIPModule` applies to these logits. Official checkpoints load through `bike_checkpoint.py`.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from lightning_modules.models.clip import TextFeatureCache, clear_text_cache, create_clip, text_tower_parameters
+from lightning_modules.models.normalisation import CLIP_MEAN, CLIP_STD
 from lightning_modules.models.spec import InputSpec, image_side
 from lightning_modules.models.text import split_camel_case
 
@@ -230,7 +230,8 @@ class BIKE(nn.Module):
         num_frames: frames per clip; the datamodule takes it.
     """
 
-    input_mean, input_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+    # OpenAI CLIP's statistics, as BIKE trains and tests (whwu95/BIKE test_zeroshot.py `input_mean`/`input_std`)
+    input_mean, input_std = CLIP_MEAN, CLIP_STD
 
     def __init__(
         self,

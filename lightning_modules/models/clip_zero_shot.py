@@ -8,6 +8,7 @@ finds no trainable parameter). The class-name features are computed once per cla
 
 from __future__ import annotations
 
+from lightning_modules.models.normalisation import CLIP_MEAN, CLIP_STD
 from lightning_modules.models.vifi_clip import ViFiCLIP
 
 
@@ -21,6 +22,8 @@ class CLIPZeroShot(ViFiCLIP):
         prompt: text template filled with each class name.
         num_frames: frames per clip whose features are averaged; the datamodule takes it.
     """
+
+    input_mean, input_std = CLIP_MEAN, CLIP_STD  # OpenAI CLIP's own preprocessing (not ViFi-CLIP's ImageNet's)
 
     def __init__(
         self,

@@ -24,11 +24,11 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from lightning_modules.models.clip import create_clip
+from lightning_modules.models.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from lightning_modules.models.spec import InputSpec, image_side
 from lightning_modules.models.text import split_camel_case
 
@@ -136,7 +136,8 @@ class TCCLIP(nn.Module):
             --gpu` before relying on it.
     """
 
-    input_mean, input_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+    # ImageNet statistics, as TC-CLIP trained (naver-ai/tc-clip datasets/build.py `img_norm_cfg`)
+    input_mean, input_std = IMAGENET_MEAN, IMAGENET_STD
 
     def __init__(
         self,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
 from lightning_modules.models.clip import TextFeatureCache, clear_text_cache, create_clip, text_tower_parameters
+from lightning_modules.models.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from lightning_modules.models.spec import InputSpec, image_side
 from lightning_modules.models.text import split_camel_case
 
@@ -33,7 +33,8 @@ class ViFiCLIP(nn.Module):
         num_frames: frames per clip (frame features are mean-pooled, so any count runs); the datamodule takes it.
     """
 
-    input_mean, input_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD  # the frame normalisation CLIP was trained on
+    # ImageNet statistics, as ViFi-CLIP trained (muzairkhattak/ViFi-CLIP datasets/build.py `img_norm_cfg`)
+    input_mean, input_std = IMAGENET_MEAN, IMAGENET_STD
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ from torch import nn
 from transformers import AutoTokenizer, BatchEncoding, XCLIPConfig, XCLIPModel
 
 from lightning_modules.models.clip import TextFeatureCache, clear_text_cache
+from lightning_modules.models.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from lightning_modules.models.spec import InputSpec
 from lightning_modules.models.text import split_camel_case
 
@@ -81,10 +82,9 @@ class XCLIP(nn.Module):
             UMIL does when it loads the 8-frame release. None: the weights' (or config's) count.
     """
 
-    # The released X-CLIP weights were trained on ImageNet-normalised frames (the hub's preprocessor_config:
-    # VideoMAE feature extractor), not CLIP's statistics; data pipelines feeding pretrained weights should use these.
-    input_mean = (0.485, 0.456, 0.406)
-    input_std = (0.229, 0.224, 0.225)
+    # ImageNet statistics, as X-CLIP trained (microsoft/VideoX X-CLIP/datasets/build.py `img_norm_cfg`; the hub's
+    # preprocessor_config agrees), not CLIP's.
+    input_mean, input_std = IMAGENET_MEAN, IMAGENET_STD
 
     def __init__(
         self,

@@ -39,6 +39,8 @@ class XCLIPMIL(nn.Module):
         grad_checkpointing: transformers' activation checkpointing in training.
     """
 
+    input_mean, input_std = XCLIP.input_mean, XCLIP.input_std  # ImageNet's (ktr-hubrt/UMIL datasets/build.py)
+
     def __init__(
         self,
         name_or_path: str = "microsoft/xclip-base-patch32",

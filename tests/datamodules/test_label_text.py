@@ -80,3 +80,19 @@ def test_samples_say_whether_they_are_generated_and_training_uses_the_recipes_au
     train, test = dm._dataset(clips, train=True).transform, dm._dataset(clips, train=False).transform
     assert (train.color_jitter, train.grayscale, train.flip) == (0.8, 0.2, True)  # TC-CLIP default_aug.yaml
     assert not test.train
+
+
+def test_optional_label_text_falls_back_to_the_csv_names_and_says_which(tmp_path):
+    labels = _labels(tmp_path)
+    names = ["brush_hair", "cartwheel", "ApplyEyeMakeup"]
+    absent = ActionDataModule(str(labels), label_text={"main": "absent_llm.json"}, label_text_required=False)
+    assert absent.class_texts == names and absent.class_text_source == "csv"
+    present = ActionDataModule(
+        str(labels),
+        label_files={"base": "base.csv"},
+        label_text={"main": "llm.json", "base": "absent_llm.json"},
+        label_text_required=False,
+    )
+    assert present.class_text_source == "llm: llm.json" and present.class_texts[1].startswith("Cartwheel: ")
+    with pytest.raises(FileNotFoundError, match=r"absent_llm\.json; fix `--data.label_text`"):
+        _ = ActionDataModule(str(labels), label_text={"main": "absent_llm.json"}).class_texts

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from datamodules.action import ActionDataModule
 from datamodules.mixing import MixedDataLoader, MixedDataset, MixedSampler, _draw, realised_fraction
+from datamodules.resume import ResumableLoader
 from datamodules.splits import topup, topup_target
 from lightning_modules.losses import LossConfig, action_loss
 
@@ -354,7 +355,7 @@ def test_mixed_batches_carry_origin_and_uncertainty_and_skip_within_their_source
     dm.set_phase("mixed", "train_lt.txt")
     dm.setup("fit")
     loader = dm.train_dataloader()
-    assert isinstance(loader, MixedDataLoader) and len(loader.sampler) == 20  # 10 real in 5 batches of 2 + 2 generated
+    assert isinstance(loader, ResumableLoader) and len(loader.sampler) == 20  # 10 real in 5 batches of 2 + 2 generated
     batches = list(loader)
     for batch in batches:
         synthetic = batch["synthetic"]

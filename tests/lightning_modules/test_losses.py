@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from datamodules.action import ActionDataModule
 from datamodules.datasets import Clip, filter_uncertain
 from datamodules.manifest import ManifestRow, append_manifest_rows
-from lightning_modules.losses import LossConfig, action_loss
+from lightning_modules.losses import LossConfig, action_loss, nce_loss
 
 NAN = math.nan
 LOGITS = [[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 1.0, 3.0]]  # (B=3, K=3)
@@ -165,3 +165,25 @@ def test_datamodule_drops_and_logs_the_uncertain_synthetic_clips(tmp_path, caplo
     dm.check_uncertainty("ul")  # scored: fine
     with pytest.raises(ValueError, match="set `--data.uncertainty_filter_quantile`"):
         ActionDataModule(str(tmp_path / "labels.csv")).check_uncertainty("uf")
+
+
+def test_nce_is_bikes_in_batch_loss_on_hand_computed_values():
+    """S = logits[:, labels]; target rows softmax(10 [y_i == y_j]); mean of the row and column KLs, worked out by
+    hand (math, not torch) for a batch of distinct labels and one with a repeated label."""
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    assert nce_loss(logits, torch.tensor([0, 1])).item() == pytest.approx(0.21966356849741056, rel=1e-5)
+    logits = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 2.0]])  # S = [[1, 1, 0], [.5, .5, .5], [0, 0, 2]]
+    assert nce_loss(logits, torch.tensor([0, 0, 1])).item() == pytest.approx(0.2653098678004253, rel=1e-5)
+
+
+def test_nce_equals_bikes_kl_div_formulation_and_refuses_mixup():
+    from lightning_modules.models import DemoNet
+    from lightning_modules.video_clip import VideoCLIPModule
+
+    logits, labels = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 1, 2, 3, 0])
+    sim = logits[:, labels]
+    gt = (labels[:, None] == labels[None, :]).float()
+    bike = lambda s: torch.nn.KLDivLoss(reduction="mean")(s.log_softmax(1), (gt * 10).softmax(1)) * len(s)  # noqa: E731
+    assert nce_loss(logits, labels).item() == pytest.approx(((bike(sim) + bike(sim.T)) / 2).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="without mixup"):
+        VideoCLIPModule(DemoNet(), loss=LossConfig(name="nce"))

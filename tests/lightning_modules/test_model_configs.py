@@ -33,6 +33,7 @@ TINY_OVERRIDES = {  # net class name -> init_args replacing the full-size weight
         "num_context_tokens": 5,
         "merges_per_step": 2,
         "num_frames": FRAMES,
+        "context_length": 30,  # the tiny CLIP has 32 text positions; the paper config has 77
     },
     "BIKE": {"arch": "synthact-tiny", "pretrained": None, "temporal_layers": 2, "num_frames": FRAMES},
 }

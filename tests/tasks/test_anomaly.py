@@ -295,6 +295,11 @@ def test_end_to_end_smoke_run_reaches_auc_on_planted_signal(tmp_path, capsys):
     assert {"test/sultani/auc", "test/sultani/auc_a"} <= set(metrics)
     for phase, steps in (("pretrain", 1 * 1), ("train", 4 * 3)):  # epochs x (videos // batch 4)
         assert json.loads((run / phase / "phase.json").read_text())["steps"] == steps
+    # the report reads what the run wrote: Table 5's MIL row with both AUCs (in %, two decimals)
+    capsys.readouterr()
+    assert tasks_main(["report", str(run)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| MIL+Ours |"))
+    assert row.endswith(f"| {100 * metrics['test/auc']:.2f} | {100 * metrics['test/auc_a']:.2f} |")
     # `test` re-tests the finished run's final weights: the same numbers
     (run / "results.json").unlink()
     train.main(args=_e2e_args("test", world, runs))

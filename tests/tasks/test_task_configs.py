@@ -15,7 +15,7 @@ from train import main
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = [t for t in list_tasks() if (ROOT / f"tasks/{t}.yaml").is_file()]
-ACTION = {"few_shot", "zero_shot", "base2novel", "long_tail", "supervised"}
+ACTION = {"few_shot", "zero_shot", "base2novel", "long_tail", "supervised", "zero_shot_start"}
 
 EXPECTED = {  # (source or protocol, phase) -> (total batch, epochs, lr): naver-ai/tc-clip configs/*.yaml
     ("synthetic", "train"): (256, 10, 8e-6),
@@ -25,6 +25,7 @@ EXPECTED = {  # (source or protocol, phase) -> (total batch, epochs, lr): naver-
     ("long_tail", "train"): (64, 50, 2e-6),
     ("base2novel", "finetune"): (64, 12, 3.33e-6),
     ("supervised", "train"): (512, 30, 2.2e-5),
+    ("zero_shot_start", "train"): (256, 10, 8e-6),  # zero_shot_k400: configs/zero_shot.yaml on K400
 }
 
 
