@@ -180,10 +180,12 @@ def run_bare(args, data: Path) -> dict:
     from lightning_modules.losses import LossConfig, soft_cross_entropy, soft_targets
     from lightning_modules.models import DemoNet
     from lightning_modules.video_clip import warmup_cosine
+    from tasks.runner import phase_seed
 
     start, cpu = time.perf_counter(), time.process_time()
     seed_everything(SEED, workers=True, verbose=False)
     net = DemoNet(width=args.width, embed_dim=args.embed_dim, context_length=8)
+    seed_everything(phase_seed(SEED, "finetune"), workers=True, verbose=False)  # as the runner seeds the phase
     init = overlay(data, data, args.epochs, args.batch_size, args.width, args.embed_dim, args.lr)["data"]["init_args"]
     dm = ActionDataModule(**init)
     dm.set_phase("real", f"train1_few_shot_{args.shots}.txt")
@@ -198,7 +200,6 @@ def run_bare(args, data: Path) -> dict:
         optimizer, partial(warmup_cosine, warmup=warmup, total=total, min_ratio=0.0)
     )
     ce = LossConfig(name="ce")
-    seed_everything(SEED, workers=True, verbose=False)  # as the runner: each phase starts from its seed
     net.train()
     for epoch in range(args.epochs):
         loader.sampler.set_epoch(epoch)  # as Lightning's fit loop does: each epoch its own seeded order

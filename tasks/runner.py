@@ -33,6 +33,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -462,7 +463,9 @@ class TaskRunner:
         if zero and not reuse:
             phase_config.record(phase_dir, ident)
         seed = cfg.get("seed_everything")
-        seed_everything(0 if seed in (None, True, False) else int(seed), verbose=False)  # a phase = f(config, start)
+        # a phase = f(config, start): its own random stream, from the run's seed and the phase's place in the run
+        # (phases of one run must not replay one another's draws: same bag order, same crops)
+        seed_everything(phase_seed(0 if seed in (None, True, False) else int(seed), where), verbose=False)
         model, datamodule, init = self._build(cfg)
         model.load_state_dict(state)
         _use_labels(datamodule, phase_labels(phase, self.config))
@@ -825,6 +828,11 @@ def _prompt_source(manifest: str | None) -> str | None:
     if manifest is None or not Path(manifest).is_file():
         return None
     return prompt_provenance(manifest)["prompts"]
+
+
+def phase_seed(seed: int, where: str) -> int:
+    """The seed of the phase at `where` (e.g. `s1/finetune`) of a run seeded `seed`: stable across processes."""
+    return (seed + zlib.crc32(where.encode())) % 2**31
 
 
 def _plain(value):

@@ -56,7 +56,8 @@ def test_bike_tiny_trains_through_zero_shot_from_given_start_weights(smoke_data,
         assert any(k.startswith(part) for k in changed), f"fine-tuning left {part}* unchanged"
     assert not any(k.startswith("net.clip.transformer.") for k in changed)  # text tower frozen (fix_text)
     results = json.loads((run / "results.json").read_text())
-    assert sorted(t["test"] for t in results["tests"]) == ["val1", "val2", "val3"]
+    assert sorted(t["test"] for t in results["tests"] if t["group"] == "test") == ["val1", "val2", "val3"]
+    assert sorted(t["test"] for t in results["tests"] if t["group"] == "wise_ft") == ["val1", "val2", "val3"]
     assert all(0.0 <= t["metrics"]["test/top1"] <= 1.0 for t in results["tests"])
     assert results["synthetic_manifest"].endswith("manifest.jsonl")
     capsys.readouterr()
