@@ -19,7 +19,6 @@ with OMP_NUM_THREADS fixed (`--threads`): same machine + same command -> same nu
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from jsonargparse import ActionConfigFile, ArgumentParser
 
 DATA = Path("data/demo")  # the task YAMLs read the build from here
 UNRELIABLE = "ie_unreliable"  # generation.demo.UNRELIABLE
@@ -277,7 +277,8 @@ def write_summary(root: Path, seeds: list[int], extra: dict | None = None) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.demo", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m tasks.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options (--print_config)")
     parser.add_argument("--root", default="runs/demo", help="run folder (default runs/demo)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of every run (default 2)")
