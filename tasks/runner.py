@@ -333,7 +333,7 @@ class TaskRunner:
             phase = None if self.config.print_phase == "test" else self.config.print_phase
             print(self.parser.dump(self.phase_config(phase), skip_unset=False))
             raise SystemExit(0)
-        # A recipe shared by several protocols (e.g. configs/demo.yaml's) may name phases of other tasks; a name
+        # A recipe shared by several protocols (e.g. configs/recipes/demo.yaml) may name phases of other tasks; a name
         # no registered task has is a typo.
         specs = [get_task(name) for name in list_tasks()]
         known = {p.name for spec in specs for s in spec.plan() for p in (*spec.phases, *s.phases)}
