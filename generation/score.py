@@ -185,14 +185,15 @@ def score_manifest(
                 f"which is not in {labels}; score with the label CSV the set was made from"
             )
 
+    if arch == "demo" and checkpoint is None:  # checked whether or not clips are left to encode
+        raise ValueError(
+            "--arch demo needs --checkpoint: the weights.pt of `train.py fit --config tasks/demo_scorer.yaml`"
+        )
+
     # 1. Encode the clips that have no entropy yet; save the manifest as we go.
     todo = [i for i, row in enumerate(rows) if rescore or row.entropy is None]
     seconds = 0.0
     if todo and arch == "demo":  # the demo world's stand-in CLIP (generation/stand_in.py)
-        if checkpoint is None:
-            raise ValueError(
-                "--arch demo needs --checkpoint: the weights.pt of `train.py fit --config tasks/demo_scorer.yaml`"
-            )
         from generation.stand_in import StandInEncoder
 
         encoder = StandInEncoder(checkpoint, num_frames=num_frames, views=views, device=device)

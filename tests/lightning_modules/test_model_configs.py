@@ -36,6 +36,7 @@ TINY_OVERRIDES = {  # net class name -> init_args replacing the full-size weight
         "context_length": 30,  # the tiny CLIP has 32 text positions; the paper config has 77
     },
     "BIKE": {"arch": "synthact-tiny", "pretrained": None, "temporal_layers": 2, "num_frames": FRAMES},
+    "DemoNet": {"width": 4, "embed_dim": 16, "num_frames": FRAMES, "image_size": SIZE},
 }
 
 

@@ -100,7 +100,11 @@ def test_kill_9_mid_epoch_then_rerun_gives_the_uninterrupted_weights_and_metrics
     reference = tmp_path / "whole/few_shot_k2"
     phase = tmp_path / "few_shot_k2/finetune"
     assert torch.load(phase / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 2
-    main(args)
+    rerun = subprocess.run(  # the rerun a user types after the kill: a fresh process too
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming phase 'finetune'" in rerun.stderr
     ours, theirs = (
         torch.load(r / "finetune/weights.pt", weights_only=True) for r in (tmp_path / "few_shot_k2", reference)
     )
