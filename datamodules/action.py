@@ -48,7 +48,7 @@ from datamodules.manifest import read_manifest
 from datamodules.mixing import MIX_RULES, MixedDataset, MixedSampler, MixRule, global_seed
 from datamodules.resume import EpochSampler, ResumableLoader
 from datamodules.splits import topup, topup_target
-from datamodules.transforms import CLIP_MEAN, CLIP_STD, VideoTransform
+from datamodules.transforms import CLIP_MEAN, CLIP_STD, CROP_SCALES, VideoTransform
 from datamodules.video import VideoDecodeError
 
 Source = Literal["real", "synthetic", "mixed"]
@@ -95,6 +95,11 @@ class ActionDataModule(L.LightningDataModule):
         grayscale: probability of greyscale per training clip (TC-CLIP recipe: 0.2).
         flip: horizontal flip with probability 0.5 in training (TC-CLIP: on, except for SSv2, where
             left/right is part of the label).
+        crop_scales: training crop sides as fractions of the short side (TSN's multi-scale crop, TC-CLIP's
+            1 / 0.875 / 0.75 / 0.66); `[1.0]` keeps the whole short side (a random place along the long side).
+        short_side: frames are resized to this shorter side before the crop (training: random crop; test:
+            centre crop of `image_size`). None: `image_size * 256 / 224` (256 for 224, TC-CLIP's); equal to
+            `image_size` for a test crop that keeps the whole short side.
         label_text: text the networks read instead of the class names, per label set: `{main: <json>,
             <label_files key>: <json>, ...}` (`main` is `label_file`), paths relative to `labels_dir`. Each JSON
             is TC-CLIP's LLM-rephrased labels (`{"0": "Brush hair: A person is ...", ...}`, ids of that
@@ -149,6 +154,8 @@ class ActionDataModule(L.LightningDataModule):
         color_jitter: float = 0.8,
         grayscale: float = 0.2,
         flip: bool = True,
+        crop_scales: tuple[float, ...] = CROP_SCALES,
+        short_side: int | None = None,
         label_text: dict[str, str] | None = None,
         label_text_required: bool = True,
         test_views: int = 2,
@@ -196,6 +203,9 @@ class ActionDataModule(L.LightningDataModule):
         if spec.get("mean") is not None and spec.get("std") is not None:
             self.input_mean, self.input_std = tuple(spec["mean"]), tuple(spec["std"])
         self.color_jitter, self.grayscale, self.flip = color_jitter, grayscale, flip
+        self.crop_scales, self.short_side = tuple(crop_scales), short_side
+        if not self.crop_scales or not all(0.0 < c <= 1.0 for c in self.crop_scales):
+            raise ValueError(f"`--data.crop_scales` are fractions of the short side in (0, 1], got {crop_scales}")
         self.label_text = dict(label_text or {})
         self.label_text_required = label_text_required
         self.test_views = test_views
@@ -426,7 +436,13 @@ class ActionDataModule(L.LightningDataModule):
     def _dataset(self, clips: list[Clip], train: bool) -> VideoDataset:
         augment = {"flip": self.flip, "color_jitter": self.color_jitter, "grayscale": self.grayscale} if train else {}
         transform = VideoTransform(
-            train=train, size=self.image_size, mean=self.input_mean, std=self.input_std, **augment
+            train=train,
+            size=self.image_size,
+            short_side=self.short_side,
+            mean=self.input_mean,
+            std=self.input_std,
+            crop_scales=self.crop_scales,
+            **augment,
         )
         on_error = self.on_error if train else "raise"  # evaluation never substitutes a clip
         return VideoDataset(

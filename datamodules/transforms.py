@@ -56,6 +56,8 @@ class VideoTransform:
         mean: per-channel RGB mean in [0, 1], subtracted after scaling to [0, 1] (default: CLIP's).
         std: per-channel RGB std in [0, 1] (default: CLIP's).
         flip: flip the clip horizontally with probability 0.5 in training.
+        crop_scales: sides of the training crop as fractions of the short side (TSN's multi-scale crop; height
+            and width at most one step apart); `(1.0,)` crops the full short side at a random place.
         color_jitter: probability of a random brightness/contrast/saturation/hue change in training.
         grayscale: probability of converting the clip to greyscale (3 equal channels) in training.
     """
@@ -68,6 +70,7 @@ class VideoTransform:
         mean: tuple[float, float, float] = CLIP_MEAN,
         std: tuple[float, float, float] = CLIP_STD,
         flip: bool = True,
+        crop_scales: tuple[float, ...] = CROP_SCALES,
         color_jitter: float = 0.0,
         grayscale: float = 0.0,
     ) -> None:
@@ -75,6 +78,8 @@ class VideoTransform:
             short_side = round(size * 256 / 224)
         if short_side < size:
             raise ValueError(f"short_side ({short_side}) must be >= size ({size}) to crop a {size}px square")
+        if not crop_scales or not all(0.0 < c <= 1.0 for c in crop_scales):
+            raise ValueError(f"crop_scales are fractions of the short side in (0, 1], got {crop_scales}")
         for name, p in (("color_jitter", color_jitter), ("grayscale", grayscale)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1], got {p}")
@@ -84,13 +89,14 @@ class VideoTransform:
         self.mean = list(mean)
         self.std = list(std)
         self.flip = flip
+        self.crop_scales = tuple(crop_scales)
         self.color_jitter = color_jitter
         self.grayscale = grayscale
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(train={self.train}, size={self.size}, short_side={self.short_side}, "
-            f"flip={self.flip}, color_jitter={self.color_jitter}, grayscale={self.grayscale})"
+            f"flip={self.flip}, crop_scales={self.crop_scales}, color_jitter={self.color_jitter}, grayscale={self.grayscale})"
         )
 
     def __call__(self, clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -144,7 +150,7 @@ class VideoTransform:
     def _random_box(self, height: int, width: int, generator: torch.Generator | None) -> tuple[int, int, int, int]:
         """TSN multi-scale crop box (top, left, h, w) inside a height x width frame."""
         base = min(height, width)
-        sides = [max(1, int(base * s)) for s in CROP_SCALES]
+        sides = [max(1, int(base * s)) for s in self.crop_scales]
         pairs = [(h, w) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= 1]
         box_h, box_w = pairs[self._randint(len(pairs), generator)]
         top = self._randint(height - box_h + 1, generator)

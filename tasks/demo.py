@@ -25,6 +25,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +57,7 @@ ROWS = (
     Row("ie_ul", "unreliable IE pre-training, UL + 4-shot", "demo_ie_ul"),
 )
 TASKS = tuple(dict.fromkeys(r.task for r in ROWS))  # run order within a seed
+SCORED_TASKS = ("demo_ie_ul",)  # tasks whose loss reads the stand-in CLIP's uncertainty: they wait for the scores
 PAIRED = (("ie_ce", "ie_ul"),)  # rows that differ only in the loss: the chart joins each seed's two values
 
 
@@ -110,6 +113,70 @@ def run(command: list[str], log: Path, threads: int) -> float:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise RuntimeError(f"`{' '.join(command[1:])}` failed (exit {code}); last lines of {log}:\n{tail}")
     return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class Job:
+    """One command of the demo: it starts once the jobs named in `after` have finished."""
+
+    name: str
+    command: list[str]
+    log: Path
+    after: tuple[str, ...] = ()
+    task: str | None = None  # a demo task's run: its results.json is <root>/<task>/results.json
+    root: Path | None = None
+
+
+def jobs(root: Path, seeds: list[int]) -> list[Job]:
+    """Every command of a demo run, in start order: the stand-in CLIP and its scoring first (the UL rows read the
+    scores), then each seed's tasks; a task reading uncertainty waits for the scores."""
+    logs = root / "logs"
+    out = [
+        Job("stand-in CLIP", train_command("demo_scorer", root), logs / "demo_scorer.log"),
+        Job("score", score_command(root), logs / "score.log", after=("stand-in CLIP",)),
+    ]
+    for seed in seeds:
+        for task in TASKS:
+            after = ("score",) if task in SCORED_TASKS else ()
+            names = ", ".join(r.name for r in ROWS if r.task == task)
+            seed_root = root / f"seed{seed}"
+            command = train_command(task, seed_root, seed)
+            out.append(Job(f"seed {seed} {names}", command, logs / f"seed{seed}_{task}.log", after, task, seed_root))
+    return out
+
+
+def run_all(
+    todo: list[Job], parallel: int, threads: int, started: Callable[[Job], None], finished: Callable[[Job, float], None]
+) -> dict[str, float]:
+    """Run the jobs, `parallel` at a time (each with `threads` torch threads), each as soon as its `after` jobs
+    are done, in list order otherwise. A failure stops new starts; the running ones finish, then it is raised.
+    Returns each job's seconds. The numbers do not depend on `parallel`: every run is its own process."""
+    pending, seconds = list(todo), {}
+    running: dict[Future, Job] = {}
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        while pending or running:
+            ready = [j for j in pending if all(a in seconds for a in j.after)]
+            while failure is None and ready and len(running) < parallel:
+                job = ready.pop(0)
+                pending.remove(job)
+                started(job)
+                running[pool.submit(run, job.command, job.log, threads)] = job
+            if not running:
+                if failure is None and pending:
+                    raise RuntimeError(f"jobs wait on jobs that never run: {[j.name for j in pending]}")
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = running.pop(future)
+                if future.exception() is not None:
+                    failure = failure or future.exception()
+                    continue
+                seconds[job.name] = future.result()
+                finished(job, seconds[job.name])
+    if failure is not None:
+        raise failure
+    return seconds
 
 
 def check_build() -> None:
@@ -281,7 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options (--print_config)")
     parser.add_argument("--root", default="runs/demo", help="run folder (default runs/demo)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of every run (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of every run (default 1)")
+    parser.add_argument(
+        "--parallel", type=int, default=2, help="runs at a time (default 2: one per core); numbers do not change"
+    )
     parser.add_argument(
         "--fresh", action="store_true", help="delete the run folder first (else finished runs are kept)"
     )
@@ -294,50 +364,53 @@ def main(argv: list[str] | None = None) -> int:
     if args.fresh and root.exists():
         shutil.rmtree(root)
     start = time.perf_counter()
-    timings: dict[str, float] = {}
+    scorer: dict = {}
 
-    def step(name: str, command: list[str], log: Path) -> float:
-        print(f"[{time.perf_counter() - start:6.0f} s] {name}: {' '.join(command[1:])}", flush=True)
-        seconds = run(command, log, args.threads)
-        timings[name] = round(seconds, 1)
-        return seconds
+    def started(job: Job) -> None:
+        print(f"[{time.perf_counter() - start:6.0f} s] start {job.name}: {' '.join(job.command[1:])}", flush=True)
+
+    def finished(job: Job, seconds: float) -> None:
+        stamp = f"[{time.perf_counter() - start:6.0f} s] done  {job.name}"
+        if job.name == "score":
+            scorer.update(scorer_stats())
+            print(
+                f"{stamp}: stand-in CLIP {scorer['scorer_top1_reliable']:.1f}% top-1 on the reliable clips; "
+                f"uncertainty u of failed clips {scorer['u_mean_unreliable']:.2f} vs reliable "
+                f"{scorer['u_mean_reliable']:.2f} (AUROC {scorer['auroc']:.2f}, {scorer['unreliable_clips']}/"
+                f"{scorer['clips']} failed) ({seconds:.0f} s)",
+                flush=True,
+            )
+        elif job.task is not None:
+            results = json.loads((job.root / job.task / "results.json").read_text())
+            top1 = ", ".join(f"{r.name} {row_top1(results, r):.1f}" for r in ROWS if r.task == job.task)
+            print(f"{stamp}: {top1} top-1 % ({seconds:.0f} s)", flush=True)
+        else:
+            print(f"{stamp} ({seconds:.0f} s)", flush=True)
 
     try:
-        seconds = step("stand-in CLIP", train_command("demo_scorer", root), root / "logs" / "demo_scorer.log")
-        seconds += step("score", score_command(root), root / "logs" / "score.log")
-        scorer = scorer_stats()
-        print(
-            f"         stand-in CLIP: {scorer['scorer_top1_reliable']:.1f}% top-1 on the reliable clips; uncertainty "
-            f"u of failed clips {scorer['u_mean_unreliable']:.2f} vs reliable {scorer['u_mean_reliable']:.2f} "
-            f"(AUROC {scorer['auroc']:.2f}, {scorer['unreliable_clips']}/{scorer['clips']} failed) ({seconds:.0f} s)",
-            flush=True,
-        )
-        for seed in args.seeds:
-            for task in TASKS:
-                rows = [r for r in ROWS if r.task == task]
-                names = ", ".join(r.name for r in rows)
-                seed_root = root / f"seed{seed}"
-                seconds = step(
-                    f"seed {seed} {names}",
-                    train_command(task, seed_root, seed),
-                    root / "logs" / f"seed{seed}_{task}.log",
-                )
-                results = json.loads((seed_root / task / "results.json").read_text())
-                top1 = ", ".join(f"{r.name} {row_top1(results, r):.1f}" for r in rows)
-                print(f"         seed {seed}: {top1} top-1 % ({seconds:.0f} s)", flush=True)
+        timings = run_all(jobs(root, args.seeds), args.parallel, args.threads, started, finished)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     total = round(time.perf_counter() - start, 1)
     summary = write_summary(
-        root, args.seeds, {"scorer": scorer, "seconds": total, "step_seconds": timings, "threads": args.threads}
+        root,
+        args.seeds,
+        {
+            "scorer": scorer,
+            "seconds": total,
+            "step_seconds": {k: round(v, 1) for k, v in timings.items()},
+            "threads": args.threads,
+            "parallel": args.parallel,
+        },
     )
     print()
     print(table(summary))
     print()
     print(claims_text(summary["claims"]))
     print(
-        f"\nwall time {total:.0f} s ({args.threads} threads); {root / 'summary.json'}, {root / 'summary.png'}; "
+        f"\nwall time {total:.0f} s ({args.parallel} runs at a time, {args.threads} thread(s) each); "
+        f"{root / 'summary.json'}, {root / 'summary.png'}; "
         f"per-run tables: python -m tasks report {root}"
     )
     return 0 if all(c["holds"] for c in summary["claims"]) else 3

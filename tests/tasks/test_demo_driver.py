@@ -165,3 +165,39 @@ def test_the_driver_runs_only_user_commands():
     score = demo.score_command(Path("runs/demo"))
     assert score[1:4] == ["-m", "generation", "score"]
     assert score[score.index("--checkpoint") + 1] == "runs/demo/demo_scorer/train/weights.pt"
+
+
+def _job(name: str, tmp_path: Path, code: str = "pass", after: tuple[str, ...] = ()) -> demo.Job:
+    return demo.Job(name, [sys.executable, "-c", code], tmp_path / f"{name}.log", after)
+
+
+def test_jobs_run_in_parallel_and_wait_for_what_they_read(tmp_path):
+    """`--parallel 2`: two runs at a time; a run that reads the scores starts only after the scoring finished;
+    the demo's plan puts every UL run behind the scoring and nothing else."""
+    events: list[tuple[str, str]] = []
+    slow = "import time; time.sleep(0.5)"
+    todo = [_job("a", tmp_path, slow), _job("b", tmp_path, slow, after=("a",)), _job("c", tmp_path, slow)]
+    seconds = demo.run_all(
+        todo, 2, 1, lambda j: events.append(("start", j.name)), lambda j, s: events.append(("done", j.name))
+    )
+    assert set(seconds) == {"a", "b", "c"}
+    assert events[:2] == [("start", "a"), ("start", "c")]  # b waits for a; c fills the second slot at once
+    assert events.index(("start", "b")) > events.index(("done", "a"))
+    plan = demo.jobs(Path("runs/demo"), [1, 2])
+    assert len(plan) == 2 + 2 * len(demo.TASKS)
+    waiting = {j.task for j in plan if "score" in j.after}
+    assert waiting == {"demo_ie_ul"} and plan[1].after == ("stand-in CLIP",)
+
+
+def test_a_failed_run_stops_new_starts_and_names_its_log(tmp_path):
+    events: list[tuple[str, str]] = []
+    todo = [
+        _job("bad", tmp_path, "import sys; print('boom'); sys.exit(4)"),
+        _job("after_bad", tmp_path, after=("bad",)),
+        _job("other", tmp_path, "import time; time.sleep(0.5)"),
+        _job("late", tmp_path),
+    ]
+    with pytest.raises(RuntimeError, match=r"failed \(exit 4\); last lines of .*bad.log:\nboom"):
+        demo.run_all(todo, 2, 1, lambda j: events.append(("start", j.name)), lambda j, s: None)
+    started = [name for kind, name in events if kind == "start"]
+    assert started == ["bad", "other"]  # the running one finishes; nothing new starts after the failure
