@@ -60,6 +60,7 @@ from tasks.report import Results, TestResult, summarise, task_table
 from tasks.selection import save_best, selection_for, wise_ft
 
 GENERATED = ("synthetic", "mixed")  # phase sources that train on the generated set
+DECODE_CACHE = ".decode_checks.json"  # under --task.root: clips already decode-checked (path, size, mtime)
 
 
 @dataclass
@@ -368,27 +369,85 @@ class TaskRunner:
         self._check_data()
 
     def _check_data(self) -> None:
-        """Validate every list in the label space it is used with, and the synthetic manifest's coverage."""
+        """Validate every list in the label space it is used with, and the synthetic manifest's coverage; then
+        decode-check (`datamodules.validate.check_decodes`, cached) the clips of every list whose bad clip would
+        stop the run mid-way: training lists with `on_error: raise`, validation and test lists with
+        `test_on_error: raise`. So a corrupt clip of a later phase's list or of a test list stops the run
+        here, before the first phase spends compute."""
         from lightning.pytorch.cli import instantiate_class
 
-        datamodule = instantiate_class((), self.phase_config(None).data.as_dict())
+        data = self.phase_config(None).data
+        datamodule = instantiate_class((), data.as_dict())
+        init = data.get("init_args") or {}
         checks: dict[str | None, tuple[list[str], bool]] = {}  # label set -> (real lists, synthetic?)
+        decode: dict[str, str] = {}  # list name (the manifest's path: the synthetic set) -> what reads it
+        selection = selection_for(self.spec.protocol)
+        strict_tests = init.get("test_on_error", "raise") == "raise"
         for split in self.spec.plan():
             if self.subcommand == "fit":
                 for phase in self._phases(split):
                     key = phase_labels(phase, self.config)
                     lists, synthetic = checks.get(key, ([], False))
-                    lists += [phase.train_list] if phase.train_list else []
+                    where = f"phase {Path(split.name if phase in split.phases else '', phase.name).as_posix()!r}"
+                    phase_data = self.phase_config(phase.name).data.get("init_args") or {}
+                    strict = phase_data.get("on_error", "raise") == "raise"
+                    if phase.train_list:
+                        lists += [phase.train_list]
+                        if strict:
+                            decode.setdefault(phase.train_list, f"the training list of {where}")
+                    if phase.source in GENERATED and strict and phase_data.get("synthetic_manifest"):
+                        decode.setdefault(str(phase_data["synthetic_manifest"]), f"the synthetic set of {where}")
+                    if selection.validates(phase.name) and phase.source != "synthetic" and selection.val_list:
+                        lists += [selection.val_list]
+                        if strict_tests:
+                            decode.setdefault(selection.val_list, f"the validation list of {where}")
                     checks[key] = (lists, synthetic or phase.source in GENERATED)
             for test in split.tests:
                 lists, synthetic = checks.get(test.labels, ([], False))
                 checks[test.labels] = (lists + [test.test_list], synthetic)
+                if strict_tests:
+                    decode.setdefault(test.test_list, f"the list of test {test.name!r}")
+        clips: dict[str, list[Path]] = {}
         for key, (lists, synthetic) in checks.items():
             unique = list(dict.fromkeys(lists))
-            if key is None:
-                datamodule.check(unique, synthetic=synthetic)
-            else:
-                datamodule.check(unique, synthetic=synthetic, labels=key)
+            found = datamodule.check(unique, synthetic) if key is None else datamodule.check(unique, synthetic, key)
+            for name, paths in (found or {}).items():  # a datamodule of cached features returns no clips
+                clips.setdefault(name, []).extend(paths)
+        self._check_decodes(clips, decode, init)
+
+    def _check_decodes(self, clips: dict[str, list[Path]], decode: dict[str, str], data: dict) -> None:
+        """One line for the first list (in the order the run reads them) holding a clip that does not decode."""
+        from datamodules.validate import check_decodes
+
+        todo = {name: paths for name, paths in clips.items() if name in decode}
+        everything = [p for paths in todo.values() for p in paths]
+        if not everything:
+            return
+        frames = int(data.get("num_frames") or (data.get("input_spec") or {}).get("num_frames") or 8)
+        started = time.time()
+        bad = dict(
+            check_decodes(
+                everything,
+                frames,
+                cache=Path(self.config.root) / DECODE_CACHE,
+                num_workers=int(data.get("num_workers") or 0),
+                save=rank_zero_only.rank == 0,
+            )
+        )
+        if time.time() - started > 5:
+            rank_zero_info(f"[{self.spec.name}] decode check of {len(everything)} clips: {time.time() - started:.0f} s")
+        for name in sorted(todo, key=list(decode).index):
+            broken = [p for p in dict.fromkeys(Path(p).absolute() for p in todo[name]) if p in bad]
+            if broken:
+                source = name if name.endswith(".jsonl") else Path(data.get("split_dir") or "", name)
+                more = f" (and {len(broken) - 1} more of its clips)" if len(broken) > 1 else ""
+                cause = bad[broken[0]].removeprefix(f"cannot read video {str(broken[0])!r}: ")
+                raise ValueError(
+                    f"{broken[0]} does not decode ({cause}){more}; it is in {source}, "
+                    f"{decode[name]}. Re-encode or replace it, or drop it from the list (`python -m datamodules "
+                    "validate` lists every bad clip); `--data.on_error skip` trains past bad clips, "
+                    "`--data.test_on_error exclude` tests without them"
+                )
 
     def _phases(self, split: Split) -> list[Phase]:
         """The phases a split runs (the shared ones first); the baseline skips the synthetic ones."""
