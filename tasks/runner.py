@@ -18,7 +18,8 @@ Layout of a run (the TensorBoard log dir is `--task.root`):
 ```
 A finished phase (phase.json present) is never re-run: its weights are loaded and the next phase starts;
 a finished test (test.json) is not re-run by `fit`. A phase interrupted mid-way resumes from its
-`last.ckpt` (written every epoch and every `--task.checkpoint_every_n_steps` optimiser steps; the resumed
+`last.ckpt` (written every `--task.checkpoint_every_n_steps` optimiser steps, after each validation of a
+validated phase and when training ends, not at other epoch ends: `phase_checkpoints`; the resumed
 TensorBoard log purges the steps after it). Every split starts from the weights of the task's shared
 phases (or the starting weights when there are none), never from another split's.
 
@@ -82,9 +83,10 @@ class TaskConfig:
             own weights.
         from_clip: start a task that needs a Kinetics-400-trained model (zero-shot) from the net's own (CLIP)
             weights instead; recorded in results.json as `start: clip`.
-        checkpoint_every_n_steps: also write `last.ckpt` every N optimiser steps (besides every epoch), so a
-            crash mid-epoch resumes from there (a synthetic epoch of 600 classes x 128 clips is 300 steps of
-            256); None: at epoch ends only.
+        checkpoint_every_n_steps: write `last.ckpt` every N optimiser steps, so a crash mid-epoch resumes from
+            there (a synthetic epoch of 600 classes x 128 clips is 300 steps of 256); it is also written after
+            each validation and when training ends. None: only then (a phase that does not validate then
+            starts over after a crash).
         print_phase: print the effective config of this phase (or `test`) and exit.
         overwrite: retrain a phase whose folder holds work of another configuration (and so every phase
             after it); False: stop with the keys that differ (`tasks.phase_config`).
@@ -537,27 +539,9 @@ class TaskRunner:
         every = (
             min(selection.every_n_epochs, init.trainer.get("max_epochs") or 1) if selection.validates(phase.name) else 1
         )
-        checkpoints = [
-            ModelCheckpoint(
-                dirpath=phase_dir / "checkpoints",
-                filename="best-{epoch}",
-                monitor=self.spec.monitor if validate else None,
-                mode="max",
-                save_top_k=1 if validate else 0,
-                save_last=True,
-                enable_version_counter=False,  # one last.ckpt per folder (a resumed run overwrites it)
-            )
-        ]
-        if self.config.checkpoint_every_n_steps:  # a second writer of last.ckpt, mid-epoch
-            checkpoints.append(
-                ModelCheckpoint(
-                    dirpath=phase_dir / "checkpoints",
-                    save_top_k=0,
-                    save_last=True,
-                    enable_version_counter=False,
-                    every_n_train_steps=self.config.checkpoint_every_n_steps,
-                )
-            )
+        checkpoints = phase_checkpoints(
+            phase_dir / "checkpoints", self.spec.monitor if validate else None, self.config.checkpoint_every_n_steps
+        )
         last = phase_dir / "checkpoints" / "last.ckpt"
         resume_step = _readable_checkpoint(last) if reuse and last.is_file() else None
         if reuse and last.is_file() and resume_step is None:
@@ -887,6 +871,34 @@ def _prompt_source(manifest: str | None) -> str | None:
     if manifest is None or not Path(manifest).is_file():
         return None
     return prompt_provenance(manifest)["prompts"]
+
+
+def phase_checkpoints(folder: Path, monitor: str | None, every_n_steps: int | None) -> list[ModelCheckpoint]:
+    """The checkpoint writers of a phase: `last.ckpt` (one per folder, a resumed run overwrites it) is written
+    every `every_n_steps` optimiser steps, after each validation of a validated phase (`monitor` set; with the
+    best epoch's `best-epoch=N.ckpt`) and when training ends; Lightning writes none at other epoch ends."""
+    checkpoints = [
+        ModelCheckpoint(
+            dirpath=folder,
+            filename="best-{epoch}",
+            monitor=monitor,
+            mode="max",
+            save_top_k=1 if monitor else 0,
+            save_last=True,
+            enable_version_counter=False,  # one last.ckpt per folder (a resumed run overwrites it)
+        )
+    ]
+    if every_n_steps:  # a second writer of last.ckpt, mid-epoch
+        checkpoints.append(
+            ModelCheckpoint(
+                dirpath=folder,
+                save_top_k=0,
+                save_last=True,
+                enable_version_counter=False,
+                every_n_train_steps=every_n_steps,
+            )
+        )
+    return checkpoints
 
 
 def phase_seed(seed: int, where: str) -> int:
