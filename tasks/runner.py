@@ -44,7 +44,7 @@ import torch
 from jsonargparse import Namespace
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states, seed_everything
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
@@ -55,6 +55,7 @@ from datamodules.resume import LoaderStateOnResume
 from datamodules.skips import SkipLogger, record_excluded, with_data_section  # data accounting (issue 16)
 from tasks import phase_config
 from tasks.metrics import class_mean, per_class_accuracy
+from tasks.progress import progress_bar
 from tasks.recipe import accumulation, phase_layer, user_sets
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
 from tasks.report import Results, TestResult, summarise, task_table
@@ -302,6 +303,8 @@ class TaskRunner:
         )
         callbacks = user + (callbacks or []) + [SkipLogger()]  # data accounting (issue 16): failed reads, over ranks
         callbacks.append(LoaderStateOnResume())  # exact mid-epoch resume of every training loader (issue 27)
+        if kwargs.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in user):
+            callbacks.append(progress_bar())  # a line per epoch in a file or pipe; no truncated version on a terminal
         return Trainer(**{**kwargs, "logger": logger, "callbacks": callbacks})
 
     def config_hash(self) -> str:
