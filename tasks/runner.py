@@ -724,6 +724,12 @@ class TaskRunner:
             metrics["test/class_mean"] = class_mean(per_class)
             if self.spec.class_metrics is not None:  # the protocol's own, e.g. long-tail's head/tail/few
                 metrics.update(self.spec.class_metrics(self.spec, split, per_class, datamodule))
+            if trainer.is_global_zero and trainer.logger is not None:  # the same in TensorBoard, beside test/top1
+                shown = {k: v for k, v in metrics.items() if k not in raw and v is not None}
+                names = datamodule.class_names
+                shown |= {f"test/per_class/{names[i]}": a for i, a in enumerate(per_class) if a is not None}
+                trainer.logger.log_metrics(shown, step=trainer.global_step)
+                trainer.logger.save()
         result = TestResult(
             split=split.name or test.name,
             test=test.name,
