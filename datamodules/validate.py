@@ -362,11 +362,14 @@ def _file_checks(
     if num_frames:
         short = [e for e in entries if e.line in num_frames and num_frames[e.line] < frames]
         if short:
+            fewest = min(num_frames[e.line] for e in short)
             checks.append(
                 Check(
                     "length",
-                    "warning",
-                    f"{len(short)} clip(s) have fewer than {frames} frames; the sampler repeats frames for them",
+                    "info",
+                    f"{len(short)} clip(s) have fewer than {frames} frames (fewest {fewest}): not an error, a "
+                    f"sample of {frames} takes some of their frames twice (the frame of each of {frames} equal "
+                    "segments)",
                     [f"line {e.line}: {e.path} has {num_frames[e.line]} frames" for e in short],
                     [{"line": e.line, "path": e.path, "frames": num_frames[e.line]} for e in short],
                 )
