@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.annotations import LABELLED_FORMATS, AnnotationError, FrameListEntry, read_labels, read_list
@@ -437,7 +438,11 @@ def check_decodes(
     keys = {p: _stat_key(p) for p in unique}
     todo = [p for p in unique if keys[p] is None or (known.get(str(p)) or {}).get("key") != keys[p]]
     if todo:
-        loader = DataLoader(_DecodeChecks(todo, frames), batch_size=None, num_workers=num_workers)
+        # its own generator: a check (run or not, cached) must not move the global random stream the run's
+        # model init and data order are drawn from
+        loader = DataLoader(
+            _DecodeChecks(todo, frames), batch_size=None, num_workers=num_workers, generator=torch.Generator()
+        )
         for index, cause in loader:
             path = todo[index]
             if keys[path] is not None:

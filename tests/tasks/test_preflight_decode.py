@@ -8,6 +8,7 @@ import shutil
 import sys
 
 import pytest
+import torch
 from conftest import ROOT, smoke_args
 
 from datamodules import validate as validate_module
@@ -67,7 +68,9 @@ def test_a_corrupt_test_clip_stops_the_run_too(world, tmp_path, capsys, monkeypa
 def test_the_decode_check_is_cached_by_path_size_and_mtime(world, tmp_path, monkeypatch):
     clips = sorted((world / "real/videos").glob("*.mp4"))[:6]
     cache = tmp_path / "checks.json"
+    before = torch.random.get_rng_state()
     assert check_decodes(clips, 4, cache=cache) == []
+    assert torch.equal(torch.random.get_rng_state(), before)  # a checked run draws its model init as a cached one
     calls = []
     real = validate_module.decode_check
     monkeypatch.setattr(validate_module, "decode_check", lambda p, f=8: calls.append(p) or real(p, f))
