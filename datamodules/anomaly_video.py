@@ -32,8 +32,6 @@ from datamodules.annotations import AnnotationError, read_list
 from datamodules.anomaly import Source, UCFCrimeLists
 from datamodules.anomaly_eval import PROTOCOLS, EvalVideo, read_annotation, video_name
 from datamodules.manifest import read_manifest
-from datamodules.mixing import global_seed
-from datamodules.resume import EpochSampler, ResumableLoader
 from datamodules.transforms import VideoTransform
 from datamodules.video import decode_frames, video_info
 
@@ -282,20 +280,10 @@ class AnomalyVideoDataModule(UCFCrimeLists, L.LightningDataModule):
             self.datasets["test"] = self._test_items()
 
     def train_dataloader(self) -> DataLoader:
-        """Resumable mid-epoch (`datamodules.resume`): a killed run resumes on the same bags and draws."""
-        dataset = self.datasets["train"]
-        trainer = getattr(self, "trainer", None)
-        shard = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
-        sampler = EpochSampler(
-            len(dataset),
-            self.batch_size,
-            num_replicas=shard.get("num_replicas", 1),
-            rank=shard.get("rank", 0),
-            seed=global_seed(),
-        )
-        return ResumableLoader(
-            dataset,
-            sampler,
+        return DataLoader(
+            self.datasets["train"],
+            batch_size=self.batch_size,
+            shuffle=True,
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
