@@ -422,16 +422,17 @@ class ActionDataModule(L.LightningDataModule):
                 f"{self.synthetic_manifest} --labels {self.label_file}` first"
             )
 
-    def check(self, lists: list[str], synthetic: bool, labels: str | None = None) -> None:
+    def check(self, lists: list[str], synthetic: bool, labels: str | None = None) -> dict[str, list[Path]]:
         """Validate inputs before any model is built: label file (of label set `labels`), each real list
         (labels in range, every listed clip present) and, if `synthetic`, the manifest's coverage of the
-        label space. Raises with the path and the option to set."""
+        label space. Raises with the path and the option to set. Returns the clips each list names (and,
+        under the manifest's path, the synthetic clips), for a decode check (`datamodules.validate`)."""
         self.set_labels(labels)
-        for name in lists:
-            self._real(name, "split_dir")
+        clips = {name: [c.path for c in self._real(name, "split_dir")] for name in lists}
         if synthetic:
             self.set_phase("synthetic")
-            self._train_clips()
+            clips[str(self.synthetic_manifest)] = [c.path for c in self._train_clips()]
+        return clips
 
     def _dataset(self, clips: list[Clip], train: bool) -> VideoDataset:
         augment = {"flip": self.flip, "color_jitter": self.color_jitter, "grayscale": self.grayscale} if train else {}

@@ -258,17 +258,20 @@ class AnomalyVideoDataModule(UCFCrimeLists, L.LightningDataModule):
 
     # -------------------------------------------------------------------------------------- Lightning
 
-    def check(self, lists: list[str], synthetic: bool) -> None:
+    def check(self, lists: list[str], synthetic: bool) -> dict[str, list[Path]]:
         """Validate before any model is built: every list parses and its videos exist; so do the protocol
-        annotations and (if `synthetic`) the manifest's clips. Raises naming the file and the fix."""
+        annotations and (if `synthetic`) the manifest's clips. Raises naming the file and the fix. Returns
+        the videos of each list (and, under the manifest's path, the synthetic ones) for a decode check."""
+        videos = {}
         for name in lists:
-            self._real(name, "test_list" if name == self.test_list else "train_list")
+            videos[name] = [v for v, _, _ in self._real(name, "test_list" if name == self.test_list else "train_list")]
         for protocol, annotation in self.protocols.items():
             path = self._list_path(annotation, "protocols")
             if not path.is_file():
                 raise FileNotFoundError(f"`--data.protocols.{protocol}`: {path} not found")
         if synthetic:
-            self._synthetic()
+            videos[str(self.synthetic_manifest)] = [v for v, _, _ in self._synthetic()]
+        return videos
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and "train" not in self.datasets:

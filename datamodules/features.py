@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from datamodules.annotations import AnnotationError, read_list
 from datamodules.manifest import ManifestError, read_manifest, safe_join
+from datamodules.progress import Progress
 from datamodules.transforms import VideoTransform
 from datamodules.video import VideoDecodeError, iter_frames
 
@@ -267,7 +267,7 @@ def extract(
     stats = {k: getattr(net, f"input_{k}") for k in ("mean", "std") if hasattr(net, f"input_{k}")}
     transform = VideoTransform(train=False, size=image_size, **stats)
     report = ExtractReport()
-    for video in tqdm(videos, desc="features", unit="video", disable=not progress):
+    for video in Progress(videos, desc="features", unit="video", disable=not progress):
         target = feature_path(out_dir, video)
         if target.is_file():
             report.skipped_done += 1

@@ -21,9 +21,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import torch
+from torch.utils.data import DataLoader, Dataset
+
 from datamodules.annotations import LABELLED_FORMATS, AnnotationError, FrameListEntry, read_labels, read_list
 from datamodules.datasets import VideoLayout, layout_hint, resolve_paths
-from datamodules.video import VideoDecodeError, decode_frames, sample_indices, video_info
+from datamodules.manifest import write_text_atomic
+from datamodules.video import VideoDecodeError, VideoInfo, decode_frames, sample_indices, video_info
 
 Status = Literal["ok", "error", "warning", "info", "skipped"]
 Naming = Literal["auto", "ucf101", "hmdb51", "none"]
@@ -323,14 +327,13 @@ def _file_checks(
             present = [e for e in entries if resolved[e.line].exists()]
             broken, undeclared = [], []
             for e in present:
-                try:  # the frames a test samples, decoded on to the stream's end (frame count checked)
-                    info = video_info(resolved[e.line])
-                    decode_frames(resolved[e.line], sample_indices(info.num_frames, frames, train=False), short_side=32)
-                    num_frames[e.line] = info.num_frames
-                    if not info.declared:
-                        undeclared.append(e)
-                except VideoDecodeError as exc:
-                    broken.append((e, str(exc).split(". Check that it exists")[0]))
+                info, cause = decode_check(resolved[e.line], frames)
+                if info is None:
+                    broken.append((e, cause))
+                    continue
+                num_frames[e.line] = info.num_frames
+                if not info.declared:
+                    undeclared.append(e)
             if broken:
                 checks.append(
                     Check(
@@ -360,11 +363,14 @@ def _file_checks(
     if num_frames:
         short = [e for e in entries if e.line in num_frames and num_frames[e.line] < frames]
         if short:
+            fewest = min(num_frames[e.line] for e in short)
             checks.append(
                 Check(
                     "length",
-                    "warning",
-                    f"{len(short)} clip(s) have fewer than {frames} frames; the sampler repeats frames for them",
+                    "info",
+                    f"{len(short)} clip(s) have fewer than {frames} frames (fewest {fewest}): not an error, a "
+                    f"sample of {frames} takes some of their frames twice (the frame of each of {frames} equal "
+                    "segments)",
                     [f"line {e.line}: {e.path} has {num_frames[e.line]} frames" for e in short],
                     [{"line": e.line, "path": e.path, "frames": num_frames[e.line]} for e in short],
                 )
@@ -372,6 +378,80 @@ def _file_checks(
         else:
             checks.append(Check("length", "ok", f"every checked clip has at least {frames} frames"))
     return checks
+
+
+# ------------------------------------------------------------------------------------ decode checks
+
+
+def decode_check(path: str | Path, frames: int = 8) -> tuple[VideoInfo | None, str]:
+    """What `validate` checks of one clip: the frames a test samples (`frames` of them), decoded on to the end
+    of the stream with the frame count checked. Returns (its info, "") or (None, the cause)."""
+    try:
+        info = video_info(path)
+        decode_frames(path, sample_indices(info.num_frames, frames, train=False), short_side=32)
+    except VideoDecodeError as exc:
+        return None, str(exc).split(". Check that it exists")[0]
+    return info, ""
+
+
+class _DecodeChecks(Dataset):
+    """`decode_check` of each path, for a DataLoader (worker processes decode in parallel)."""
+
+    def __init__(self, paths: list[Path], frames: int):
+        self.paths, self.frames = paths, frames
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, str]:
+        return index, decode_check(self.paths[index], self.frames)[1]
+
+
+def _stat_key(path: Path) -> list[int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def check_decodes(
+    paths: list[Path], frames: int = 8, cache: str | Path | None = None, num_workers: int = 0, save: bool = True
+) -> list[tuple[Path, str]]:
+    """`decode_check` every path; returns the ones that fail, with the cause.
+
+    Args:
+        paths: video files or frame folders.
+        frames: frames a sample needs (the frames `validate --frames` decodes first).
+        cache: a JSON file remembering each checked path's outcome under its size and modification time, so a
+            rerun decodes only new or changed files; None checks everything.
+        num_workers: DataLoader worker processes that decode (0: this process).
+        save: write what was checked to `cache` (False: read it only, e.g. on all but one DDP rank).
+    """
+    known: dict = {}
+    if cache is not None and Path(cache).is_file():
+        try:
+            known = json.loads(Path(cache).read_text())
+        except (OSError, ValueError):
+            known = {}  # a damaged cache only costs a re-check
+    unique = list(dict.fromkeys(Path(p).absolute() for p in paths))
+    keys = {p: _stat_key(p) for p in unique}
+    todo = [p for p in unique if keys[p] is None or (known.get(str(p)) or {}).get("key") != keys[p]]
+    if todo:
+        # its own generator: a check (run or not, cached) must not move the global random stream the run's
+        # model init and data order are drawn from
+        loader = DataLoader(
+            _DecodeChecks(todo, frames), batch_size=None, num_workers=num_workers, generator=torch.Generator()
+        )
+        for index, cause in loader:
+            path = todo[index]
+            if keys[path] is not None:
+                known[str(path)] = {"key": keys[path], "cause": cause}
+        if cache is not None and save:
+            write_text_atomic(cache, json.dumps(known) + "\n")
+    return [(p, known[str(p)]["cause"]) for p in unique if str(p) in known and known[str(p)]["cause"]] + [
+        (p, "not found") for p in unique if keys[p] is None
+    ]
 
 
 # ------------------------------------------------------------------------------------ entry points

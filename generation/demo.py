@@ -49,10 +49,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from datamodules.annotations import ListEntry, write_labels, write_list
 from datamodules.manifest import write_text_atomic
+from datamodules.progress import Progress
 from datamodules.splits import kshot, long_tail, lt_groups, remap, split_classes
 from generation import vocab
 from generation.procedural import render_clip
@@ -158,7 +158,7 @@ def _build_real(out: Path, p: DemoPreset, progress: bool) -> dict[str, int]:
         for split, n in (("train", p.real_train_per_class), ("val", p.real_val_per_class)):
             jobs += [(f"{slug(action.name)}_{split}_{i:03d}.mp4", label, split, action, i) for i in range(n)]
     made = 0
-    for file, _, split, action, i in tqdm(jobs, unit="clip", desc="real", disable=not progress):
+    for file, _, split, action, i in Progress(jobs, unit="clip", desc="real", disable=not progress):
         if (videos / file).exists():
             continue
         prompt, seed = real_prompt(action, split, i)
@@ -183,7 +183,7 @@ def _build_web(out: Path, p: DemoPreset, progress: bool) -> int:
     videos.mkdir(parents=True, exist_ok=True)
     lines, made = [], 0
     jobs = [(label, action, i) for label, action in enumerate(vocab.ACTIONS) for i in range(p.web_per_class)]
-    for label, action, i in tqdm(jobs, unit="clip", desc="web", disable=not progress):
+    for label, action, i in Progress(jobs, unit="clip", desc="web", disable=not progress):
         file = f"{slug(action.name)}_web_{i:03d}.mp4"
         lines.append(f"{file} {label}")
         if (videos / file).exists():

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from datamodules.manifest import ManifestRow, append_manifest_rows
+from datamodules.progress import Progress
 from generation.prompts import PromptRow
 
 
@@ -104,7 +104,7 @@ def render_with_ray(
             compute=ray.data.ActorPoolStrategy(size=workers),
             **({"num_gpus": 1} if gpu else {"num_cpus": 0.5}),
         )
-        bar = tqdm(total=len(plan.todo), unit="clip", disable=not progress, desc=f"render (ray x{workers})")
+        bar = Progress(total=len(plan.todo), unit="clip", disable=not progress, desc=f"render (ray x{workers})")
         for out in ds.iter_rows():
             bar.update(1)
             if out["manifest"]:

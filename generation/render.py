@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from datamodules.manifest import (
     ManifestRow,
@@ -43,6 +42,7 @@ from datamodules.manifest import (
     safe_join,
     write_jsonl,
 )
+from datamodules.progress import Progress
 from generation.prompts import PromptRow, read_prompts, slug
 from generation.video_io import write_video
 
@@ -319,7 +319,7 @@ def render_prompts(
     def write_and_register(row: PromptRow, frames: np.ndarray) -> None:
         append_manifest_rows(plan.manifest, [write_clip(out_dir, row, frames, fps, renderer)])
 
-    bar = tqdm(total=len(plan.todo), unit="clip", disable=not progress, desc=f"render {shard_index}/{num_shards}")
+    bar = Progress(total=len(plan.todo), unit="clip", disable=not progress, desc=f"render {shard_index}/{num_shards}")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer") as writer:
         in_flight: deque[Future] = deque()
         try:

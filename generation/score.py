@@ -27,10 +27,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from datamodules.annotations import read_labels
 from datamodules.manifest import ManifestError, ManifestRow, read_manifest, write_jsonl, write_text_atomic
+from datamodules.progress import Progress
 
 Normalisation = Literal["minmax", "max_entropy"]
 
@@ -207,7 +207,7 @@ def score_manifest(
         text = encoder.encode_texts(names)  # (K, D)
         paths = [manifest.parent / rows[i].video for i in todo]
         done, last_save = 0, time.perf_counter()
-        with tqdm(total=len(todo), desc="score", unit="clip", disable=not progress) as bar:
+        with Progress(total=len(todo), desc="score", unit="clip", disable=not progress) as bar:
             for frames in encoder.loader(paths, batch_size, num_workers):  # (B, T, C, H, W)
                 probs = class_probs(encoder.encode_frames(frames), text, encoder.logit_scale)  # (B, K) or (B, V, K)
                 probs = probs.mean(dim=1) if probs.ndim == 3 else probs  # views: S is the mean of their softmax

@@ -18,7 +18,8 @@ Layout of a run (the TensorBoard log dir is `--task.root`):
 ```
 A finished phase (phase.json present) is never re-run: its weights are loaded and the next phase starts;
 a finished test (test.json) is not re-run by `fit`. A phase interrupted mid-way resumes from its
-`last.ckpt` (written every epoch and every `--task.checkpoint_every_n_steps` optimiser steps; the resumed
+`last.ckpt` (written every `--task.checkpoint_every_n_steps` optimiser steps, after each validation of a
+validated phase and when training ends, not at other epoch ends: `phase_checkpoints`; the resumed
 TensorBoard log purges the steps after it). Every split starts from the weights of the task's shared
 phases (or the starting weights when there are none), never from another split's.
 
@@ -43,7 +44,7 @@ import torch
 from jsonargparse import Namespace
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states, seed_everything
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
@@ -54,12 +55,14 @@ from datamodules.resume import LoaderStateOnResume
 from datamodules.skips import SkipLogger, record_excluded, with_data_section  # data accounting (issue 16)
 from tasks import phase_config
 from tasks.metrics import class_mean, per_class_accuracy
+from tasks.progress import progress_bar
 from tasks.recipe import accumulation, phase_layer, user_sets
 from tasks.registry import Phase, Split, TaskSpec, Test, get_task, list_tasks
 from tasks.report import Results, TestResult, summarise, task_table
 from tasks.selection import save_best, selection_for, wise_ft
 
 GENERATED = ("synthetic", "mixed")  # phase sources that train on the generated set
+DECODE_CACHE = ".decode_checks.json"  # under --task.root: clips already decode-checked (path, size, mtime)
 
 
 @dataclass
@@ -81,9 +84,10 @@ class TaskConfig:
             own weights.
         from_clip: start a task that needs a Kinetics-400-trained model (zero-shot) from the net's own (CLIP)
             weights instead; recorded in results.json as `start: clip`.
-        checkpoint_every_n_steps: also write `last.ckpt` every N optimiser steps (besides every epoch), so a
-            crash mid-epoch resumes from there (a synthetic epoch of 600 classes x 128 clips is 300 steps of
-            256); None: at epoch ends only.
+        checkpoint_every_n_steps: write `last.ckpt` every N optimiser steps, so a crash mid-epoch resumes from
+            there (a synthetic epoch of 600 classes x 128 clips is 300 steps of 256); it is also written after
+            each validation and when training ends. None: only then (a phase that does not validate then
+            starts over after a crash).
         print_phase: print the effective config of this phase (or `test`) and exit.
         overwrite: retrain a phase whose folder holds work of another configuration (and so every phase
             after it); False: stop with the keys that differ (`tasks.phase_config`).
@@ -299,6 +303,8 @@ class TaskRunner:
         )
         callbacks = user + (callbacks or []) + [SkipLogger()]  # data accounting (issue 16): failed reads, over ranks
         callbacks.append(LoaderStateOnResume())  # exact mid-epoch resume of every training loader (issue 27)
+        if kwargs.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in user):
+            callbacks.append(progress_bar())  # a line per epoch in a file or pipe; no truncated version on a terminal
         return Trainer(**{**kwargs, "logger": logger, "callbacks": callbacks})
 
     def config_hash(self) -> str:
@@ -368,27 +374,85 @@ class TaskRunner:
         self._check_data()
 
     def _check_data(self) -> None:
-        """Validate every list in the label space it is used with, and the synthetic manifest's coverage."""
+        """Validate every list in the label space it is used with, and the synthetic manifest's coverage; then
+        decode-check (`datamodules.validate.check_decodes`, cached) the clips of every list whose bad clip would
+        stop the run mid-way: training lists with `on_error: raise`, validation and test lists with
+        `test_on_error: raise`. So a corrupt clip of a later phase's list or of a test list stops the run
+        here, before the first phase spends compute."""
         from lightning.pytorch.cli import instantiate_class
 
-        datamodule = instantiate_class((), self.phase_config(None).data.as_dict())
+        data = self.phase_config(None).data
+        datamodule = instantiate_class((), data.as_dict())
+        init = data.get("init_args") or {}
         checks: dict[str | None, tuple[list[str], bool]] = {}  # label set -> (real lists, synthetic?)
+        decode: dict[str, str] = {}  # list name (the manifest's path: the synthetic set) -> what reads it
+        selection = selection_for(self.spec.protocol)
+        strict_tests = init.get("test_on_error", "raise") == "raise"
         for split in self.spec.plan():
             if self.subcommand == "fit":
                 for phase in self._phases(split):
                     key = phase_labels(phase, self.config)
                     lists, synthetic = checks.get(key, ([], False))
-                    lists += [phase.train_list] if phase.train_list else []
+                    where = f"phase {Path(split.name if phase in split.phases else '', phase.name).as_posix()!r}"
+                    phase_data = self.phase_config(phase.name).data.get("init_args") or {}
+                    strict = phase_data.get("on_error", "raise") == "raise"
+                    if phase.train_list:
+                        lists += [phase.train_list]
+                        if strict:
+                            decode.setdefault(phase.train_list, f"the training list of {where}")
+                    if phase.source in GENERATED and strict and phase_data.get("synthetic_manifest"):
+                        decode.setdefault(str(phase_data["synthetic_manifest"]), f"the synthetic set of {where}")
+                    if selection.validates(phase.name) and phase.source != "synthetic" and selection.val_list:
+                        lists += [selection.val_list]
+                        if strict_tests:
+                            decode.setdefault(selection.val_list, f"the validation list of {where}")
                     checks[key] = (lists, synthetic or phase.source in GENERATED)
             for test in split.tests:
                 lists, synthetic = checks.get(test.labels, ([], False))
                 checks[test.labels] = (lists + [test.test_list], synthetic)
+                if strict_tests:
+                    decode.setdefault(test.test_list, f"the list of test {test.name!r}")
+        clips: dict[str, list[Path]] = {}
         for key, (lists, synthetic) in checks.items():
             unique = list(dict.fromkeys(lists))
-            if key is None:
-                datamodule.check(unique, synthetic=synthetic)
-            else:
-                datamodule.check(unique, synthetic=synthetic, labels=key)
+            found = datamodule.check(unique, synthetic) if key is None else datamodule.check(unique, synthetic, key)
+            for name, paths in (found or {}).items():  # a datamodule of cached features returns no clips
+                clips.setdefault(name, []).extend(paths)
+        self._check_decodes(clips, decode, init)
+
+    def _check_decodes(self, clips: dict[str, list[Path]], decode: dict[str, str], data: dict) -> None:
+        """One line for the first list (in the order the run reads them) holding a clip that does not decode."""
+        from datamodules.validate import check_decodes
+
+        todo = {name: paths for name, paths in clips.items() if name in decode}
+        everything = [p for paths in todo.values() for p in paths]
+        if not everything:
+            return
+        frames = int(data.get("num_frames") or (data.get("input_spec") or {}).get("num_frames") or 8)
+        started = time.time()
+        bad = dict(
+            check_decodes(
+                everything,
+                frames,
+                cache=Path(self.config.root) / DECODE_CACHE,
+                num_workers=int(data.get("num_workers") or 0),
+                save=rank_zero_only.rank == 0,
+            )
+        )
+        if time.time() - started > 5:
+            rank_zero_info(f"[{self.spec.name}] decode check of {len(everything)} clips: {time.time() - started:.0f} s")
+        for name in sorted(todo, key=list(decode).index):
+            broken = [p for p in dict.fromkeys(Path(p).absolute() for p in todo[name]) if p in bad]
+            if broken:
+                source = name if name.endswith(".jsonl") else Path(data.get("split_dir") or "", name)
+                more = f" (and {len(broken) - 1} more of its clips)" if len(broken) > 1 else ""
+                cause = bad[broken[0]].removeprefix(f"cannot read video {str(broken[0])!r}: ")
+                raise ValueError(
+                    f"{broken[0]} does not decode ({cause}){more}; it is in {source}, "
+                    f"{decode[name]}. Re-encode or replace it, or drop it from the list (`python -m datamodules "
+                    "validate` lists every bad clip); `--data.on_error skip` trains past bad clips, "
+                    "`--data.test_on_error exclude` tests without them"
+                )
 
     def _phases(self, split: Split) -> list[Phase]:
         """The phases a split runs (the shared ones first); the baseline skips the synthetic ones."""
@@ -478,27 +542,9 @@ class TaskRunner:
         every = (
             min(selection.every_n_epochs, init.trainer.get("max_epochs") or 1) if selection.validates(phase.name) else 1
         )
-        checkpoints = [
-            ModelCheckpoint(
-                dirpath=phase_dir / "checkpoints",
-                filename="best-{epoch}",
-                monitor=self.spec.monitor if validate else None,
-                mode="max",
-                save_top_k=1 if validate else 0,
-                save_last=True,
-                enable_version_counter=False,  # one last.ckpt per folder (a resumed run overwrites it)
-            )
-        ]
-        if self.config.checkpoint_every_n_steps:  # a second writer of last.ckpt, mid-epoch
-            checkpoints.append(
-                ModelCheckpoint(
-                    dirpath=phase_dir / "checkpoints",
-                    save_top_k=0,
-                    save_last=True,
-                    enable_version_counter=False,
-                    every_n_train_steps=self.config.checkpoint_every_n_steps,
-                )
-            )
+        checkpoints = phase_checkpoints(
+            phase_dir / "checkpoints", self.spec.monitor if validate else None, self.config.checkpoint_every_n_steps
+        )
         last = phase_dir / "checkpoints" / "last.ckpt"
         resume_step = _readable_checkpoint(last) if reuse and last.is_file() else None
         if reuse and last.is_file() and resume_step is None:
@@ -678,6 +724,12 @@ class TaskRunner:
             metrics["test/class_mean"] = class_mean(per_class)
             if self.spec.class_metrics is not None:  # the protocol's own, e.g. long-tail's head/tail/few
                 metrics.update(self.spec.class_metrics(self.spec, split, per_class, datamodule))
+            if trainer.is_global_zero and trainer.logger is not None:  # the same in TensorBoard, beside test/top1
+                shown = {k: v for k, v in metrics.items() if k not in raw and v is not None}
+                names = datamodule.class_names
+                shown |= {f"test/per_class/{names[i]}": a for i, a in enumerate(per_class) if a is not None}
+                trainer.logger.log_metrics(shown, step=trainer.global_step)
+                trainer.logger.save()
         result = TestResult(
             split=split.name or test.name,
             test=test.name,
@@ -828,6 +880,34 @@ def _prompt_source(manifest: str | None) -> str | None:
     if manifest is None or not Path(manifest).is_file():
         return None
     return prompt_provenance(manifest)["prompts"]
+
+
+def phase_checkpoints(folder: Path, monitor: str | None, every_n_steps: int | None) -> list[ModelCheckpoint]:
+    """The checkpoint writers of a phase: `last.ckpt` (one per folder, a resumed run overwrites it) is written
+    every `every_n_steps` optimiser steps, after each validation of a validated phase (`monitor` set; with the
+    best epoch's `best-epoch=N.ckpt`) and when training ends; Lightning writes none at other epoch ends."""
+    checkpoints = [
+        ModelCheckpoint(
+            dirpath=folder,
+            filename="best-{epoch}",
+            monitor=monitor,
+            mode="max",
+            save_top_k=1 if monitor else 0,
+            save_last=True,
+            enable_version_counter=False,  # one last.ckpt per folder (a resumed run overwrites it)
+        )
+    ]
+    if every_n_steps:  # a second writer of last.ckpt, mid-epoch
+        checkpoints.append(
+            ModelCheckpoint(
+                dirpath=folder,
+                save_top_k=0,
+                save_last=True,
+                enable_version_counter=False,
+                every_n_train_steps=every_n_steps,
+            )
+        )
+    return checkpoints
 
 
 def phase_seed(seed: int, where: str) -> int:

@@ -154,7 +154,7 @@ def test_file_checks_with_a_root(tmp_path: Path) -> None:
     assert missing.details == ["line 4: v_Biking_g01_c04.avi"]
     assert decode.summary == "1 of 3 clips do not decode; re-download them or drop them"
     assert decode.details[0].startswith(f"line 3: cannot read video '{root / 'v_Biking_g01_c03.avi'}': ")
-    assert length.status == "warning" and length.details == ["line 2: v_Biking_g01_c02 has 3 frames"]
+    assert length.status == "info" and length.details == ["line 2: v_Biking_g01_c02 has 3 frames"]
     skipped = validate(lst, labels, root=root, decode=False)
     assert _check(skipped, "decode").status == "skipped" and "length" not in [c.name for c in skipped.checks]
     assert _check(validate(lst, labels, root=tmp_path / "nope"), "files").status == "error"

@@ -34,4 +34,9 @@ def test_a_raw_stream_is_length_unverifiable_and_decode_ok_claims_no_frame_count
     unverifiable = [c for c in report.checks if "length unverifiable" in c.summary]
     assert len(unverifiable) == 1 and unverifiable[0].details == ["line 2: b.mp4 (12 frames counted)"]
     short = [c for c in report.checks if c.name == "length" and "fewer than 16" in c.summary]
-    assert short and len(short[0].details) == 2  # both have 12 < 16 frames: a warning, not contradicted above
+    assert len(short) == 1 and len(short[0].details) == 2  # both have 12 < 16 frames: said once, and what happens
+    assert short[0].status == "info" and short[0].summary == (
+        "2 clip(s) have fewer than 16 frames (fewest 12): not an error, a sample of 16 takes some of their frames "
+        "twice (the frame of each of 16 equal segments)"
+    )
+    assert [c.status for c in report.checks if c.name == "length"] == ["warning", "info"]  # unverifiable: a warning
