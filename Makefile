@@ -41,7 +41,7 @@ smoke: smoke-data
 # The embedded demo world (generation/demo.py): labels, the held-out "real" style, Basic / IE / unreliable-IE sets and
 # the stand-in CLIP's web split. The demo tasks read it from data/demo (tasks/demo_*.yaml).
 demo-data: install
-	$(PY) -m generation demo --out data/demo --preset demo
+	$(PY) -m generation demo --out data/demo --preset demo --workers 2
 
 # Through the product, as a user would type it (tasks/demo.py prints each command): the stand-in CLIP
 # (train.py fit tasks/demo_scorer.yaml) -> generation score --arch demo on the unreliable set -> for 3 seeds

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections import Counter, defaultdict
@@ -415,6 +416,21 @@ def _stat_key(path: Path) -> list[int] | None:
     return [stat.st_size, stat.st_mtime_ns]
 
 
+def check_cache() -> Path:
+    """Where decode checks are remembered: `$SYNTHACT_CACHE/decode_checks.json`, by default under
+    `$XDG_CACHE_HOME/synthact` (`~/.cache/synthact`). One file for every run folder: an entry is a file's
+    absolute path with its size and modification time, so it holds for whichever run reads that file."""
+    root = os.environ.get("SYNTHACT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "synthact"
+    return Path(root).expanduser() / "decode_checks.json"
+
+
+def _read_checks(cache: Path) -> dict:
+    try:
+        return json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}  # absent or damaged: it only costs a re-check
+
+
 def check_decodes(
     paths: list[Path], frames: int = 8, cache: str | Path | None = None, num_workers: int = 0, save: bool = True
 ) -> list[tuple[Path, str]]:
@@ -428,12 +444,7 @@ def check_decodes(
         num_workers: DataLoader worker processes that decode (0: this process).
         save: write what was checked to `cache` (False: read it only, e.g. on all but one DDP rank).
     """
-    known: dict = {}
-    if cache is not None and Path(cache).is_file():
-        try:
-            known = json.loads(Path(cache).read_text())
-        except (OSError, ValueError):
-            known = {}  # a damaged cache only costs a re-check
+    known = _read_checks(Path(cache)) if cache is not None else {}
     unique = list(dict.fromkeys(Path(p).absolute() for p in paths))
     keys = {p: _stat_key(p) for p in unique}
     todo = [p for p in unique if keys[p] is None or (known.get(str(p)) or {}).get("key") != keys[p]]
@@ -443,12 +454,15 @@ def check_decodes(
         loader = DataLoader(
             _DecodeChecks(todo, frames), batch_size=None, num_workers=num_workers, generator=torch.Generator()
         )
+        found = {}
         for index, cause in loader:
             path = todo[index]
             if keys[path] is not None:
-                known[str(path)] = {"key": keys[path], "cause": cause}
-        if cache is not None and save:
-            write_text_atomic(cache, json.dumps(known) + "\n")
+                found[str(path)] = {"key": keys[path], "cause": cause}
+        known.update(found)
+        if cache is not None and save:  # merged with what runs beside this one wrote meanwhile
+            Path(cache).parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(cache, json.dumps({**_read_checks(Path(cache)), **found}) + "\n")
     return [(p, known[str(p)]["cause"]) for p in unique if str(p) in known and known[str(p)]["cause"]] + [
         (p, "not found") for p in unique if keys[p] is None
     ]

@@ -44,7 +44,9 @@ val2/val3 may overlap the few-shot training clips.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -177,7 +179,7 @@ def _build_real(out: Path, p: DemoPreset, progress: bool) -> dict[str, int]:
     return {"real_clips": len(jobs), "real_rendered": made}
 
 
-def _build_web(out: Path, p: DemoPreset, progress: bool) -> int:
+def _build_web(out: Path, p: DemoPreset, progress: bool) -> dict[str, int]:
     """The scorer's labelled split: `web_per_class` clips per class, alternating synthetic and real style."""
     videos = out / "web" / "videos"
     videos.mkdir(parents=True, exist_ok=True)
@@ -199,7 +201,7 @@ def _build_web(out: Path, p: DemoPreset, progress: bool) -> int:
     held_out = [i % p.web_per_class >= p.web_per_class - n_val for i in range(len(lines))]
     write_text_atomic(out / "web" / "train.txt", "".join(f"{x}\n" for x, v in zip(lines, held_out) if not v))
     write_text_atomic(out / "web" / "val.txt", "".join(f"{x}\n" for x, v in zip(lines, held_out) if v))
-    return made
+    return {"web_rendered": made}
 
 
 def _protocol_lists(out: Path, splits: Path, train: list[ListEntry], val: list[ListEntry], per_class: int) -> None:
@@ -233,13 +235,40 @@ def _protocol_lists(out: Path, splits: Path, train: list[ListEntry], val: list[L
         write_list(splits / "k600" / f"ZS_split{i}_K600_eval.txt", remap(val, mapping))
 
 
-def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) -> dict:
+def _build_synthetic(out: Path, p: DemoPreset, progress: bool, strategy: str) -> dict[str, int]:
+    folder = out / "synthetic" / strategy
+    rows = make_prompts(
+        demo_labels(), strategy, videos_per_class=p.synthetic_per_class, num_envs=p.num_envs, num_chars=p.num_chars
+    )
+    write_prompts(folder / "prompts.jsonl", rows)
+    summary = render_prompts(
+        folder / "prompts.jsonl", folder, num_frames=p.num_frames, size=p.size, fps=p.fps, progress=progress
+    )
+    return {f"synthetic_{strategy}_clips": summary.total_rows}
+
+
+def _build_unreliable(out: Path, p: DemoPreset, progress: bool) -> dict[str, int]:
+    folder = out / "synthetic" / UNRELIABLE
+    rows = make_prompts(
+        demo_labels(), "ie", videos_per_class=p.synthetic_per_class, num_envs=p.num_envs, num_chars=p.num_chars
+    )
+    write_prompts(folder / "prompts.jsonl", rows)
+    failed = [r.row_id for r in rows if is_unreliable(r.row_id, p.unreliable_rate)]
+    write_text_atomic(folder / "unreliable.json", json.dumps({"rate": p.unreliable_rate, "rows": failed}) + "\n")
+    renderer = unreliable_renderer(p.unreliable_rate, p.num_frames, p.size)
+    summary = render_prompts(folder / "prompts.jsonl", folder, backend=renderer, fps=p.fps, progress=progress)
+    return {"synthetic_ie_unreliable_clips": summary.total_rows, "unreliable_rows": len(failed)}
+
+
+def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True, workers: int = 1) -> dict:
     """Build (or finish building) the demo dataset under `out`; returns the DONE.json content.
 
     Args:
         out: output folder.
         preset: "smoke" (seconds; for tests) or "demo" (about a minute on 2 CPU cores).
-        progress: show tqdm bars.
+        progress: show progress bars.
+        workers: processes rendering its parts (the real style, each synthetic set, the web split) side by
+            side; the clips are the same for any number (each is drawn from its own seed).
 
     Raises:
         DemoError: unknown preset, or `out` already holds a build with different parameters.
@@ -270,30 +299,18 @@ def build_demo(out: str | Path, preset: str = "demo", *, progress: bool = True) 
 
     labels = demo_labels()
     write_labels(out / "labels.csv", [label.name for label in labels])
-    counts = _build_real(out, p, progress)
-    for strategy in p.strategies:
-        folder = out / "synthetic" / strategy
-        rows = make_prompts(
-            labels, strategy, videos_per_class=p.synthetic_per_class, num_envs=p.num_envs, num_chars=p.num_chars
-        )
-        write_prompts(folder / "prompts.jsonl", rows)
-        summary = render_prompts(
-            folder / "prompts.jsonl", folder, num_frames=p.num_frames, size=p.size, fps=p.fps, progress=progress
-        )
-        counts[f"synthetic_{strategy}_clips"] = summary.total_rows
-    if p.unreliable_rate > 0:
-        folder = out / "synthetic" / UNRELIABLE
-        rows = make_prompts(
-            labels, "ie", videos_per_class=p.synthetic_per_class, num_envs=p.num_envs, num_chars=p.num_chars
-        )
-        write_prompts(folder / "prompts.jsonl", rows)
-        failed = [r.row_id for r in rows if is_unreliable(r.row_id, p.unreliable_rate)]
-        write_text_atomic(folder / "unreliable.json", json.dumps({"rate": p.unreliable_rate, "rows": failed}) + "\n")
-        renderer = unreliable_renderer(p.unreliable_rate, p.num_frames, p.size)
-        summary = render_prompts(folder / "prompts.jsonl", folder, backend=renderer, fps=p.fps, progress=progress)
-        counts["synthetic_ie_unreliable_clips"], counts["unreliable_rows"] = summary.total_rows, len(failed)
-    if p.web_per_class > 0:
-        counts["web_rendered"] = _build_web(out, p, progress)
+    parts = [(_build_web, ())] if p.web_per_class > 0 else []  # the largest part first
+    parts += [(_build_real, ()), *((_build_synthetic, (s,)) for s in p.strategies)]
+    parts += [(_build_unreliable, ())] if p.unreliable_rate > 0 else []
+    counts: dict[str, int] = {}
+    if workers > 1:  # the parts write disjoint folders; each process renders one part at a time
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(part, out, p, progress, *args) for part, args in parts]
+            for future in futures:
+                counts.update(future.result())
+    else:
+        for part, args in parts:
+            counts.update(part(out, p, progress, *args))
 
     done = {
         "params": params,

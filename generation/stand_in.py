@@ -36,6 +36,11 @@ class StandInEncoder:
         self.device = torch.device(device or "cpu")
         self.net = DemoNet.from_checkpoint(checkpoint).to(self.device)
         spec = self.net.input_spec
+        if num_frames != spec.num_frames:
+            raise ValueError(
+                f"the stand-in CLIP {checkpoint} was trained on {spec.num_frames} frames per clip; score with "
+                f"--num_frames {spec.num_frames} (got {num_frames})"
+            )
         self.num_frames, self.views = num_frames, views
         self.transform = VideoTransform(train=False, size=spec.image_size, mean=spec.mean, std=spec.std)  # as in test
 

@@ -35,6 +35,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 DATA = Path("data/demo")  # the task YAMLs read the build from here
 UNRELIABLE = "ie_unreliable"  # generation.demo.UNRELIABLE
+NUM_FRAMES = 6  # DemoNet's frames per clip in configs/models/demo_net.yaml: the stand-in CLIP scores as it was trained
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def score_command(root: Path) -> list[str]:
         *("--manifest", str(DATA / "synthetic" / UNRELIABLE / "manifest.jsonl")),
         *("--labels", str(DATA / "labels.csv")),
         *("--arch", "demo", "--checkpoint", str(root / "demo_scorer" / "train" / "weights.pt")),
-        *("--num_frames", "8", "--views", "2", "--rescore", "true", "--progress", "false"),
+        *("--num_frames", str(NUM_FRAMES), "--views", "2", "--rescore", "true", "--progress", "false"),
     ]
 
 

@@ -62,7 +62,6 @@ from tasks.report import Results, TestResult, summarise, task_table
 from tasks.selection import save_best, selection_for, wise_ft
 
 GENERATED = ("synthetic", "mixed")  # phase sources that train on the generated set
-DECODE_CACHE = ".decode_checks.json"  # under --task.root: clips already decode-checked (path, size, mtime)
 
 
 @dataclass
@@ -422,7 +421,7 @@ class TaskRunner:
 
     def _check_decodes(self, clips: dict[str, list[Path]], decode: dict[str, str], data: dict) -> None:
         """One line for the first list (in the order the run reads them) holding a clip that does not decode."""
-        from datamodules.validate import check_decodes
+        from datamodules.validate import check_cache, check_decodes
 
         todo = {name: paths for name, paths in clips.items() if name in decode}
         everything = [p for paths in todo.values() for p in paths]
@@ -434,7 +433,7 @@ class TaskRunner:
             check_decodes(
                 everything,
                 frames,
-                cache=Path(self.config.root) / DECODE_CACHE,
+                cache=check_cache(),
                 num_workers=int(data.get("num_workers") or 0),
                 save=rank_zero_only.rank == 0,
             )

@@ -3,11 +3,14 @@ scored smoke world every task test trains on."""
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+# the runs' decode-check cache (datamodules.validate.check_cache) in a folder of this session, not the user's
+os.environ["SYNTHACT_CACHE"] = tempfile.mkdtemp(prefix="synthact-cache-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

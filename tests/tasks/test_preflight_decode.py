@@ -79,3 +79,24 @@ def test_the_decode_check_is_cached_by_path_size_and_mtime(world, tmp_path, monk
     bad = check_decodes(clips, 4, cache=cache)
     assert calls == [clips[2].absolute()] and [p for p, _ in bad] == [clips[2].absolute()]
     assert "does not decode" not in bad[0][1] and bad[0][1].startswith(f"cannot read video {str(clips[2])!r}")
+
+
+def test_the_decode_check_cache_is_shared_by_run_folders(monkeypatch, tmp_path):
+    """One cache for every --task.root (the demo's seeds run in their own folders and read the same clips), under
+    $SYNTHACT_CACHE; what a run beside this one wrote meanwhile is kept."""
+    from datamodules.manifest import write_text_atomic
+    from datamodules.validate import _read_checks, check_cache
+
+    monkeypatch.setenv("SYNTHACT_CACHE", str(tmp_path / "c"))
+    assert check_cache() == tmp_path / "c" / "decode_checks.json"
+    monkeypatch.delenv("SYNTHACT_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert check_cache() == tmp_path / "x" / "synthact" / "decode_checks.json"
+    cache = check_cache()
+    cache.parent.mkdir(parents=True)
+    write_text_atomic(cache, '{"/elsewhere.mp4": {"key": [1, 2], "cause": ""}}\n')
+    clip = tmp_path / "missing.mp4"
+    assert check_decodes([clip], 4, cache=cache) == [(clip.absolute(), "not found")]
+    clip.write_bytes(b"not a video")
+    assert check_decodes([clip], 4, cache=cache)[0][0] == clip.absolute()
+    assert set(_read_checks(cache)) == {"/elsewhere.mp4", str(clip.absolute())}
