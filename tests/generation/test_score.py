@@ -156,10 +156,10 @@ def _demo_scorer(folder: Path) -> Path:
     from lightning_modules.models.demo_net import DemoNet
 
     torch.manual_seed(0)
-    net = DemoNet(width=2, embed_dim=8, logit_scale=100.0)  # peaked: the mean of softmaxes != softmax of a mean
+    net = DemoNet(width=2, embed_dim=8, logit_scale=100.0, num_frames=4)  # peaked: mean of softmaxes != softmax of mean
     folder.mkdir(parents=True)
     torch.save({f"net.{k}": v for k, v in net.state_dict().items()}, folder / "weights.pt")
-    config = {"model": {"init_args": {"net": {"init_args": {"width": 2, "embed_dim": 8}}}}}
+    config = {"model": {"init_args": {"net": {"init_args": {"width": 2, "embed_dim": 8, "num_frames": 4}}}}}
     (folder / "config.yaml").write_text(json.dumps({**config, "data": {"init_args": {"image_size": 32}}}))
     return folder / "weights.pt"
 
@@ -173,6 +173,8 @@ def test_the_demo_stand_in_scores_with_the_mean_of_its_views_softmax(demo, tmp_p
     shutil.copytree(demo / "synthetic/ie", folder)
     manifest, labels = folder / "manifest.jsonl", demo / "labels.csv"
     weights = _demo_scorer(tmp_path / "scorer/train")
+    with pytest.raises(ValueError, match="trained on 4 frames per clip; score with --num_frames 4"):
+        score_manifest(manifest, labels, arch="demo", checkpoint=weights, num_frames=8, rescore=True, progress=False)
     with pytest.raises(ValueError, match="--arch demo needs --checkpoint"):
         score_manifest(manifest, labels, arch="demo", num_frames=4, progress=False)
     # rescore: the shared fixture's manifest may already hold another scorer's entropies
