@@ -6,14 +6,15 @@ Each video is a bag of (S, D) segment features cached by `python -m datamodules 
 normal when its class name is in `normal_classes` (default: names containing "normal", any case) and
 abnormal otherwise. The task runner switches the training source per phase (`set_phase`): synthetic
 clips for pre-training, the real list for training. Training batches pair `batch_size` abnormal with
-`batch_size` normal bags, reshuffled every epoch (the shorter side is cycled). The test list is a
+`batch_size` normal bags, reshuffled every epoch (the shorter side is cycled) from the run's seed, and
+resume exactly mid-epoch after a kill (`BagPairSampler` + `datamodules.resume.ResumableLoader`). The test list is a
 UCF-Crime annotation with temporal intervals (the temporal annotation file named in the config); its
 test items carry the per-frame labels (1-indexed inclusive intervals, `CrimeVideo.frame_labels`) and the
 segment frame bounds that spread segment scores to frames, and the video's file name: the module hands
 the per-video segment scores to its metric (`lightning_modules.anomaly_metrics`), against `test_annotations()`
 (the `protocols`; default: `sultani` on the test list; read by `datamodules.anomaly_eval`). Missing features are reported, with the
-command that extracts them, before anything trains. The paired batches come from a batch sampler, so
-training runs on one device (the head trains in minutes; extraction is what to spread over GPUs).
+command that extracts them, before anything trains. The head trains in minutes on one device (extraction is
+what to spread over GPUs).
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from typing import Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from datamodules.annotations import AnnotationError, CrimeVideo, read_list
 from datamodules.anomaly_eval import PROTOCOLS, EvalVideo, read_annotation, video_name
 from datamodules.features import feature_path, load_features, segment_bounds
 from datamodules.manifest import read_manifest
+from datamodules.mixing import global_seed
+from datamodules.resume import ResumableLoader
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +54,26 @@ class BagDataset(Dataset):
         return {"features": self.features[index], "abnormal": self.abnormal[index]}
 
 
-class BagPairSampler(Sampler[list[int]]):
-    """Batches of `pairs` abnormal then `pairs` normal bag indices, freshly shuffled each epoch.
+class BagPairSampler(DistributedSampler):
+    """Batches of `pairs` abnormal then `pairs` normal bag indices, freshly shuffled each epoch, served as
+    one index stream that the DataLoader cuts into batches of 2 x `pairs` (`batch_size`).
 
     An epoch has ceil(max(n_abnormal, n_normal) / pairs) batches; the shorter side is cycled (each cycle
-    in a new random order), so every bag of the longer side is seen once per epoch. The order comes from
-    torch's global RNG (seeded by `seed_everything`).
+    in a new random order), so every bag of the longer side is seen once per epoch. An epoch's batches are
+    a function of (seed, epoch) only, and the sampler can skip the batches a killed run had trained on: it
+    is resumable as `datamodules.resume.EpochSampler` (`ResumableLoader` saves and restores its place).
+    Under DDP, rank r takes every R-th batch of the epoch (the list cycled to a multiple of R).
+
+    Args:
+        abnormal: (N,) bool, the bags' video labels.
+        pairs: abnormal/normal bag pairs per batch.
+        num_replicas: number of ranks (DDP world size).
+        rank: this rank.
+        seed: seeds every epoch's order; must be the same on every rank.
     """
 
-    def __init__(self, abnormal: torch.Tensor, pairs: int):
+    def __init__(self, abnormal: torch.Tensor, pairs: int, num_replicas: int = 1, rank: int = 0, seed: int = 0):
+        super().__init__(range(len(abnormal)), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         self.abnormal_idx = torch.nonzero(abnormal).flatten()
         self.normal_idx = torch.nonzero(~abnormal).flatten()
         if len(self.abnormal_idx) == 0 or len(self.normal_idx) == 0:
@@ -67,22 +81,44 @@ class BagPairSampler(Sampler[list[int]]):
                 f"training needs abnormal and normal bags; got {len(self.abnormal_idx)} abnormal and "
                 f"{len(self.normal_idx)} normal"
             )
-        self.pairs = pairs
-
-    def __len__(self) -> int:
+        self.pairs, self.batch_size = pairs, 2 * pairs  # the DataLoader's batch: pairs abnormal + pairs normal
         longest = max(len(self.abnormal_idx), len(self.normal_idx))
-        return -(-longest // self.pairs)
+        self.num_batches = -(-longest // pairs)  # over all ranks
+        self.num_samples = -(-self.num_batches // num_replicas) * self.batch_size  # this rank's indices an epoch
+        self.total_size = self.num_samples * num_replicas
+        self.skip_batches = 0  # batches of the next iteration's epoch already served (set on resume)
 
-    def _cycled(self, idx: torch.Tensor, n: int) -> torch.Tensor:
+    def _cycled(self, idx: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
         rounds = -(-n // len(idx))
-        return torch.cat([idx[torch.randperm(len(idx))] for _ in range(rounds)])[:n]
+        return torch.cat([idx[torch.randperm(len(idx), generator=generator)] for _ in range(rounds)])[:n]
 
-    def __iter__(self) -> Iterator[list[int]]:
-        n = len(self) * self.pairs
-        abnormal, normal = self._cycled(self.abnormal_idx, n), self._cycled(self.normal_idx, n)
-        for b in range(len(self)):
-            window = slice(b * self.pairs, (b + 1) * self.pairs)
-            yield abnormal[window].tolist() + normal[window].tolist()
+    def batches(self) -> list[list[int]]:
+        """This rank's batches of the current epoch (`set_epoch`): `pairs` abnormal then `pairs` normal indices."""
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        n = self.num_batches * self.pairs
+        abnormal, normal = self._cycled(self.abnormal_idx, n, generator), self._cycled(self.normal_idx, n, generator)
+        epoch = [
+            abnormal[b * self.pairs : (b + 1) * self.pairs].tolist()
+            + normal[b * self.pairs : (b + 1) * self.pairs].tolist()
+            for b in range(self.num_batches)
+        ]
+        epoch = [epoch[b % len(epoch)] for b in range(self.total_size // self.batch_size)]  # as many on every rank
+        return epoch[self.rank :: self.num_replicas]
+
+    def __iter__(self) -> Iterator[int]:
+        skip, self.skip_batches = self.skip_batches, 0
+        for batch in self.batches()[skip:]:
+            yield from batch
+
+    def layout(self) -> dict:
+        """What decides the epochs' indices: a resumed run skips served batches only when this is unchanged."""
+        return {
+            "abnormal": len(self.abnormal_idx),
+            "normal": len(self.normal_idx),
+            "pairs": self.pairs,
+            "num_replicas": self.num_replicas,
+            "seed": self.seed,
+        }
 
 
 class TestBagDataset(Dataset):
@@ -337,9 +373,18 @@ class AnomalyDataModule(UCFCrimeLists, L.LightningDataModule):
             self.datasets["test"] = self._test_items()
 
     def train_dataloader(self) -> DataLoader:
+        """Paired batches, resumable mid-epoch (`datamodules.resume`): a killed run resumes on the same bags and draws."""
         dataset = self.datasets["train"]
-        sampler = BagPairSampler(dataset.abnormal, self.batch_size)
-        return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers)
+        trainer = getattr(self, "trainer", None)
+        shard = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+        sampler = BagPairSampler(
+            dataset.abnormal,
+            self.batch_size,
+            num_replicas=shard.get("num_replicas", 1),
+            rank=shard.get("rank", 0),
+            seed=global_seed(),
+        )
+        return ResumableLoader(dataset, sampler, num_workers=self.num_workers)
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(

@@ -7,7 +7,8 @@ placed as mmaction's `SampleFrames(clip_len=T, frame_interval, num_clips=K)` pla
 the class is Normal; a synthetic class is normal when its name is in `normal_classes`, default: names
 containing "normal"). Frames are resized (short side `round(size * 256 / 224)`), centre-cropped and
 normalised with ImageNet statistics, as UMIL's training pipeline (its first view) and X-CLIP's weights
-expect. Batches are drawn at random (UMIL: no abnormal/normal pairing).
+expect. Batches are drawn at random, as UMIL's DistributedSampler(shuffle=True) + drop_last draws them (no
+abnormal/normal pairing): an `EpochSampler` shuffle per (seed, epoch), resumable mid-epoch after a kill.
 
 Test: as UMIL's `RawFramesTestDataset`, every video of `test_list` is cut into segments of T x interval
 frames (the last may be shorter; one of fewer than T frames is dropped) and every segment is one item: T
@@ -32,6 +33,8 @@ from datamodules.annotations import AnnotationError, read_list
 from datamodules.anomaly import Source, UCFCrimeLists
 from datamodules.anomaly_eval import PROTOCOLS, EvalVideo, read_annotation, video_name
 from datamodules.manifest import read_manifest
+from datamodules.mixing import global_seed
+from datamodules.resume import EpochSampler, ResumableLoader
 from datamodules.transforms import VideoTransform
 from datamodules.video import decode_frames, video_info
 
@@ -280,10 +283,20 @@ class AnomalyVideoDataModule(UCFCrimeLists, L.LightningDataModule):
             self.datasets["test"] = self._test_items()
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.datasets["train"],
-            batch_size=self.batch_size,
-            shuffle=True,
+        """Resumable mid-epoch (`datamodules.resume`): a killed run resumes on the same bags and draws."""
+        dataset = self.datasets["train"]
+        trainer = getattr(self, "trainer", None)
+        shard = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+        sampler = EpochSampler(
+            len(dataset),
+            self.batch_size,
+            num_replicas=shard.get("num_replicas", 1),
+            rank=shard.get("rank", 0),
+            seed=global_seed(),
+        )
+        return ResumableLoader(
+            dataset,
+            sampler,
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -11,6 +11,7 @@ from datamodules.annotations import AnnotationError
 from datamodules.anomaly import AnomalyDataModule, BagPairSampler
 from datamodules.features import feature_path, save_features
 from datamodules.manifest import ManifestRow, write_jsonl
+from datamodules.resume import ResumableLoader
 
 TRAIN = [
     "Abuse/Abuse001_x264.mp4",
@@ -102,9 +103,10 @@ def test_set_phase_switches_the_training_bags(data):
 def test_batches_pair_abnormal_with_normal_bags(data):
     dm = _dm(data, batch_size=2)
     dm.setup("fit")
-    torch.manual_seed(0)
-    batches = list(dm.train_dataloader())
-    assert len(batches) == 2  # ceil(max(2 abnormal, 3 normal) / 2)
+    loader = dm.train_dataloader()
+    assert isinstance(loader, ResumableLoader)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 2  # ceil(max(2 abnormal, 3 normal) / 2)
     for batch in batches:
         assert batch["features"].shape == (4, 4, 3)  # (2 abnormal + 2 normal, S, D)
         assert batch["abnormal"].tolist() == [True, True, False, False]
@@ -112,16 +114,74 @@ def test_batches_pair_abnormal_with_normal_bags(data):
     assert normal_seen == {1.0, 3.0, 4.0}  # every bag of the longer side once an epoch
 
 
+def _epoch(sampler: BagPairSampler, epoch: int) -> list[list[int]]:
+    sampler.set_epoch(epoch)
+    flat = list(sampler)
+    assert len(flat) == len(sampler)
+    return [flat[i : i + sampler.batch_size] for i in range(0, len(flat), sampler.batch_size)]
+
+
 def test_pair_sampler_reshuffles_each_epoch_and_needs_both_sides():
     sampler = BagPairSampler(torch.tensor([True] * 8 + [False] * 8), pairs=4)
-    torch.manual_seed(0)
-    first, second = list(sampler), list(sampler)
+    first, second = _epoch(sampler, 0), _epoch(sampler, 1)
     assert first != second
     for epoch in (first, second):
         assert sorted(i for b in epoch for i in b[:4]) == list(range(8))
         assert sorted(i for b in epoch for i in b[4:]) == list(range(8, 16))
     with pytest.raises(ValueError, match="0 normal"):
         BagPairSampler(torch.tensor([True, True]), pairs=1)
+
+
+def test_pair_sampler_epochs_are_a_function_of_seed_and_epoch_not_the_global_stream():
+    labels = torch.tensor([True] * 5 + [False] * 9)
+    torch.manual_seed(0)
+    one = _epoch(BagPairSampler(labels, pairs=2, seed=3), 4)
+    torch.manual_seed(1)
+    assert _epoch(BagPairSampler(labels, pairs=2, seed=3), 4) == one
+    assert _epoch(BagPairSampler(labels, pairs=2, seed=4), 4) != one
+    assert len(one) == 5 and all(b[0] < 5 and b[1] < 5 and min(b[2:]) >= 5 for b in one)
+
+
+def test_pair_sampler_ranks_take_alternate_batches_of_the_epoch():
+    labels = torch.tensor([True] * 4 + [False] * 6)
+    whole = _epoch(BagPairSampler(labels, pairs=2, seed=5), 1)  # 3 batches
+    ranks = [_epoch(BagPairSampler(labels, pairs=2, num_replicas=2, rank=r, seed=5), 1) for r in (0, 1)]
+    assert ranks == [[whole[0], whole[2]], [whole[1], whole[0]]]  # cycled to 4 batches: as many on each rank
+    one = torch.tensor([True, True, False, False])  # 1 batch, 3 ranks: each rank gets it
+    assert [_epoch(BagPairSampler(one, pairs=2, num_replicas=3, rank=r), 0) for r in range(3)] == [
+        _epoch(BagPairSampler(one, pairs=2), 0)
+    ] * 3
+
+
+def _pair_loader(data, pairs: int = 1) -> ResumableLoader:
+    dm = _dm(data, batch_size=pairs)
+    dm.setup("fit")
+    return dm.train_dataloader()
+
+
+def _values(batch: dict) -> list[float]:
+    return batch["features"][:, 0, 0].tolist()
+
+
+def test_pair_loader_resumes_the_epoch_after_the_served_batches(data):
+    loader = _pair_loader(data)
+    loader.sampler.set_epoch(2)
+    full = [_values(b) for b in loader]
+    assert len(full) == 3  # ceil(max(2 abnormal, 3 normal) / 1)
+    partial = iter(loader)
+    served = [_values(next(partial)) for _ in range(2)]
+    state = loader.state_dict()
+    assert state["epoch"] == 2 and state["batches"] == 2 and served == full[:2]
+
+    resumed = _pair_loader(data)  # a fresh process: same bags, same seed
+    resumed.load_state_dict(state)
+    resumed.sampler.set_epoch(2)  # as Lightning does after loading the state
+    assert [_values(b) for b in resumed] == full[2:]
+    assert [_values(b) for b in resumed] == full  # only the resumed epoch skips
+    other = _pair_loader(data, pairs=2)
+    other.load_state_dict(state)  # another layout: the epoch starts from its first batch
+    other.sampler.set_epoch(2)
+    assert len(list(other)) == len(other) == 2
 
 
 def test_test_items_carry_1_indexed_inclusive_frame_labels(data):

@@ -6,6 +6,7 @@ import pytest
 
 from datamodules.anomaly_video import AnomalyVideoDataModule, instance_indices, segment_indices
 from datamodules.manifest import ManifestRow, write_jsonl
+from datamodules.resume import EpochSampler, ResumableLoader
 
 
 def test_test_mode_instances_sit_at_stride_centres():
@@ -156,3 +157,32 @@ def test_items_decode_the_frames_umil_samples_from_frame_folders(tmp_path):
     frames = _frame_of(bag)
     assert bag.shape[:2] == (2, 5) and 0 <= frames[0] < 20 and 20 <= frames[5] < 40
     assert frames[:5] == [frames[0] + 6 * t for t in range(5)]
+
+
+def test_train_loader_is_the_run_seeded_resumable_epoch_with_drop_last(world, monkeypatch):
+    """UMIL's DistributedSampler(shuffle) + drop_last, seeded by the run (`seed_everything` publishes it) and
+    resumable mid-epoch (`datamodules.resume`)."""
+    monkeypatch.setenv("PL_GLOBAL_SEED", "7")
+    dm = _dm(world, batch_size=1)
+    dm.set_phase("synthetic")
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader, ResumableLoader) and isinstance(loader.sampler, EpochSampler)
+    assert loader.sampler.seed == 7 and loader.drop_last and len(loader) == 3
+    loader.sampler.set_epoch(1)
+    order = list(loader.sampler)
+    labels = [bool(b["abnormal"]) for b in loader]
+    assert labels == [[True, False, True][i] for i in order]
+    partial = iter(loader)
+    next(partial)
+    state = loader.state_dict()
+    resumed = _dm(world, batch_size=1)
+    resumed.set_phase("synthetic")
+    resumed.setup("fit")
+    rest = resumed.train_dataloader()
+    rest.load_state_dict(state)
+    rest.sampler.set_epoch(1)
+    assert [bool(b["abnormal"]) for b in rest] == labels[1:]
+    pairs = _dm(world, batch_size=2, train_source="synthetic")
+    pairs.setup("fit")
+    assert [len(b["abnormal"]) for b in pairs.train_dataloader()] == [2]  # 3 bags: the last, partial batch dropped
