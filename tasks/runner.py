@@ -528,7 +528,7 @@ class TaskRunner:
         seed = cfg.get("seed_everything")
         # a phase = f(config, start): its own random stream, from the run's seed and the phase's place in the run
         # (phases of one run must not replay one another's draws: same bag order, same crops)
-        seed_everything(phase_seed(0 if seed in (None, True, False) else int(seed), where), verbose=False)
+        seed_everything(phase_seed(run_seed(seed), where), verbose=False)
         model, datamodule, init = self._build(cfg)
         model.load_state_dict(state)
         _use_labels(datamodule, phase_labels(phase, self.config))
@@ -907,6 +907,12 @@ def phase_checkpoints(folder: Path, monitor: str | None, every_n_steps: int | No
             )
         )
     return checkpoints
+
+
+def run_seed(value: int | bool | None) -> int:
+    """The run's seed from `seed_everything`: an int as given; None or a bool (Lightning's "pick one") -> 0.
+    (`1 in (True, False)` is true in Python: seed 1 must not read as True.)"""
+    return 0 if value is None or isinstance(value, bool) else int(value)
 
 
 def phase_seed(seed: int, where: str) -> int:

@@ -122,3 +122,11 @@ def test_kill_9_mid_epoch_then_rerun_gives_the_uninterrupted_weights_and_metrics
                 if value.tag == "train/loss":
                     points[event.step] = points.get(event.step, 0) + 1
     assert sorted(points) == list(range(4)) and set(points.values()) == {1}  # no step logged twice
+
+
+def test_seed_1_is_its_own_run_not_lightnings_true():
+    """`--seed_everything 1` seeds the phases with 1 (it read as True, i.e. seed 0, since `1 == True`)."""
+    from tasks.runner import phase_seed, run_seed
+
+    assert [run_seed(v) for v in (None, True, False, 0, 1, 2)] == [0, 0, 0, 0, 1, 2]
+    assert phase_seed(run_seed(1), "pretrain") != phase_seed(run_seed(0), "pretrain")
