@@ -159,3 +159,30 @@ def test_output_is_contiguous(train: bool) -> None:
     the normalisation ran ~6x slower, and so would every later op."""
     out = VideoTransform(train=train, size=32)(_clip())
     assert out.is_contiguous()
+
+
+def test_crop_scales_one_with_short_side_equal_to_size_keeps_the_whole_square_frame() -> None:
+    """`crop_scales=(1.0,)` + `short_side=size` (ActionDataModule's `--data.crop_scales [1.0] --data.short_side`):
+    a square clip is only resized (and maybe flipped), never cropped; the default scales do crop."""
+    clip = torch.randint(0, 256, (4, 48, 48, 3), dtype=torch.uint8)
+    whole = VideoTransform(train=False, size=32, short_side=32)(clip)
+    keep = VideoTransform(train=True, size=32, short_side=32, crop_scales=(1.0,))
+    for seed in range(6):
+        out = keep(clip, torch.Generator().manual_seed(seed))
+        assert torch.equal(out, whole) or torch.equal(out, whole.flip(-1))
+    crop = VideoTransform(train=True, size=32, short_side=32, flip=False)
+    outs = [crop(clip, torch.Generator().manual_seed(s)) for s in range(6)]
+    assert any(not torch.equal(o, whole) for o in outs)
+    with pytest.raises(ValueError, match=r"crop_scales are fractions of the short side in \(0, 1\], got \(0.0,\)"):
+        VideoTransform(train=True, size=32, crop_scales=(0.0,))
+
+
+def test_the_datamodule_passes_crop_scales_and_short_side_to_its_transforms() -> None:
+    from datamodules.action import ActionDataModule
+
+    dm = ActionDataModule(label_file="labels.csv", image_size=32, short_side=32, crop_scales=[1.0, 0.5])
+    transform = dm._dataset([], train=True).transform
+    assert (transform.crop_scales, transform.short_side, transform.size) == ((1.0, 0.5), 32, 32)
+    assert dm._dataset([], train=False).transform.short_side == 32  # the test's centre crop keeps the whole side
+    with pytest.raises(ValueError, match=r"`--data.crop_scales` are fractions of the short side in \(0, 1\]"):
+        ActionDataModule(label_file="labels.csv", crop_scales=[1.5])
