@@ -1,6 +1,6 @@
 """`make demo`: the paper's claims on the embedded demo world, checked through the product's own commands.
 
-The driver only runs commands a user could type, in order, and reads what they wrote:
+The driver only runs commands a user could type, `--parallel` (2) at a time, and reads what they wrote:
 
     python train.py fit --config tasks/demo_scorer.yaml --task.root runs/demo            # the stand-in CLIP
     python -m generation score --manifest data/demo/synthetic/ie_unreliable/manifest.jsonl \\
@@ -13,8 +13,9 @@ tasks/demo_protocol.py, the recipe in configs/recipes/demo.yaml). Each row and s
 starts and when it ends (top-1, seconds). The table, `<root>/summary.json` and `<root>/summary.png` are built
 from the runs' own `results.json`; after the table come the paper's claims with their per-seed margins and
 whether each holds (also in summary.json under `claims`). The stand-in CLIP's quality (how well its
-uncertainty flags the failed generations: AUROC, mean u) is read from the scored manifest. Subprocesses run
-with OMP_NUM_THREADS fixed (`--threads`): same machine + same command -> same numbers.
+uncertainty flags the failed generations: AUROC, mean u) is read from the scored manifest. Each run is its own
+process with OMP_NUM_THREADS fixed (`--threads`, 1): same machine + same command -> same numbers, whatever ran
+beside it (`run_all` starts a run when a core is free and what it reads is written).
 """
 
 from __future__ import annotations
