@@ -46,7 +46,7 @@ from datamodules.datasets import (
 )
 from datamodules.manifest import read_manifest
 from datamodules.mixing import MIX_RULES, MixedDataset, MixedSampler, MixRule, global_seed
-from datamodules.resume import EpochSampler, ResumableLoader
+from datamodules.resume import EpochSampler, ResumableLoader, shard
 from datamodules.splits import topup, topup_target
 from datamodules.transforms import CLIP_MEAN, CLIP_STD, CROP_SCALES, VideoTransform
 from datamodules.video import VideoDecodeError
@@ -529,13 +529,12 @@ class ActionDataModule(L.LightningDataModule):
         if isinstance(dataset, MixedDataset):
             sampler = self.mixed_sampler()
         else:
-            trainer = getattr(self, "trainer", None)
-            shard = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+            replicas, rank = shard(self)
             sampler = EpochSampler(
                 len(dataset),
                 self.batch_size,
-                num_replicas=shard.get("num_replicas", 1),
-                rank=shard.get("rank", 0),
+                num_replicas=replicas,
+                rank=rank,
                 seed=global_seed(),
             )
         return ResumableLoader(
@@ -550,8 +549,7 @@ class ActionDataModule(L.LightningDataModule):
     def mixed_sampler(self) -> MixedSampler:
         """The sampler of a mixed phase for this rank (DDP: the trainer's world size and rank)."""
         dataset: MixedDataset = self.datasets["train"]
-        trainer = getattr(self, "trainer", None)
-        shard = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+        replicas, rank = shard(self)
         return MixedSampler(
             [c.label for c in dataset.real.clips],
             [c.label for c in dataset.synthetic.clips],
@@ -559,8 +557,8 @@ class ActionDataModule(L.LightningDataModule):
             rule=self.mix,
             synthetic_fraction=self.synthetic_fraction,
             class_balanced=self.class_balanced,
-            num_replicas=shard.get("num_replicas", 1),
-            rank=shard.get("rank", 0),
+            num_replicas=replicas,
+            rank=rank,
             seed=global_seed(),
         )
 

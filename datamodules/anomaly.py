@@ -33,7 +33,7 @@ from datamodules.anomaly_eval import PROTOCOLS, EvalVideo, read_annotation, vide
 from datamodules.features import feature_path, load_features, segment_bounds
 from datamodules.manifest import read_manifest
 from datamodules.mixing import global_seed
-from datamodules.resume import ResumableLoader
+from datamodules.resume import ResumableLoader, shard
 
 log = logging.getLogger(__name__)
 
@@ -375,13 +375,12 @@ class AnomalyDataModule(UCFCrimeLists, L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Paired batches, resumable mid-epoch (`datamodules.resume`): a killed run resumes on the same bags and draws."""
         dataset = self.datasets["train"]
-        trainer = getattr(self, "trainer", None)
-        shard = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+        replicas, rank = shard(self)
         sampler = BagPairSampler(
             dataset.abnormal,
             self.batch_size,
-            num_replicas=shard.get("num_replicas", 1),
-            rank=shard.get("rank", 0),
+            num_replicas=replicas,
+            rank=rank,
             seed=global_seed(),
         )
         return ResumableLoader(dataset, sampler, num_workers=self.num_workers)

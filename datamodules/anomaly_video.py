@@ -34,7 +34,7 @@ from datamodules.anomaly import Source, UCFCrimeLists
 from datamodules.anomaly_eval import PROTOCOLS, EvalVideo, read_annotation, video_name
 from datamodules.manifest import read_manifest
 from datamodules.mixing import global_seed
-from datamodules.resume import EpochSampler, ResumableLoader
+from datamodules.resume import EpochSampler, ResumableLoader, shard
 from datamodules.transforms import VideoTransform
 from datamodules.video import decode_frames, video_info
 
@@ -285,13 +285,12 @@ class AnomalyVideoDataModule(UCFCrimeLists, L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Resumable mid-epoch (`datamodules.resume`): a killed run resumes on the same bags and draws."""
         dataset = self.datasets["train"]
-        trainer = getattr(self, "trainer", None)
-        shard = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+        replicas, rank = shard(self)
         sampler = EpochSampler(
             len(dataset),
             self.batch_size,
-            num_replicas=shard.get("num_replicas", 1),
-            rank=shard.get("rank", 0),
+            num_replicas=replicas,
+            rank=rank,
             seed=global_seed(),
         )
         return ResumableLoader(

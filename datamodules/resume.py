@@ -32,6 +32,13 @@ from datamodules.datasets import VideoDataLoader
 log = logging.getLogger(__name__)
 
 
+def shard(datamodule) -> tuple[int, int]:
+    """(num_replicas, rank) of the trainer a datamodule is attached to (DDP), or (1, 0) without one."""
+    trainer = getattr(datamodule, "trainer", None)
+    kwargs = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
+    return kwargs.get("num_replicas", 1), kwargs.get("rank", 0)
+
+
 def _rng_states() -> dict:
     """The random states as checkpoint-safe values (numpy's key array as a tensor: weights_only loads)."""
     states = _collect_rng_states()
