@@ -26,7 +26,6 @@ from functools import partial
 import lightning as L
 import torch
 import torchvision
-from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
@@ -40,6 +39,7 @@ from lightning_modules.losses import (
     soft_targets,
 )
 from lightning_modules.mixup import MixupConfig, mix_batch
+from lightning_modules.models.normalisation import CLIP_MEAN, CLIP_STD
 
 MAX_CONFUSION_CLASSES = 60  # larger confusion matrices are unreadable as an image: a text note instead
 
@@ -93,7 +93,7 @@ class VideoCLIPModule(L.LightningModule):
         self._texts: list[str] = []  # what the text encoder reads per class (the names unless label_text)
         self._tokens: torch.Tensor | None = None  # (K, L) class-prompt tokens, built in setup
         # Normalisation of the batches, undone to display clips in TensorBoard (the datamodule's; CLIP's by default).
-        self.display_mean, self.display_std = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+        self.display_mean, self.display_std = CLIP_MEAN, CLIP_STD
         self._renormalise: tuple[torch.Tensor, torch.Tensor] | None = None  # (scale, shift) per channel
 
     def setup(self, stage: str) -> None:

@@ -72,6 +72,22 @@ def smoke_args(task_yaml: Path, data: Path, root: Path, *extra: str) -> list[str
     ]
 
 
+def tensorboard_points(files: list[Path], tag: str = "train/loss") -> dict[int, int]:
+    """{step: points of `tag` at that step} as TensorBoard shows the event files read in order: a session START
+    marker (written by a resumed run) purges the steps at and after it, as TensorBoard does."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    points: dict[int, int] = {}
+    for file in files:
+        for event in EventFileLoader(str(file)).Load():
+            if event.HasField("session_log") and event.session_log.status == 1:  # START: purge steps >= it
+                points = {step: n for step, n in points.items() if step < event.step}
+            for value in event.summary.value if event.HasField("summary") else ():
+                if value.tag == tag:
+                    points[event.step] = points.get(event.step, 0) + 1
+    return points
+
+
 _RUNS: dict[str, Path] = {}
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import smoke_args  # tests/conftest.py: the smoke world's train.py arguments
+from conftest import smoke_args, tensorboard_points  # tests/conftest.py: the smoke world's train.py arguments
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules.annotations import read_labels
@@ -699,8 +699,6 @@ def test_training_reads_a_frame_folder_list(smoke_data, tmp_path):
 def test_a_killed_phase_resumes_mid_epoch_by_default_and_tensorboard_purges_the_repeated_steps(smoke_data, tmp_path):
     """last.ckpt is written every N steps by default; a run killed after it resumes there, and the resumed
     TensorBoard file starts with a purge marker at that step, so no step has two points."""
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-
     from tasks.runner import TaskConfig
 
     assert TaskConfig().checkpoint_every_n_steps  # on by default
@@ -729,12 +727,5 @@ def test_a_killed_phase_resumes_mid_epoch_by_default_and_tensorboard_purges_the_
     assert json.loads((phase / "phase.json").read_text())["steps"] == -(-32 // 4)
     files = sorted(phase.glob("events.out.tfevents.*"))
     assert len(files) == 2
-    points: dict[int, int] = {}
-    for file in files:
-        for event in EventFileLoader(str(file)).Load():
-            if event.HasField("session_log") and event.session_log.status == 1:  # START: purge steps >= it
-                points = {step: n for step, n in points.items() if step < event.step}
-            for value in event.summary.value if event.HasField("summary") else ():
-                if value.tag == "train/loss":
-                    points[event.step] = points.get(event.step, 0) + 1
+    points = tensorboard_points(files)
     assert sorted(points) == list(range(8)) and set(points.values()) == {1}

@@ -36,6 +36,22 @@ def test_each_net_declares_its_references_frame_statistics(net, stats):
     assert net.input_mean == pytest.approx(mean, abs=1e-9) and net.input_std == pytest.approx(std, abs=1e-9)
 
 
+def test_the_clip_statistics_are_open_clips_and_train_py_does_not_import_open_clip_for_them():
+    """CLIP_MEAN / CLIP_STD are open_clip's OpenAI constants (pinned: a library change shows here), kept as our own
+    so the demo's processes do not import open_clip (~0.8 s each) only to read them."""
+    import subprocess
+    import sys
+
+    import open_clip
+
+    from lightning_modules.models.normalisation import CLIP_MEAN, CLIP_STD
+
+    assert (CLIP_MEAN, CLIP_STD) == (tuple(open_clip.OPENAI_DATASET_MEAN), tuple(open_clip.OPENAI_DATASET_STD))
+    code = "import sys, lightning_modules.video_clip as v; v.VideoCLIPModule; from lightning_modules.models import DemoNet; print('open_clip' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_an_official_tc_clip_release_gets_imagenet_normalised_frames_through_train_test(
     smoke_data, tmp_path, monkeypatch, capsys
 ):

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
-from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from conftest import ROOT, tensorboard_points
 from test_anomaly import _args, _e2e_args, write_planted, write_video_world
 
 KILLER = """
@@ -64,14 +63,7 @@ def _kill_rerun_and_compare(
     )
     assert result["metrics"] == expected["metrics"]
     assert sorted(p.name for p in (phase / "checkpoints").iterdir()) == ["last.ckpt"]
-    points: dict[int, int] = {}
-    for file in sorted(phase.glob("events.out.tfevents.*")):
-        for event in EventFileLoader(str(file)).Load():
-            if event.HasField("session_log") and event.session_log.status == 1:  # START: purge steps >= it
-                points = {step: n for step, n in points.items() if step < event.step}
-            for value in event.summary.value if event.HasField("summary") else ():
-                if value.tag == "train/loss":
-                    points[event.step] = points.get(event.step, 0) + 1
+    points = tensorboard_points(sorted(phase.glob("events.out.tfevents.*")))
     assert sorted(points) and set(points.values()) == {1}  # no step logged twice
 
 

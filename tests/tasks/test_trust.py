@@ -14,8 +14,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, smoke_args
-from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from conftest import ROOT, smoke_args, tensorboard_points
 
 from train import main
 
@@ -113,14 +112,7 @@ def test_kill_9_mid_epoch_then_rerun_gives_the_uninterrupted_weights_and_metrics
     assert result["tests"][0]["metrics"] == expected["tests"][0]["metrics"]
     lasts = sorted(p.name for p in (phase / "checkpoints").iterdir() if p.name.startswith("last"))
     assert lasts == ["last.ckpt"]  # no last-v1.ckpt (a best-epoch file of the model selection may sit beside it)
-    points: dict[int, int] = {}
-    for file in sorted(phase.glob("events.out.tfevents.*")):
-        for event in EventFileLoader(str(file)).Load():
-            if event.HasField("session_log") and event.session_log.status == 1:  # START: purge steps >= it
-                points = {step: n for step, n in points.items() if step < event.step}
-            for value in event.summary.value if event.HasField("summary") else ():
-                if value.tag == "train/loss":
-                    points[event.step] = points.get(event.step, 0) + 1
+    points = tensorboard_points(sorted(phase.glob("events.out.tfevents.*")))
     assert sorted(points) == list(range(4)) and set(points.values()) == {1}  # no step logged twice
 
 
