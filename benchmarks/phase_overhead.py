@@ -48,6 +48,7 @@ from benchmarks.common import report  # noqa: E402
 
 SEED = 0  # train.py's default seed_everything
 NUM_FRAMES, TEMPORAL_BLOCKS = 6, 2  # the demo's DemoNet (configs/models/demo_net.yaml)
+TASK = "demo_none"  # one phase, tested on its last weights, no validation: what the bare loop does
 
 
 def overlay(data: Path, root: Path, epochs: int, batch_size: int, width: int, embed_dim: int, lr: float) -> dict:
@@ -163,7 +164,7 @@ def run_runner(args, data: Path, work: Path, stages: Stages | None = None) -> di
     config = root / "overlay.json"
     cfg = overlay(data, root / "runs", args.epochs, args.batch_size, args.width, args.embed_dim, args.lr)
     config.write_text(json.dumps(cfg))
-    argv = ["fit", "--config", str(ROOT / "tasks/demo_none.yaml"), "--config", str(config)]
+    argv = ["fit", "--config", str(ROOT / f"tasks/{TASK}.yaml"), "--config", str(config)]
     stages = stages or Stages()
     instrument(stages)
     phase_before = stages.seconds["phase"]
@@ -175,9 +176,9 @@ def run_runner(args, data: Path, work: Path, stages: Stages | None = None) -> di
     finally:
         stages.restore()
     total, cpu = time.perf_counter() - start, time.process_time() - cpu
-    phase_dir = root / "runs/demo_none/finetune"
+    phase_dir = root / "runs" / TASK / "finetune"
     weights = torch.load(phase_dir / "weights.pt", map_location="cpu", weights_only=True)
-    top1 = json.loads((root / "runs/demo_none/test/test/test.json").read_text())["metrics"]["test/top1"]
+    top1 = json.loads((root / "runs" / TASK / "test/test/test.json").read_text())["metrics"]["test/top1"]
     phase = stages.seconds["phase"] - phase_before
     return {"total": total, "cpu": cpu, "phase": phase, "weights": weights, "top1": top1}
 
