@@ -45,8 +45,8 @@ demo-data: install
 
 # Through the product, as a user would type it (tasks/demo.py prints each command): the stand-in CLIP
 # (train.py fit tasks/demo_scorer.yaml) -> generation score --arch demo on the unreliable set -> for 3 seeds
-# train.py fit tasks/demo_{none,basic,ie,ie_ce,ie_ul}.yaml -> the table and the claims from the runs'
-# results.json, $(DEMO_RUNS)/summary.json and summary.png. Starts from a fresh $(DEMO_RUNS).
+# train.py fit tasks/demo_{none,basic,ie,ie_ce,ie_ul}.yaml -> python -m tasks report -> the table and the claims
+# from the runs' results.json, $(DEMO_RUNS)/summary.json and summary.png. Starts from a fresh $(DEMO_RUNS).
 demo: demo-data
 	$(PY) -m tasks.demo --root $(DEMO_RUNS) --fresh
 

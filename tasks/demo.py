@@ -7,6 +7,7 @@ The driver only runs commands a user could type, `--parallel` (2) at a time, and
         --labels data/demo/labels.csv --arch demo --checkpoint runs/demo/demo_scorer/train/weights.pt --rescore true
     python train.py fit --config tasks/demo_<task>.yaml --seed_everything S --task.root runs/demo/seed<S>
                                                      # for every seed S and task none, basic, ie, ie_ce, ie_ul
+    python -m tasks report runs/demo                 # every run's own table, mean ± std over the seeds
 
 Every run trains `DemoNet` through the task runner, VideoCLIPModule and a Lightning Trainer (the tasks are in
 tasks/demo_protocol.py, the recipe in configs/recipes/demo.yaml). Each row and seed prints a line when it
@@ -103,6 +104,11 @@ def score_command(root: Path) -> list[str]:
         *("--arch", "demo", "--checkpoint", str(root / "demo_scorer" / "train" / "weights.pt")),
         *("--num_frames", str(NUM_FRAMES), "--views", "2", "--rescore", "true", "--progress", "false"),
     ]
+
+
+def report_command(root: Path) -> list[str]:
+    """Every run's own table (one row per task, mean ± std over the seeds), as `python -m tasks report` prints it."""
+    return [sys.executable, "-m", "tasks", "report", str(root)]
 
 
 def run(command: list[str], log: Path, threads: int) -> float:
@@ -398,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     total = round(time.perf_counter() - start, 1)
+    print(f"\n$ python {' '.join(report_command(root)[1:])}", flush=True)
+    if subprocess.call(report_command(root)):
+        print("error: the per-run report failed (see above)", file=sys.stderr)
+        return 1
     summary = write_summary(
         root,
         args.seeds,
@@ -415,8 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     print(claims_text(summary["claims"]))
     print(
         f"\nwall time {total:.0f} s ({args.parallel} runs at a time, {args.threads} thread(s) each); "
-        f"{root / 'summary.json'}, {root / 'summary.png'}; "
-        f"per-run tables: python -m tasks report {root}"
+        f"{root / 'summary.json'}, {root / 'summary.png'}"
     )
     return 0 if all(c["holds"] for c in summary["claims"]) else 3
 

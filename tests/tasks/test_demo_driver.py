@@ -145,6 +145,28 @@ def test_summary_files_are_built_from_the_runs_results(tmp_path, monkeypatch):
         demo.read_results(root, [1, 2, 3])
 
 
+@pytest.mark.parametrize("ul, code", [(GOOD["ie_ul"], 0), ([17.0, 39.1, 40.0], 3)], ids=["claims hold", "UL < CE"])
+def test_after_the_runs_the_driver_prints_the_runs_report_then_the_table_and_the_claims(ul, code, monkeypatch, capsys):
+    """`python -m tasks report <root>` (every run's own table) runs as a command after the training runs; the demo's
+    table and the claims come last, and a failing claim is exit code 3."""
+    calls = []
+    monkeypatch.setattr(demo, "check_build", lambda: None)
+    monkeypatch.setattr(demo, "run_all", lambda *a, **k: {})
+    monkeypatch.setattr(demo.subprocess, "call", lambda command: calls.append(command) or print("REPORT") or 0)
+
+    def summary(root, seeds, extra):
+        out = _summary({**GOOD, "ie_ul": ul})
+        out["claims"] = demo.check_claims(out)
+        return out
+
+    monkeypatch.setattr(demo, "write_summary", summary)
+    assert demo.main(["--root", "runs/x"]) == code
+    out = capsys.readouterr().out
+    assert calls == [demo.report_command(Path("runs/x"))]
+    assert out.index("$ python -m tasks report runs/x") < out.index("REPORT") < out.index("| row |")
+    assert out.index("| row |") < out.index("IE >= 2x chance")
+
+
 def test_missing_build_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(demo, "DATA", tmp_path / "nothing")
     with pytest.raises(SystemExit) as exc:
@@ -166,6 +188,7 @@ def test_the_driver_runs_only_user_commands():
     score = demo.score_command(Path("runs/demo"))
     assert score[1:4] == ["-m", "generation", "score"]
     assert score[score.index("--checkpoint") + 1] == "runs/demo/demo_scorer/train/weights.pt"
+    assert demo.report_command(Path("runs/demo"))[1:] == ["-m", "tasks", "report", "runs/demo"]
 
 
 def _job(name: str, tmp_path: Path, code: str = "pass", after: tuple[str, ...] = ()) -> demo.Job:
