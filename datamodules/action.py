@@ -45,8 +45,8 @@ from datamodules.datasets import (
     scan_clips,
 )
 from datamodules.manifest import read_manifest
-from datamodules.mixing import MIX_RULES, MixedDataset, MixedSampler, MixRule, global_seed
-from datamodules.resume import EpochSampler, ResumableLoader, shard
+from datamodules.mixing import MIX_RULES, MixedDataset, MixedSampler, MixRule
+from datamodules.resume import EpochSampler, ResumableLoader, sampler_kwargs
 from datamodules.splits import topup, topup_target
 from datamodules.transforms import CLIP_MEAN, CLIP_STD, CROP_SCALES, VideoTransform
 from datamodules.video import VideoDecodeError
@@ -529,14 +529,7 @@ class ActionDataModule(L.LightningDataModule):
         if isinstance(dataset, MixedDataset):
             sampler = self.mixed_sampler()
         else:
-            replicas, rank = shard(self)
-            sampler = EpochSampler(
-                len(dataset),
-                self.batch_size,
-                num_replicas=replicas,
-                rank=rank,
-                seed=global_seed(),
-            )
+            sampler = EpochSampler(len(dataset), self.batch_size, **sampler_kwargs(self))
         return ResumableLoader(
             dataset,
             sampler,
@@ -549,7 +542,6 @@ class ActionDataModule(L.LightningDataModule):
     def mixed_sampler(self) -> MixedSampler:
         """The sampler of a mixed phase for this rank (DDP: the trainer's world size and rank)."""
         dataset: MixedDataset = self.datasets["train"]
-        replicas, rank = shard(self)
         return MixedSampler(
             [c.label for c in dataset.real.clips],
             [c.label for c in dataset.synthetic.clips],
@@ -557,9 +549,7 @@ class ActionDataModule(L.LightningDataModule):
             rule=self.mix,
             synthetic_fraction=self.synthetic_fraction,
             class_balanced=self.class_balanced,
-            num_replicas=replicas,
-            rank=rank,
-            seed=global_seed(),
+            **sampler_kwargs(self),
         )
 
     def val_dataloader(self) -> DataLoader | list:

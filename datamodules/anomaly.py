@@ -32,8 +32,7 @@ from datamodules.annotations import AnnotationError, CrimeVideo, read_list
 from datamodules.anomaly_eval import PROTOCOLS, EvalVideo, read_annotation, video_name
 from datamodules.features import feature_path, load_features, segment_bounds
 from datamodules.manifest import read_manifest
-from datamodules.mixing import global_seed
-from datamodules.resume import ResumableLoader, shard
+from datamodules.resume import ResumableLoader, sampler_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -375,14 +374,7 @@ class AnomalyDataModule(UCFCrimeLists, L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Paired batches, resumable mid-epoch (`datamodules.resume`): a killed run resumes on the same bags and draws."""
         dataset = self.datasets["train"]
-        replicas, rank = shard(self)
-        sampler = BagPairSampler(
-            dataset.abnormal,
-            self.batch_size,
-            num_replicas=replicas,
-            rank=rank,
-            seed=global_seed(),
-        )
+        sampler = BagPairSampler(dataset.abnormal, self.batch_size, **sampler_kwargs(self))
         return ResumableLoader(dataset, sampler, num_workers=self.num_workers)
 
     def test_dataloader(self) -> DataLoader:

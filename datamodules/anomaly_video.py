@@ -33,8 +33,7 @@ from datamodules.annotations import AnnotationError, read_list
 from datamodules.anomaly import Source, UCFCrimeLists
 from datamodules.anomaly_eval import PROTOCOLS, EvalVideo, read_annotation, video_name
 from datamodules.manifest import read_manifest
-from datamodules.mixing import global_seed
-from datamodules.resume import EpochSampler, ResumableLoader, shard
+from datamodules.resume import EpochSampler, ResumableLoader, sampler_kwargs
 from datamodules.transforms import VideoTransform
 from datamodules.video import decode_frames, video_info
 
@@ -285,14 +284,7 @@ class AnomalyVideoDataModule(UCFCrimeLists, L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Resumable mid-epoch (`datamodules.resume`): a killed run resumes on the same bags and draws."""
         dataset = self.datasets["train"]
-        replicas, rank = shard(self)
-        sampler = EpochSampler(
-            len(dataset),
-            self.batch_size,
-            num_replicas=replicas,
-            rank=rank,
-            seed=global_seed(),
-        )
+        sampler = EpochSampler(len(dataset), self.batch_size, **sampler_kwargs(self))
         return ResumableLoader(
             dataset,
             sampler,

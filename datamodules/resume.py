@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DistributedSampler
 
 from datamodules.datasets import VideoDataLoader
+from datamodules.mixing import global_seed
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,12 @@ def shard(datamodule) -> tuple[int, int]:
     trainer = getattr(datamodule, "trainer", None)
     kwargs = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {}
     return kwargs.get("num_replicas", 1), kwargs.get("rank", 0)
+
+
+def sampler_kwargs(datamodule) -> dict:
+    """`num_replicas`, `rank` (`shard`) and `seed` (the run's, the same on every rank) of a training sampler."""
+    replicas, rank = shard(datamodule)
+    return {"num_replicas": replicas, "rank": rank, "seed": global_seed()}
 
 
 def _rng_states() -> dict:
