@@ -2,7 +2,7 @@
 
 Run from the repo root: `python benchmarks/phase_overhead.py [--data data/demo] [--repeats 3] [--dry]`.
 "Ours" is `train.py fit` in this process (SynthactCLI -> TaskRunner -> VideoCLIPModule -> Trainer) on the
-demo world's 4-shot phase: DemoNet (width 8, embed 64, time in its top 2 blocks: configs/models/demo_net.yaml)
+demo world's 4-shot phase: DemoNet (width 8, embed 64, frames and temporal blocks of configs/models/demo_net.yaml)
 in VideoCLIPModule, 6 frames at 32 px, batch 8, AdamW lr 3e-4 (wd 0.05, warm-up 1 epoch, cosine),
 cross-entropy, no Mixup, 30 epochs on train1_few_shot_4 (32 clips: 120 optimiser steps), then the task's test
 on val1. The task is demo_none (`make demo`'s row none: the finetune phase only, tested on its last weights).
@@ -40,6 +40,7 @@ from functools import partial, wraps
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,7 +48,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from benchmarks.common import report  # noqa: E402
 
 SEED = 0  # train.py's default seed_everything
-NUM_FRAMES, TEMPORAL_BLOCKS = 6, 2  # the demo's DemoNet (configs/models/demo_net.yaml)
+_DEMO_NET = yaml.safe_load((ROOT / "configs/models/demo_net.yaml").read_text())["init_args"]["net"]["init_args"]
+NUM_FRAMES, TEMPORAL_BLOCKS = _DEMO_NET["num_frames"], _DEMO_NET["temporal_blocks"]  # as every demo run has them
 TASK = "demo_none"  # one phase, tested on its last weights, no validation: what the bare loop does
 
 

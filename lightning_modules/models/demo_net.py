@@ -49,7 +49,8 @@ class DemoNet(nn.Module):
         image_size: frame side in pixels (the datamodule takes it; the demo's 64 px frames are resized: the
             figure stays visible and a 3D CNN learns in seconds).
         temporal_blocks: how many of the top blocks convolve over time (3 x 3 x 3 kernels, 0-3); the blocks
-            below them are per frame (1 x 3 x 3). Top-heavy, as S3D found best: 2 costs ~0.6x of 3 per step.
+            below them are per frame (1 x 3 x 3). Top-heavy, as S3D found best. A training step with 2 took 0.6x
+            and 0.83x of 3's on two CPU VMs; the demo keeps 3 (configs/models/demo_net.yaml says why).
     """
 
     input_mean, input_std = CLIP_MEAN, CLIP_STD  # trained from scratch on the data's default

@@ -17,11 +17,11 @@ from tasks import demo, get_task
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANCE = 12.5  # 8 demo classes
-# 1.6x chance. This reduced row through the product (2-core CPU VM, 2026-12-07, ~40 s) fine-tunes to 33.3 / 24.0 /
-# 15.6 / 34.4 with seeds 0 / 1 / 2 / 3 (1 thread; DemoNet with time in its top 2 blocks, configs/models/demo_net.yaml).
-# The mini build has 4 real clips per class and 12 test clips: seeds spread widely, and seed 2 fell below the floor,
-# so the test runs seed 0, which is well clear of it: 35.4 with the test's 2 threads (zero-shot 25.0). A product that
-# does not learn sits at chance (12.5) on every seed. Before the batch-32 / 6-frame recipe: 14.6.
+# 1.6x chance. This reduced row through the product (2-core CPU VM, 2026-12-07, ~40 s) fine-tunes to 33.3 / 25.0 /
+# 35.4 / 39.6 with seeds 0 / 1 / 2 / 3 (1 thread; configs/models/demo_net.yaml, time in the top 3 blocks), and seed 0
+# to 34.4 with the test's 2 threads (zero-shot 24.0). The mini build has 4 real clips per class and 12 test clips, so
+# seeds spread widely (with time in 2 blocks seed 2 fell to 15.6); a product that does not learn sits at chance
+# (12.5) on every seed. Before the batch-32 / 6-frame recipe: 14.6.
 FEW_SHOT_FLOOR = 20.0
 
 
