@@ -21,8 +21,8 @@ def test_logits_shape_tokens_and_scale():
 
 @pytest.mark.parametrize("temporal_blocks", [3, 2])
 def test_learns_a_motion_only_task(temporal_blocks):
-    """Two classes that differ only in motion (a bar moving up vs down) are learned in a few steps, also when only
-    the top 2 blocks convolve over time (the demo's setting)."""
+    """Two classes that differ only in motion (a bar moving up vs down) are learned in a few steps, with time
+    convolved in the top 3 blocks (the demo's setting) and in the top 2."""
     torch.manual_seed(0)
     t = torch.arange(4)
     video = torch.zeros(16, 4, 3, 16, 16)
