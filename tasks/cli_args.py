@@ -239,9 +239,13 @@ def explain(parser, args: list[str], message: str) -> str:
     return f"unknown key --{bad}: {hint} (`--print_config` lists every key)"
 
 
+_DEVICE_SUMMARY = re.compile(r"(GPU|TPU|HPU|IPU) available: ")  # Lightning's Trainer, one line per kind
+
+
 class _Quiet(logging.Filter):
-    """Drops Lightning's advertising tips and repeats of a warning already shown (open_clip's "No pretrained
-    weights loaded" for every model a run builds)."""
+    """Drops Lightning's advertising tips, repeats of a warning already shown (open_clip's "No pretrained
+    weights loaded" for every model a run builds) and repeats of the device summary ("GPU available: ...",
+    printed by every Trainer: each phase and test of a task builds one)."""
 
     def __init__(self):
         super().__init__()
@@ -251,7 +255,7 @@ class _Quiet(logging.Filter):
         message = record.getMessage()
         if message.startswith("💡 Tip:"):
             return False
-        if record.levelno >= logging.WARNING and record.name == "root":
+        if (record.levelno >= logging.WARNING and record.name == "root") or _DEVICE_SUMMARY.match(message):
             if message in self.seen:
                 return False
             self.seen.add(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 from conftest import ROOT, smoke_args
@@ -9,7 +10,9 @@ from conftest import ROOT, smoke_args
 from train import main
 
 
-def test_a_smoke_fit_prints_no_tip_deprecation_or_repeated_warning(smoke_data, tmp_path, capfd, caplog):
+def test_a_smoke_fit_prints_no_tip_deprecation_or_repeated_warning(smoke_data, tmp_path, capfd, caplog, monkeypatch):
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", ""):
+        monkeypatch.setattr(logging.getLogger(name), "filters", [])  # a fresh process: nothing seen yet
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         main(smoke_args(ROOT / "tasks/few_shot_k2.yaml", smoke_data, tmp_path, "--trainer.limit_train_batches", "1"))
@@ -23,3 +26,5 @@ def test_a_smoke_fit_prints_no_tip_deprecation_or_repeated_warning(smoke_data, t
     ]
     assert not shown, shown
     assert text.count("No pretrained weights loaded") <= 1
+    # 3 Trainers (pre-training, fine-tuning, test); the device summary is said once
+    assert text.count("GPU available: False, used: False") == 1, text
