@@ -2,8 +2,8 @@
 
 Run from the repo root: `python benchmarks/phase_overhead.py [--data data/demo] [--repeats 3] [--dry]`.
 "Ours" is `train.py fit` in this process (SynthactCLI -> TaskRunner -> VideoCLIPModule -> Trainer) on the
-demo world's 4-shot phase: DemoNet (width 8, embed 64, frames and temporal blocks of configs/models/demo_net.yaml)
-in VideoCLIPModule, 6 frames at 32 px, batch 8, AdamW lr 3e-4 (wd 0.05, warm-up 1 epoch, cosine),
+demo world's 4-shot phase: DemoNet as configs/models/demo_net.yaml builds it (width 8, embed 64, 6 frames at
+32 px) in VideoCLIPModule, batch 8, AdamW lr 3e-4 (wd 0.05, warm-up 1 epoch, cosine),
 cross-entropy, no Mixup, 30 epochs on train1_few_shot_4 (32 clips: 120 optimiser steps), then the task's test
 on val1. The task is demo_none (`make demo`'s row none: the finetune phase only, tested on its last weights).
 Not few_shot_k4: the paper's few-shot protocol validates on val1 every 10th epoch to pick its best epoch,
@@ -48,8 +48,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from benchmarks.common import report  # noqa: E402
 
 SEED = 0  # train.py's default seed_everything
-_DEMO_NET = yaml.safe_load((ROOT / "configs/models/demo_net.yaml").read_text())["init_args"]["net"]["init_args"]
-NUM_FRAMES, TEMPORAL_BLOCKS = _DEMO_NET["num_frames"], _DEMO_NET["temporal_blocks"]  # as every demo run has them
+DEMO_NET = yaml.safe_load((ROOT / "configs/models/demo_net.yaml").read_text())["init_args"]["net"]["init_args"]
+NUM_FRAMES = DEMO_NET["num_frames"]  # the data's frames per clip: the net's
 TASK = "demo_none"  # one phase, tested on its last weights, no validation: what the bare loop does
 
 
@@ -62,13 +62,7 @@ def overlay(data: Path, root: Path, epochs: int, batch_size: int, width: int, em
             "init_args": {
                 "net": {
                     "class_path": "lightning_modules.models.DemoNet",
-                    "init_args": {
-                        "width": width,
-                        "embed_dim": embed_dim,
-                        "context_length": 8,
-                        "num_frames": NUM_FRAMES,
-                        "temporal_blocks": TEMPORAL_BLOCKS,
-                    },
+                    "init_args": {**DEMO_NET, "width": width, "embed_dim": embed_dim},
                 },
                 "lr": lr,
                 "weight_decay": 0.05,
@@ -198,13 +192,7 @@ def run_bare(args, data: Path) -> dict:
 
     start, cpu = time.perf_counter(), time.process_time()
     seed_everything(SEED, workers=True, verbose=False)
-    net = DemoNet(
-        width=args.width,
-        embed_dim=args.embed_dim,
-        context_length=8,
-        num_frames=NUM_FRAMES,
-        temporal_blocks=TEMPORAL_BLOCKS,
-    )
+    net = DemoNet(**{**DEMO_NET, "width": args.width, "embed_dim": args.embed_dim})
     seed_everything(phase_seed(SEED, "finetune"), workers=True, verbose=False)  # as the runner seeds the phase
     init = overlay(data, data, args.epochs, args.batch_size, args.width, args.embed_dim, args.lr)["data"]["init_args"]
     dm = ActionDataModule(**init)

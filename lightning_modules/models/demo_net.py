@@ -48,9 +48,6 @@ class DemoNet(nn.Module):
         num_frames: frames per clip it is trained and tested on (the datamodule takes it; the demo renders 16).
         image_size: frame side in pixels (the datamodule takes it; the demo's 64 px frames are resized: the
             figure stays visible and a 3D CNN learns in seconds).
-        temporal_blocks: how many of the top blocks convolve over time (3 x 3 x 3 kernels, 0-3); the blocks
-            below them are per frame (1 x 3 x 3). Top-heavy, as S3D found best. A training step with 2 took 0.6x
-            and 0.83x of 3's on two CPU VMs; the demo keeps 3 (configs/models/demo_net.yaml says why).
     """
 
     input_mean, input_std = CLIP_MEAN, CLIP_STD  # trained from scratch on the data's default
@@ -65,28 +62,24 @@ class DemoNet(nn.Module):
         logit_scale: float = 10.0,
         num_frames: int = 8,
         image_size: int = 32,
-        temporal_blocks: int = 3,
     ):
         super().__init__()
-        if width < 1 or embed_dim < 1 or vocab_size < 2 or context_length < 1 or not 0 <= temporal_blocks <= 3:
+        if width < 1 or embed_dim < 1 or vocab_size < 2 or context_length < 1:
             raise ValueError(
-                f"DemoNet needs width, embed_dim, context_length >= 1, vocab_size >= 2 and temporal_blocks in "
-                f"0..3; got width={width}, embed_dim={embed_dim}, vocab_size={vocab_size}, "
-                f"context_length={context_length}, temporal_blocks={temporal_blocks}"
+                f"DemoNet needs width, embed_dim, context_length >= 1 and vocab_size >= 2; got width={width}, "
+                f"embed_dim={embed_dim}, vocab_size={vocab_size}, context_length={context_length}"
             )
         self.vocab_size, self.context_length, self.prompt = vocab_size, context_length, prompt
         self.num_frames, self.image_size = num_frames, image_size
-        self.temporal_blocks = temporal_blocks
         w = width
-        k2, k3, k4 = ((3, 3, 3) if i >= 3 - temporal_blocks else (1, 3, 3) for i in range(3))
         self.video = nn.Sequential(  # (B, 3, T, H, W) -> (B, 8w, 1, 1, 1)
             *_block(3, w, (1, 3, 3)),
-            nn.MaxPool3d((1, 2, 2)),  # per-frame edges at full resolution
-            *_block(w, 2 * w, k2),
+            nn.MaxPool3d((1, 2, 2)),  # per-frame edges at full resolution; the 3 blocks above convolve time too
+            *_block(w, 2 * w, (3, 3, 3)),
             nn.MaxPool3d((1, 2, 2)),
-            *_block(2 * w, 4 * w, k3),
+            *_block(2 * w, 4 * w, (3, 3, 3)),
             nn.MaxPool3d(2),
-            *_block(4 * w, 8 * w, k4),
+            *_block(4 * w, 8 * w, (3, 3, 3)),
             nn.AdaptiveAvgPool3d(1),
         )
         # Channels-last 3D: oneDNN's convolutions run ~1.8x faster on CPU in this layout than in NCDHW (same math;
