@@ -240,10 +240,12 @@ def explain(parser, args: list[str], message: str) -> str:
 
 
 _DEVICE_SUMMARY = re.compile(r"(GPU|TPU|HPU|IPU) available: ")  # Lightning's Trainer, one line per kind
+# Lightning's notes on its own internals, said every phase: the schedule asks for the phase's step count
+_INTERNAL = ("💡 Tip:", "Loading `train_dataloader` to estimate number of stepping batches")
 
 
 class _Quiet(logging.Filter):
-    """Drops Lightning's advertising tips, repeats of a warning already shown (open_clip's "No pretrained
+    """Drops Lightning's advertising tips and notes on its internals (`_INTERNAL`), repeats of a warning already shown (open_clip's "No pretrained
     weights loaded" for every model a run builds) and repeats of the device summary ("GPU available: ...",
     printed by every Trainer: each phase and test of a task builds one)."""
 
@@ -253,7 +255,7 @@ class _Quiet(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if message.startswith("💡 Tip:"):
+        if message.startswith(_INTERNAL):
             return False
         if (record.levelno >= logging.WARNING and record.name == "root") or _DEVICE_SUMMARY.match(message):
             if message in self.seen:

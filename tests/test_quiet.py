@@ -19,6 +19,7 @@ def test_a_smoke_fit_prints_no_tip_deprecation_or_repeated_warning(smoke_data, t
     out, err = capfd.readouterr()
     text = out + err + caplog.text
     assert "Tip:" not in text and "litlogger" not in text
+    assert "to estimate number of stepping batches" not in text  # Lightning's internals, once per phase
     assert "few_shot_k2 (TC-CLIP+Ours)" in out  # the results still print
     # Python shows a DeprecationWarning only when raised in __main__ (train.py); LeafSpec's is a FutureWarning.
     shown = [
