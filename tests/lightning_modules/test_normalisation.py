@@ -38,15 +38,19 @@ def test_each_net_declares_its_references_frame_statistics(net, stats):
 
 def test_the_clip_statistics_are_open_clips_and_train_py_does_not_import_open_clip_for_them():
     """CLIP_MEAN / CLIP_STD are open_clip's OpenAI constants (pinned: a library change shows here), kept as our own
-    so the demo's processes do not import open_clip (~0.8 s each) only to read them."""
+    so the demo's processes do not import open_clip (~0.8 s each) only to read them. The datamodules' default
+    (datamodules/transforms.py) is the same numbers, written there because datamodules and lightning_modules are
+    independent layers (import-linter)."""
     import subprocess
     import sys
 
     import open_clip
 
+    from datamodules import transforms
     from lightning_modules.models.normalisation import CLIP_MEAN, CLIP_STD
 
-    assert (CLIP_MEAN, CLIP_STD) == (tuple(open_clip.OPENAI_DATASET_MEAN), tuple(open_clip.OPENAI_DATASET_STD))
+    openai = (tuple(open_clip.OPENAI_DATASET_MEAN), tuple(open_clip.OPENAI_DATASET_STD))
+    assert (CLIP_MEAN, CLIP_STD) == openai and (transforms.CLIP_MEAN, transforms.CLIP_STD) == openai
     code = "import sys, lightning_modules.video_clip as v; v.VideoCLIPModule; from lightning_modules.models import DemoNet; print('open_clip' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
